@@ -1,0 +1,1 @@
+"""prereg-bot core: the rules of preregistration and the processes that run them."""

@@ -1,0 +1,27 @@
+"""Domain errors: every refusal carries a code for programs and a cause in plain words."""
+
+from __future__ import annotations
+
+
+class Refused(Exception):
+    """A rule refused the request. Nothing was changed."""
+
+    def __init__(self, code: str, message: str, rule: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.rule = rule
+
+
+class InvalidInput(Exception):
+    """One or more fields are malformed. `errors` maps field name to a message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class NotFound(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -1,0 +1,152 @@
+"""Plain value objects the service hands to its callers (no ORM sessions attached)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from store.models import Partner, Preregistration
+
+
+@dataclass(frozen=True)
+class PartnerView:
+    id: int
+    name: str
+    country: str
+    contact_email: str | None
+    contact_mobile: str | None
+    notice_channel_id: str | None
+    digest_channel_id: str | None
+
+    @property
+    def has_reserved_contact(self) -> bool:
+        return bool(self.contact_email or self.contact_mobile)
+
+    @classmethod
+    def of(cls, p: Partner) -> PartnerView:
+        return cls(
+            id=p.id,
+            name=p.name,
+            country=p.country,
+            contact_email=p.contact_email,
+            contact_mobile=p.contact_mobile,
+            notice_channel_id=p.notice_channel_id,
+            digest_channel_id=p.digest_channel_id,
+        )
+
+
+@dataclass(frozen=True)
+class PreregView:
+    id: int
+    partner_id: int
+    partner_name: str
+    full_name: str
+    email: str
+    mobile: str
+    send_invitation: bool
+    association_type: str
+    status: str
+    customer_country: str | None
+    partner_country: str
+    review_reason: str | None
+    submitted_by: str
+    submitted_at: datetime
+    review_due_at: datetime | None
+    decided_at: datetime | None
+    decided_by: str | None
+    decision_reason: str | None
+    expires_at: datetime | None
+    associated_at: datetime | None
+    deleted_at: datetime | None
+    invited_at: datetime | None
+    review_channel_id: str | None
+    review_message_ts: str | None
+
+    @classmethod
+    def of(cls, r: Preregistration, partner: Partner) -> PreregView:
+        return cls(
+            id=r.id,
+            partner_id=r.partner_id,
+            partner_name=partner.name,
+            full_name=r.full_name,
+            email=r.email,
+            mobile=r.mobile,
+            send_invitation=r.send_invitation,
+            association_type=r.association_type,
+            status=r.status,
+            customer_country=r.customer_country,
+            partner_country=partner.country,
+            review_reason=r.review_reason,
+            submitted_by=r.submitted_by,
+            submitted_at=r.submitted_at,
+            review_due_at=r.review_due_at,
+            decided_at=r.decided_at,
+            decided_by=r.decided_by,
+            decision_reason=r.decision_reason,
+            expires_at=r.expires_at,
+            associated_at=r.associated_at,
+            deleted_at=r.deleted_at,
+            invited_at=r.invited_at,
+            review_channel_id=r.review_channel_id,
+            review_message_ts=r.review_message_ts,
+        )
+
+
+@dataclass(frozen=True)
+class PreregistrationForm:
+    """What the partner typed into the modal (R7). Association type is always Reseller."""
+
+    full_name: str
+    email: str
+    mobile: str
+    send_invitation: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Result of a preregistration request. `created` is False when a retry found the
+    request already handled (same request key)."""
+
+    preregistration: PreregView
+    created: bool
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    allowed: bool
+    code: str | None = None
+    message: str | None = None
+    needs_review: bool = False
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    email: str
+    deleted: bool
+    message: str
+    preregistration_id: int | None = None
+
+
+@dataclass(frozen=True)
+class PartnerSummary:
+    partner: PartnerView
+    quota_used: int
+    quota_limit: int
+    counts: dict[str, int]
+    expiring_soon: list[PreregView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[PreregView]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + len(self.items) < self.total
+
+    @property
+    def has_previous(self) -> bool:
+        return self.offset > 0

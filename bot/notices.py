@@ -1,0 +1,13 @@
+"""Kinds of notice the service records in the outbox. Payloads hold ids and facts only;
+the delivery side renders them (Slack Block Kit, email) at send time."""
+
+REVIEW_REQUEST = "review_request"  # {preregistration_id}: post to the manager channel
+REVIEW_DECIDED = "review_decided"  # {preregistration_id}: update that post, DM the submitter
+INVITATION_EMAIL = "invitation_email"  # {preregistration_id}: email the customer (R8 yes)
+INVITATION_SHARE = "invitation_share"  # {preregistration_id}: link + QR to the partner (R8 no)
+ASSOCIATED = "associated"  # {preregistration_id}: tell the partner (R12)
+EXPIRED = "expired"  # {preregistration_id}: notice channel or DM (R5)
+EXPIRY_REMINDER = "expiry_reminder"  # {preregistration_id, days_before}
+REVIEW_DUE_SOON = "review_due_soon"  # {preregistration_id}
+REVIEW_OVERDUE = "review_overdue"  # {preregistration_id}
+DIGEST = "digest"  # {partner_id, date}

@@ -1,0 +1,106 @@
+"""The source rules as data and pure functions (R2's causes, R4's cap, R5's validity)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from bot.errors import Refused
+from store.models import DirectoryAccount
+
+VALIDITY = timedelta(days=15)  # R5
+QUOTA_LIMIT = 100  # R4
+REVIEW_WORKING_DAYS = 2  # R3
+ASSOCIATION_TYPE = "reseller"  # R7
+DELETABLE_STATUSES = ("preregistered", "rejected", "expired")  # R9
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    validity: timedelta = VALIDITY
+    quota_limit: int = QUOTA_LIMIT
+    review_working_days: int = REVIEW_WORKING_DAYS
+    holidays: frozenset[date] = frozenset()
+
+
+# Every fixed refusal: code -> (cause in plain words, rule). R2's seven are worded as the
+# source states them.
+CAUSES: dict[str, tuple[str, str | None]] = {
+    "china_mainland": ("The customer is registered on the China-mainland website.", "R2"),
+    "associated_with_another_partner": (
+        "The customer is associated with another partner.",
+        "R2",
+    ),
+    "preregistered_by_another_partner": (
+        "The customer is preregistered by another partner (the preregistration is still valid).",
+        "R2",
+    ),
+    "consumer_cloud_user": ("The customer is a consumer-cloud user.", "R2"),
+    "signed_contract": ("The customer has signed contracts with the vendor.", "R2"),
+    "cash_expenditure": (
+        "The customer has cash-expenditure records and was not preregistered by the vendor's "
+        "direct sales team.",
+        "R2",
+    ),
+    "enterprise_master": (
+        "The customer is associated with an enterprise master in the unified accounting model.",
+        "R2",
+    ),
+    "already_associated": ("The customer is already associated with your partner.", "R2"),
+    "not_a_member": (
+        "You are not set up as a member of a partner yet. Ask your ecosystem manager to add you.",
+        None,
+    ),
+    "no_reserved_contact": (
+        "Your partner has no reserved contact email or mobile number, which is needed before "
+        "it can preregister customers. Ask your ecosystem manager to add one.",
+        "R1",
+    ),
+}
+
+
+def refusal(code: str) -> Refused:
+    message, rule = CAUSES[code]
+    return Refused(code, message, rule)
+
+
+def directory_refusal(account: DirectoryAccount, partner_name: str) -> Refused | None:
+    """The first R2 cause that the directory record shows, or None."""
+    if account.china_mainland:
+        return refusal("china_mainland")
+    if account.associated_partner and account.associated_partner != partner_name:
+        return refusal("associated_with_another_partner")
+    if account.associated_partner == partner_name:
+        return refusal("already_associated")
+    if account.consumer:
+        return refusal("consumer_cloud_user")
+    if account.contract:
+        return refusal("signed_contract")
+    if account.cash_spend and not account.direct_sales_preregistered:
+        return refusal("cash_expenditure")
+    if account.enterprise_master:
+        return refusal("enterprise_master")
+    return None
+
+
+def live_claim_refusal(status: str, same_partner: bool) -> Refused:
+    """A live preregistration already holds the customer (R2, R5)."""
+    if same_partner:
+        words = {
+            "under_review": "is already under review for your partner",
+            "preregistered": "is already preregistered by your partner",
+            "associated": "is already associated with your partner",
+        }[status]
+        return Refused(f"already_{status}", f"The customer {words}.", "R5")
+    if status == "associated":
+        return refusal("associated_with_another_partner")
+    return refusal("preregistered_by_another_partner")
+
+
+def quota_refusal(limit: int) -> Refused:
+    return Refused(
+        "quota_full",
+        f"Your partner already has {limit} customers Under review or Preregistered, the most "
+        "allowed at once. Delete a preregistration you no longer need, or wait for one to expire.",
+        "R4",
+    )

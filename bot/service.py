@@ -1,0 +1,623 @@
+"""The preregistration service: one method per user intent, every rule R1–R12 enforced here.
+
+Each method is one transaction (`Database.session()`); notices that follow from a change are
+recorded in the outbox inside the same transaction, so they exist exactly when the change does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot import notices
+from bot.clock import Clock
+from bot.errors import InvalidInput, NotFound, Refused
+from bot.models import (
+    DeleteResult,
+    Eligibility,
+    Outcome,
+    Page,
+    PartnerSummary,
+    PartnerView,
+    PreregistrationForm,
+    PreregView,
+)
+from bot.rules import (
+    ASSOCIATION_TYPE,
+    DELETABLE_STATUSES,
+    RuleSettings,
+    directory_refusal,
+    live_claim_refusal,
+    quota_refusal,
+    refusal,
+)
+from bot.validation import (
+    clean_email,
+    clean_mobile,
+    clean_name,
+    email_error,
+    mobile_error,
+    mobile_region,
+    name_error,
+    normalise_email,
+)
+from bot.workdays import add_working_days
+from store import audit, deliveries
+from store import directory as directory_store
+from store import partners as partner_store
+from store import preregistrations as prereg_store
+from store.db import Database
+from store.models import QUOTA_STATUSES, Partner, Preregistration
+
+log = logging.getLogger(__name__)
+
+
+class PreregistrationService:
+    def __init__(self, db: Database, clock: Clock, rules: RuleSettings | None = None) -> None:
+        self.db = db
+        self.clock = clock
+        self.rules = rules or RuleSettings()
+
+    # --- who is asking -------------------------------------------------------------------
+
+    def partner_of(self, slack_user_id: str) -> PartnerView:
+        """The member's partner, or Refused('not_a_member')."""
+        with self.db.session() as s:
+            return PartnerView.of(self._partner_of(s, slack_user_id))
+
+    def ready_partner(self, slack_user_id: str) -> PartnerView:
+        """The member's partner if it may preregister at all (R1), else Refused."""
+        partner = self.partner_of(slack_user_id)
+        if not partner.has_reserved_contact:
+            raise refusal("no_reserved_contact")
+        return partner
+
+    def is_manager(self, slack_user_id: str) -> bool:
+        with self.db.session() as s:
+            return partner_store.is_manager(s, slack_user_id)
+
+    def manager_contacts(self) -> list[tuple[str, str | None]]:
+        """(Slack user id, email) of every ecosystem manager (R13)."""
+        with self.db.session() as s:
+            return [(m.slack_user_id, m.email) for m in partner_store.managers(s)]
+
+    # --- preregister (R1–R7) ---------------------------------------------------------------
+
+    def validate_form(self, form: PreregistrationForm, partner_country: str | None) -> None:
+        """Field errors for the modal, all at once (R6, R7)."""
+        errors = {}
+        for field, error in (
+            ("full_name", name_error(form.full_name)),
+            ("email", email_error(form.email)),
+            ("mobile", mobile_error(form.mobile, partner_country)),
+        ):
+            if error:
+                errors[field] = error
+        if errors:
+            raise InvalidInput(errors)
+
+    def preregister(
+        self, slack_user_id: str, form: PreregistrationForm, request_key: str | None = None
+    ) -> Outcome:
+        """Claims the customer for the member's partner, or sends it to review (R3).
+        A repeated `request_key` returns the first outcome and changes nothing."""
+        now = self.clock.now()
+        if request_key:
+            with self.db.session() as s:
+                existing = prereg_store.by_request_key(s, request_key)
+                if existing is not None:
+                    return Outcome(PreregView.of(existing, existing.partner), created=False)
+        try:
+            with self.db.session() as s:
+                partner = self._partner_of(s, slack_user_id)
+                if not (partner.contact_email or partner.contact_mobile):
+                    raise refusal("no_reserved_contact")
+                self.validate_form(form, partner.country)
+                row = self._claim(s, partner, slack_user_id, form, request_key, now)
+                return Outcome(PreregView.of(row, partner), created=True)
+        except IntegrityError as exc:
+            return self._after_conflict(slack_user_id, form, request_key, exc)
+        except Refused as refused:
+            self._audit_refusal(slack_user_id, "preregister", refused, {"email": form.email})
+            raise
+
+    def _claim(
+        self,
+        s: Session,
+        partner: Partner,
+        user: str,
+        form: PreregistrationForm,
+        request_key: str | None,
+        now: datetime,
+    ) -> Preregistration:
+        email = clean_email(form.email)
+        email_norm = normalise_email(email)
+        mobile = clean_mobile(form.mobile, partner.country)
+        name = clean_name(form.full_name)
+
+        partner_store.lock_partner(s, partner.id)
+        self._expire_stale(s, email_norm, now)
+
+        account = directory_store.account(s, email_norm)
+        if account is not None:
+            cause = directory_refusal(account, partner.name)
+            if cause:
+                raise cause
+        live = prereg_store.live_for_email(s, email_norm)
+        if live is not None:
+            raise live_claim_refusal(live.status, live.partner_id == partner.id)
+        if prereg_store.count_in_quota(s, partner.id) >= self.rules.quota_limit:
+            raise quota_refusal(self.rules.quota_limit)
+
+        country = account.country if account is not None else mobile_region(mobile)
+        row = Preregistration(
+            partner_id=partner.id,
+            full_name=name,
+            email=email,
+            email_norm=email_norm,
+            mobile=mobile,
+            send_invitation=form.send_invitation,
+            association_type=ASSOCIATION_TYPE,
+            customer_country=country,
+            submitted_by=user,
+            submitted_at=now,
+            request_key=request_key,
+            invite_failed_attempts=0,
+        )
+        if country and country != partner.country:
+            row.status = "under_review"
+            row.review_reason = (
+                f"The customer's country ({country}) differs from the partner's business "
+                f"country ({partner.country})."
+            )
+            row.review_due_at = add_working_days(
+                now, self.rules.review_working_days, self.rules.holidays
+            )
+        else:
+            self._start_validity(row, now)
+        prereg_store.add(s, row)
+        audit.record(
+            s,
+            at=now,
+            actor=user,
+            action="preregister",
+            result=row.status,
+            preregistration_id=row.id,
+            partner_id=partner.id,
+            detail={"email": email_norm, "country": country},
+        )
+        if row.status == "under_review":
+            self._notify(s, notices.REVIEW_REQUEST, row, now)
+        else:
+            self._notify_invitation(s, row, now)
+        return row
+
+    def _start_validity(self, row: Preregistration, now: datetime) -> None:
+        row.status = "preregistered"
+        row.expires_at = now + self.rules.validity
+
+    def _after_conflict(
+        self,
+        user: str,
+        form: PreregistrationForm,
+        request_key: str | None,
+        exc: IntegrityError,
+    ) -> Outcome:
+        """A concurrent writer won the same customer or the same request: report what won."""
+        with self.db.session() as s:
+            if request_key:
+                existing = prereg_store.by_request_key(s, request_key)
+                if existing is not None:
+                    return Outcome(PreregView.of(existing, existing.partner), created=False)
+            live = prereg_store.live_for_email(s, normalise_email(form.email))
+            partner_id = partner_store.member_partner_id(s, user)
+        if live is None:
+            raise exc
+        refused = live_claim_refusal(live.status, live.partner_id == partner_id)
+        self._audit_refusal(user, "preregister", refused, {"email": form.email})
+        raise refused
+
+    def check(self, slack_user_id: str, email: str) -> Eligibility:
+        """Whether the customer could be preregistered now, without claiming anything."""
+        error = email_error(email)
+        if error:
+            raise InvalidInput({"email": error})
+        email_norm = normalise_email(email)
+        now = self.clock.now()
+        with self.db.session() as s:
+            partner = self._partner_of(s, slack_user_id)
+            if not (partner.contact_email or partner.contact_mobile):
+                return self._refusal_eligibility(refusal("no_reserved_contact"))
+            account = directory_store.account(s, email_norm)
+            cause = directory_refusal(account, partner.name) if account else None
+            if cause is None:
+                live = prereg_store.live_for_email(s, email_norm)
+                if live is not None and not self._is_lapsed(live, now):
+                    cause = live_claim_refusal(live.status, live.partner_id == partner.id)
+            if (
+                cause is None
+                and prereg_store.count_in_quota(s, partner.id) >= self.rules.quota_limit
+            ):
+                cause = quota_refusal(self.rules.quota_limit)
+            if cause is not None:
+                return self._refusal_eligibility(cause)
+            needs_review = account is not None and account.country != partner.country
+            return Eligibility(allowed=True, needs_review=needs_review)
+
+    @staticmethod
+    def _refusal_eligibility(cause: Refused) -> Eligibility:
+        return Eligibility(allowed=False, code=cause.code, message=cause.message)
+
+    # --- review (R3) -----------------------------------------------------------------------
+
+    def approve(self, manager_id: str, preregistration_id: int) -> PreregView:
+        return self._decide(manager_id, preregistration_id, approve=True, reason=None)
+
+    def reject(self, manager_id: str, preregistration_id: int, reason: str) -> PreregView:
+        reason = " ".join(reason.split())
+        if not reason:
+            raise InvalidInput({"reason": "Give a reason for the rejection."})
+        if len(reason) > 500:
+            raise InvalidInput({"reason": "The reason is too long (at most 500 characters)."})
+        return self._decide(manager_id, preregistration_id, approve=False, reason=reason)
+
+    def _decide(
+        self, manager_id: str, preregistration_id: int, *, approve: bool, reason: str | None
+    ) -> PreregView:
+        now = self.clock.now()
+        action = "approve" if approve else "reject"
+        try:
+            with self.db.session() as s:
+                if not partner_store.is_manager(s, manager_id):
+                    raise Refused(
+                        "not_a_manager", "Only ecosystem managers can approve or reject reviews."
+                    )
+                row = prereg_store.get(s, preregistration_id, for_update=True)
+                if row is None:
+                    raise NotFound("That preregistration does not exist.")
+                if row.status != "under_review":
+                    raise Refused(
+                        "already_decided",
+                        f"This request was already decided: it is {row.status.replace('_', ' ')}.",
+                    )
+                values: dict[str, object] = {
+                    "decided_at": now,
+                    "decided_by": manager_id,
+                    "decision_reason": reason,
+                }
+                if approve:
+                    values.update(status="preregistered", expires_at=now + self.rules.validity)
+                else:
+                    values.update(status="rejected")
+                if not prereg_store.transition(s, row.id, ("under_review",), **values):
+                    raise Refused("already_decided", "This request was already decided.")
+                s.refresh(row)
+                audit.record(
+                    s,
+                    at=now,
+                    actor=manager_id,
+                    action=action,
+                    result=row.status,
+                    preregistration_id=row.id,
+                    partner_id=row.partner_id,
+                    detail={"reason": reason} if reason else None,
+                )
+                self._notify(s, notices.REVIEW_DECIDED, row, now)
+                if approve:
+                    self._notify_invitation(s, row, now)
+                return PreregView.of(row, row.partner)
+        except Refused as refused:
+            self._audit_refusal(manager_id, action, refused, {"id": preregistration_id})
+            raise
+
+    def review_queue(self, limit: int = 50) -> list[PreregView]:
+        with self.db.session() as s:
+            return [PreregView.of(r, r.partner) for r in prereg_store.review_queue(s, limit)]
+
+    def set_review_message(self, preregistration_id: int, channel_id: str, ts: str) -> None:
+        with self.db.session() as s:
+            row = prereg_store.get(s, preregistration_id)
+            if row is not None:
+                row.review_channel_id = channel_id
+                row.review_message_ts = ts
+
+    # --- delete (R9) -----------------------------------------------------------------------
+
+    def delete(self, slack_user_id: str, targets: Iterable[int | str]) -> list[DeleteResult]:
+        """Deletes each target (a preregistration id or a customer email) of the member's own
+        partner. Under review and Associated are refused; each target reports on its own."""
+        now = self.clock.now()
+        results = []
+        for target in targets:
+            results.append(self._delete_one(slack_user_id, target, now))
+        return results
+
+    def _delete_one(self, user: str, target: int | str, now: datetime) -> DeleteResult:
+        label = str(target)
+        with self.db.session() as s:
+            partner = self._partner_of(s, user)
+            row = self._find_own(s, partner.id, target)
+            if row is None:
+                return DeleteResult(
+                    label, False, f"No customer {label} among your preregistrations."
+                )
+            label = row.email
+            if row.status not in DELETABLE_STATUSES:
+                status = {"under_review": "Under review", "associated": "Associated"}.get(
+                    row.status, row.status
+                )
+                return DeleteResult(
+                    label,
+                    False,
+                    f"{label} is {status}: customers Under review or Associated cannot be deleted.",
+                    row.id,
+                )
+            if not prereg_store.transition(
+                s, row.id, DELETABLE_STATUSES, status="deleted", deleted_at=now, deleted_by=user
+            ):
+                return DeleteResult(label, False, f"{label} changed meanwhile; try again.", row.id)
+            audit.record(
+                s,
+                at=now,
+                actor=user,
+                action="delete",
+                result="deleted",
+                preregistration_id=row.id,
+                partner_id=partner.id,
+                detail={"previous": row.status},
+            )
+            return DeleteResult(
+                label, True, f"{label} deleted; the customer is free again.", row.id
+            )
+
+    def _find_own(self, s: Session, partner_id: int, target: int | str) -> Preregistration | None:
+        if isinstance(target, int):
+            row = prereg_store.get(s, target)
+            return row if row is not None and row.partner_id == partner_id else None
+        email_norm = normalise_email(target)
+        live = prereg_store.live_for_email(s, email_norm)
+        if live is not None and live.partner_id == partner_id:
+            return live
+        return prereg_store.latest_for_partner_email(s, partner_id, email_norm)
+
+    # --- association (R6, R12) -------------------------------------------------------------
+
+    def associate(self, preregistration_id: int, email: str) -> PreregView:
+        """The customer accepted the invitation. The address must be the registered one (R6)
+        and the preregistration still valid (R5)."""
+        now = self.clock.now()
+        self._settle_lapsed(preregistration_id, now)
+        with self.db.session() as s:
+            row = prereg_store.get(s, preregistration_id, for_update=True)
+            if row is None:
+                raise NotFound("This invitation does not exist.")
+            if row.status == "associated":
+                raise Refused("already_associated", "This invitation has already been accepted.")
+            if row.status != "preregistered":
+                raise Refused(
+                    f"invitation_{row.status}",
+                    f"This invitation is no longer valid: the preregistration is {row.status}.",
+                    "R5",
+                )
+            if normalise_email(email) != row.email_norm:
+                raise Refused(
+                    "email_mismatch",
+                    "The address must be the one the partner registered for you. "
+                    "Use that address, or ask the partner to register the one you sign up with.",
+                    "R6",
+                )
+            prereg_store.transition(
+                s, row.id, ("preregistered",), status="associated", associated_at=now
+            )
+            s.refresh(row)
+            audit.record(
+                s,
+                at=now,
+                actor=f"customer:{row.email_norm}",
+                action="associate",
+                result="associated",
+                preregistration_id=row.id,
+                partner_id=row.partner_id,
+            )
+            self._notify(s, notices.ASSOCIATED, row, now)
+            return PreregView.of(row, row.partner)
+
+    # --- expiry (R5) -----------------------------------------------------------------------
+
+    def expire_due(self, now: datetime | None = None, batch: int = 500) -> list[PreregView]:
+        """Expires every preregistration whose 15 days have passed, recording one notice each."""
+        now = now or self.clock.now()
+        expired: list[PreregView] = []
+        while True:
+            with self.db.session() as s:
+                ids = prereg_store.due_to_expire_ids(s, now, batch)
+                for pid in ids:
+                    row = prereg_store.get(s, pid)
+                    if row is not None and self._expire_row(s, row, now):
+                        expired.append(PreregView.of(row, row.partner))
+            if len(ids) < batch:
+                return expired
+
+    def _expire_row(self, s: Session, row: Preregistration, now: datetime) -> bool:
+        if not prereg_store.transition(
+            s, row.id, ("preregistered",), status="expired", expired_at=now
+        ):
+            return False
+        s.refresh(row)
+        audit.record(
+            s,
+            at=now,
+            actor="system",
+            action="expire",
+            result="expired",
+            preregistration_id=row.id,
+            partner_id=row.partner_id,
+        )
+        self._notify(s, notices.EXPIRED, row, now)
+        return True
+
+    def _is_lapsed(self, row: Preregistration, now: datetime) -> bool:
+        return (
+            row.status == "preregistered" and row.expires_at is not None and row.expires_at <= now
+        )
+
+    def _expire_if_lapsed(self, s: Session, row: Preregistration, now: datetime) -> None:
+        if self._is_lapsed(row, now):
+            self._expire_row(s, row, now)
+
+    def _settle_lapsed(self, preregistration_id: int, now: datetime) -> None:
+        """Expires the row in a transaction of its own, so a refusal that follows keeps it."""
+        with self.db.session() as s:
+            row = prereg_store.get(s, preregistration_id, for_update=True)
+            if row is not None:
+                self._expire_if_lapsed(s, row, now)
+
+    def _expire_stale(self, s: Session, email_norm: str, now: datetime) -> None:
+        """A claim past its 15 days no longer blocks anyone, even before the sweep runs."""
+        live = prereg_store.live_for_email(s, email_norm)
+        if live is not None:
+            self._expire_if_lapsed(s, live, now)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def get(self, slack_user_id: str, preregistration_id: int) -> PreregView:
+        """One of the member's own preregistrations (never another partner's)."""
+        with self.db.session() as s:
+            partner = self._partner_of(s, slack_user_id)
+            row = prereg_store.get(s, preregistration_id)
+            if row is None or row.partner_id != partner.id:
+                raise NotFound("No such preregistration among yours.")
+            return PreregView.of(row, partner)
+
+    def view(self, preregistration_id: int) -> PreregView | None:
+        """Any preregistration, for system work (notices, invitation pages)."""
+        with self.db.session() as s:
+            row = prereg_store.get(s, preregistration_id)
+            return PreregView.of(row, row.partner) if row is not None else None
+
+    def list_customers(
+        self,
+        slack_user_id: str,
+        statuses: Sequence[str] | None = None,
+        offset: int = 0,
+        limit: int = 20,
+    ) -> Page:
+        with self.db.session() as s:
+            partner = self._partner_of(s, slack_user_id)
+            total = prereg_store.count_for_partner(s, partner.id, statuses)
+            rows = prereg_store.for_partner(
+                s, partner.id, statuses=statuses, offset=offset, limit=limit
+            )
+            return Page([PreregView.of(r, partner) for r in rows], total, offset, limit)
+
+    def summary(self, slack_user_id: str, horizon: timedelta = timedelta(days=7)) -> PartnerSummary:
+        now = self.clock.now()
+        with self.db.session() as s:
+            partner = self._partner_of(s, slack_user_id)
+            counts = prereg_store.counts_by_status(s, partner.id)
+            soon = prereg_store.expiring_between(s, now, now + horizon, partner.id, limit=20)
+            return PartnerSummary(
+                partner=PartnerView.of(partner),
+                quota_used=sum(counts.get(st, 0) for st in QUOTA_STATUSES),
+                quota_limit=self.rules.quota_limit,
+                counts=counts,
+                expiring_soon=[PreregView.of(r, partner) for r in soon],
+            )
+
+    def set_notice_channel(self, slack_user_id: str, channel_id: str | None) -> PartnerView:
+        with self.db.session() as s:
+            partner = self._partner_of(s, slack_user_id)
+            partner_store.set_notice_channel(s, partner.id, channel_id)
+            audit.record(
+                s,
+                at=self.clock.now(),
+                actor=slack_user_id,
+                action="notice_channel",
+                result="set" if channel_id else "cleared",
+                partner_id=partner.id,
+                detail={"channel": channel_id},
+            )
+            s.refresh(partner)
+            return PartnerView.of(partner)
+
+    def mark_invited(self, preregistration_id: int, at: datetime | None = None) -> None:
+        with self.db.session() as s:
+            row = prereg_store.get(s, preregistration_id)
+            if row is not None:
+                row.invited_at = at or self.clock.now()
+
+    def request_invitation_email(self, slack_user_id: str, preregistration_id: int) -> PreregView:
+        """The partner chose 'no' at first (R8) and now asks for the email to go out."""
+        now = self.clock.now()
+        self._settle_lapsed(preregistration_id, now)
+        with self.db.session() as s:
+            partner = self._partner_of(s, slack_user_id)
+            row = prereg_store.get(s, preregistration_id)
+            if row is None or row.partner_id != partner.id:
+                raise NotFound("No such preregistration among yours.")
+            if row.status != "preregistered":
+                raise Refused(
+                    "not_invitable",
+                    f"{row.email} is {row.status.replace('_', ' ')}: only preregistered "
+                    "customers can be invited.",
+                )
+            deliveries.enqueue(
+                s,
+                kind=notices.INVITATION_EMAIL,
+                dedupe_key=f"{notices.INVITATION_EMAIL}:{row.id}",
+                payload={"preregistration_id": row.id},
+                now=now,
+                preregistration_id=row.id,
+            )
+            audit.record(
+                s,
+                at=now,
+                actor=slack_user_id,
+                action="request_invitation",
+                result="queued",
+                preregistration_id=row.id,
+                partner_id=partner.id,
+            )
+            return PreregView.of(row, partner)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _partner_of(self, s: Session, slack_user_id: str) -> Partner:
+        partner = partner_store.partner_for_member(s, slack_user_id)
+        if partner is None:
+            raise refusal("not_a_member")
+        return partner
+
+    def _notify(self, s: Session, kind: str, row: Preregistration, now: datetime) -> None:
+        deliveries.enqueue(
+            s,
+            kind=kind,
+            dedupe_key=f"{kind}:{row.id}",
+            payload={"preregistration_id": row.id},
+            now=now,
+            preregistration_id=row.id,
+        )
+
+    def _notify_invitation(self, s: Session, row: Preregistration, now: datetime) -> None:
+        """R8: yes emails the customer; no hands the partner the link and QR code."""
+        kind = notices.INVITATION_EMAIL if row.send_invitation else notices.INVITATION_SHARE
+        self._notify(s, kind, row, now)
+
+    def _audit_refusal(self, actor: str, action: str, refused: Refused, detail: dict) -> None:
+        try:
+            with self.db.session() as s:
+                audit.record(
+                    s,
+                    at=self.clock.now(),
+                    actor=actor,
+                    action=action,
+                    result=f"refused:{refused.code}",
+                    partner_id=partner_store.member_partner_id(s, actor),
+                    detail=detail,
+                )
+        except Exception:
+            log.exception("could not audit a refusal")

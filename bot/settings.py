@@ -1,0 +1,129 @@
+"""Configuration from the environment (the contract's variable names)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+
+class ConfigError(Exception):
+    """A missing or malformed variable: the message is the one line the operator sees."""
+
+
+def _bool(raw: str | None, default: bool) -> bool:
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"expected true or false, got {raw!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _int_list(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return tuple(sorted({int(x) for x in raw.split(",") if x.strip()}, reverse=True))
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated whole numbers, got {raw!r}") from None
+
+
+def _dates(env: Mapping[str, str], name: str) -> frozenset[date]:
+    raw = env.get(name, "")
+    try:
+        return frozenset(date.fromisoformat(x.strip()) for x in raw.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated YYYY-MM-DD dates, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///prereg.db"
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    manager_channel_id: str | None = None
+    public_base_url: str | None = None
+    invite_secret: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str | None = None
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    port: int = 3000
+    holidays: frozenset[date] = field(default_factory=frozenset)
+    reminder_days: tuple[int, ...] = (3, 1)
+    sweep_interval_seconds: int = 60
+    review_due_soon_hours: int = 4
+    digest_hour_utc: int = 8
+    run_scheduler: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        try:
+            starttls = _bool(env.get("SMTP_STARTTLS"), False)
+            scheduler = _bool(env.get("PREREG_SCHEDULER"), True)
+        except ConfigError as exc:
+            raise ConfigError(f"SMTP_STARTTLS / PREREG_SCHEDULER: {exc}") from None
+        api_url = env.get("SLACK_API_URL") or "https://slack.com/api/"
+        if not api_url.endswith("/"):
+            api_url += "/"
+        return cls(
+            database_url=env.get("DATABASE_URL") or "sqlite:///prereg.db",
+            slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
+            slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
+            slack_app_token=env.get("SLACK_APP_TOKEN") or None,
+            slack_api_url=api_url,
+            manager_channel_id=env.get("MANAGER_CHANNEL_ID") or None,
+            public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
+            invite_secret=env.get("INVITE_SECRET") or None,
+            smtp_host=env.get("SMTP_HOST") or None,
+            smtp_port=_int(env, "SMTP_PORT", 25),
+            smtp_from=env.get("SMTP_FROM") or None,
+            smtp_username=env.get("SMTP_USERNAME") or None,
+            smtp_password=env.get("SMTP_PASSWORD") or None,
+            smtp_starttls=starttls,
+            port=_int(env, "PORT", 3000),
+            holidays=_dates(env, "PREREG_HOLIDAYS"),
+            reminder_days=_int_list(env, "PREREG_REMINDER_DAYS", (3, 1)),
+            sweep_interval_seconds=_int(env, "PREREG_SWEEP_INTERVAL_SECONDS", 60),
+            review_due_soon_hours=_int(env, "PREREG_REVIEW_DUE_SOON_HOURS", 4),
+            digest_hour_utc=_int(env, "PREREG_DIGEST_HOUR_UTC", 8),
+            run_scheduler=scheduler,
+        )
+
+    def require(self, *names: str) -> None:
+        """Raise ConfigError naming the first missing variable (by its environment name)."""
+        for name in names:
+            if not getattr(self, name.lower()):
+                raise ConfigError(f"missing required environment variable {name}")
+
+
+SERVE_REQUIRED = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "MANAGER_CHANNEL_ID",
+    "PUBLIC_BASE_URL",
+    "INVITE_SECRET",
+    "SMTP_HOST",
+    "SMTP_FROM",
+)
+SOCKET_REQUIRED = (*SERVE_REQUIRED, "SLACK_APP_TOKEN")

@@ -1,0 +1,96 @@
+"""Field validation for everything a person types: email (R6), mobile, name, country."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from bot.errors import InvalidInput
+
+MAX_NAME_LENGTH = 100
+# R6: only letters, digits, `_`, `-`, `.` and the `@`.
+_EMAIL_CHARS = re.compile(r"^[A-Za-z0-9_.\-]+@[A-Za-z0-9_.\-]+$")
+_MOBILE_HINT = "Use international format, e.g. +49 1512 3456789."
+COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
+
+
+def email_error(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return "Enter the customer's email address."
+    if len(value) > 254:
+        return "The email address is too long (at most 254 characters)."
+    if not _EMAIL_CHARS.match(value):
+        return "The email address may contain only letters, digits, `_`, `-`, `.` and one `@`."
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return f"The email address is not valid: {exc}"
+    return None
+
+
+def normalise_email(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def clean_email(raw: str, field: str = "email") -> str:
+    error = email_error(raw)
+    if error:
+        raise InvalidInput({field: error})
+    return raw.strip()
+
+
+def mobile_error(raw: str, default_region: str | None) -> str | None:
+    value = raw.strip()
+    if not value:
+        return "Enter the customer's mobile number."
+    if len(value) > 32:
+        return "The mobile number is too long."
+    try:
+        number = phonenumbers.parse(value, default_region)
+    except phonenumbers.NumberParseException:
+        return f"The mobile number is not a phone number. {_MOBILE_HINT}"
+    if not phonenumbers.is_valid_number(number):
+        return f"The mobile number is not a valid number. {_MOBILE_HINT}"
+    return None
+
+
+def clean_mobile(raw: str, default_region: str | None, field: str = "mobile") -> str:
+    """Returns the number in E.164 form."""
+    error = mobile_error(raw, default_region)
+    if error:
+        raise InvalidInput({field: error})
+    number = phonenumbers.parse(raw.strip(), default_region)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mobile_region(e164: str) -> str | None:
+    return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
+
+
+def name_error(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return "Enter the customer's full name."
+    if len(value) > MAX_NAME_LENGTH:
+        return f"The full name is too long (at most {MAX_NAME_LENGTH} characters)."
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in value):
+        return "The full name contains control or invisible characters."
+    return None
+
+
+def clean_name(raw: str, field: str = "full_name") -> str:
+    error = name_error(raw)
+    if error:
+        raise InvalidInput({field: error})
+    return " ".join(raw.split())
+
+
+def clean_country(raw: str, field: str = "country") -> str:
+    value = raw.strip().upper()
+    if value not in COUNTRIES:
+        raise InvalidInput({field: f"Unknown country code {raw!r}: use ISO 3166 alpha-2, e.g. DE."})
+    return value

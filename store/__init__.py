@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy 2 models, queries and Alembic migrations."""

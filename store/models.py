@@ -1,0 +1,205 @@
+"""ORM models. The schema itself is created by the Alembic migrations in store/migrations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from store.db import UTCDateTime
+
+LIVE_STATUSES = ("under_review", "preregistered", "associated")
+"""Statuses that claim a customer: at most one row per normalised email may hold one."""
+
+QUOTA_STATUSES = ("under_review", "preregistered")
+"""Statuses that count against a partner's cap (R4)."""
+
+ALL_STATUSES = ("under_review", "preregistered", "associated", "rejected", "expired", "deleted")
+
+_LIVE_SQL = "status IN ('under_review', 'preregistered', 'associated')"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Partner(Base):
+    __tablename__ = "partners"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    country: Mapped[str] = mapped_column(String(2))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    contact_mobile: Mapped[str | None] = mapped_column(String(32))
+    notice_channel_id: Mapped[str | None] = mapped_column(String(32))
+    digest_channel_id: Mapped[str | None] = mapped_column(String(32))
+    lock_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    members: Mapped[list[PartnerMember]] = relationship(back_populates="partner")
+
+
+class PartnerMember(Base):
+    __tablename__ = "partner_members"
+
+    slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    partner_id: Mapped[int] = mapped_column(
+        ForeignKey("partners.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    partner: Mapped[Partner] = relationship(back_populates="members")
+
+
+class Manager(Base):
+    __tablename__ = "managers"
+
+    slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DirectoryAccount(Base):
+    """The vendor's known customer accounts: one row per line of the directory CSV."""
+
+    __tablename__ = "directory_accounts"
+
+    email_norm: Mapped[str] = mapped_column(String(254), primary_key=True)
+    country: Mapped[str] = mapped_column(String(2))
+    china_mainland: Mapped[bool] = mapped_column(Boolean, default=False)
+    associated_partner: Mapped[str | None] = mapped_column(String(200))
+    consumer: Mapped[bool] = mapped_column(Boolean, default=False)
+    contract: Mapped[bool] = mapped_column(Boolean, default=False)
+    cash_spend: Mapped[bool] = mapped_column(Boolean, default=False)
+    direct_sales_preregistered: Mapped[bool] = mapped_column(Boolean, default=False)
+    enterprise_master: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Preregistration(Base):
+    __tablename__ = "preregistrations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    full_name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str] = mapped_column(String(254))
+    email_norm: Mapped[str] = mapped_column(String(254))
+    mobile: Mapped[str] = mapped_column(String(32))
+    send_invitation: Mapped[bool] = mapped_column(Boolean)
+    association_type: Mapped[str] = mapped_column(String(20), default="reseller")
+    status: Mapped[str] = mapped_column(String(20))
+    customer_country: Mapped[str | None] = mapped_column(String(2))
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    submitted_by: Mapped[str] = mapped_column(String(32))
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    review_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    associated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deleted_by: Mapped[str | None] = mapped_column(String(32))
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    invited_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    request_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    review_channel_id: Mapped[str | None] = mapped_column(String(32))
+    review_message_ts: Mapped[str | None] = mapped_column(String(32))
+    invite_failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    invite_last_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    partner: Mapped[Partner] = relationship()
+
+    __table_args__ = (
+        Index(
+            "uq_preregistrations_live_email",
+            "email_norm",
+            unique=True,
+            postgresql_where=text(_LIVE_SQL),
+            sqlite_where=text(_LIVE_SQL),
+        ),
+        Index("ix_preregistrations_partner_status", "partner_id", "status"),
+        Index(
+            "ix_preregistrations_expiring",
+            "expires_at",
+            postgresql_where=text("status = 'preregistered'"),
+            sqlite_where=text("status = 'preregistered'"),
+        ),
+        Index(
+            "ix_preregistrations_review_due",
+            "review_due_at",
+            postgresql_where=text("status = 'under_review'"),
+            sqlite_where=text("status = 'under_review'"),
+        ),
+        Index("ix_preregistrations_email_norm", "email_norm"),
+    )
+
+
+class AuditEvent(Base):
+    """Append-only: who did what to which preregistration, when, with what result."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))
+    result: Mapped[str] = mapped_column(String(40))
+    preregistration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("preregistrations.id"), index=True
+    )
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"), index=True)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Delivery(Base):
+    """Outbox of notices (Slack posts, emails). `dedupe_key` makes each notice exist once;
+    the sweep claims due rows with a lease so a crash between claim and send is retried."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    preregistration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("preregistrations.id"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index(
+            "ix_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+
+class SlackEvent(Base):
+    """Slack requests already handled, so a retry (X-Slack-Retry-Num) does nothing twice."""
+
+    __tablename__ = "slack_events"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

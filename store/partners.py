@@ -1,0 +1,115 @@
+"""Queries on partners, their members and the ecosystem managers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from store.models import Manager, Partner, PartnerMember
+
+
+def partner_for_member(session: Session, slack_user_id: str) -> Partner | None:
+    stmt = (
+        select(Partner)
+        .join(PartnerMember, PartnerMember.partner_id == Partner.id)
+        .where(PartnerMember.slack_user_id == slack_user_id)
+    )
+    return session.scalars(stmt).first()
+
+
+def partner_by_name(session: Session, name: str) -> Partner | None:
+    return session.scalars(select(Partner).where(Partner.name == name)).first()
+
+
+def partner_by_id(session: Session, partner_id: int) -> Partner | None:
+    return session.get(Partner, partner_id)
+
+
+def all_partners(session: Session) -> list[Partner]:
+    return list(session.scalars(select(Partner).order_by(Partner.name)))
+
+
+def partner_names(session: Session) -> set[str]:
+    return set(session.scalars(select(Partner.name)))
+
+
+def member_ids(session: Session, partner_id: int) -> list[str]:
+    stmt = select(PartnerMember.slack_user_id).where(PartnerMember.partner_id == partner_id)
+    return list(session.scalars(stmt.order_by(PartnerMember.slack_user_id)))
+
+
+def member_partner_id(session: Session, slack_user_id: str) -> int | None:
+    return session.scalar(
+        select(PartnerMember.partner_id).where(PartnerMember.slack_user_id == slack_user_id)
+    )
+
+
+def add_partner(
+    session: Session,
+    *,
+    name: str,
+    country: str,
+    contact_email: str | None,
+    contact_mobile: str | None,
+    now: datetime,
+) -> Partner:
+    partner = Partner(
+        name=name,
+        country=country,
+        contact_email=contact_email,
+        contact_mobile=contact_mobile,
+        created_at=now,
+        lock_version=0,
+    )
+    session.add(partner)
+    session.flush()
+    return partner
+
+
+def add_member(session: Session, partner_id: int, slack_user_id: str, now: datetime) -> None:
+    session.add(PartnerMember(slack_user_id=slack_user_id, partner_id=partner_id, created_at=now))
+    session.flush()
+
+
+def lock_partner(session: Session, partner_id: int) -> None:
+    """Serialise writers for one partner (R4's cap). An UPDATE takes PostgreSQL's row lock and
+    SQLite's write lock alike, so the count that follows cannot race another writer."""
+    session.execute(
+        update(Partner)
+        .where(Partner.id == partner_id)
+        .values(lock_version=Partner.lock_version + 1)
+    )
+
+
+def set_notice_channel(session: Session, partner_id: int, channel_id: str | None) -> None:
+    session.execute(
+        update(Partner).where(Partner.id == partner_id).values(notice_channel_id=channel_id)
+    )
+
+
+def set_digest_channel(session: Session, partner_id: int, channel_id: str | None) -> None:
+    session.execute(
+        update(Partner).where(Partner.id == partner_id).values(digest_channel_id=channel_id)
+    )
+
+
+def is_manager(session: Session, slack_user_id: str) -> bool:
+    return session.get(Manager, slack_user_id) is not None
+
+
+def managers(session: Session) -> list[Manager]:
+    return list(session.scalars(select(Manager).order_by(Manager.created_at)))
+
+
+def add_manager(session: Session, slack_user_id: str, email: str | None, now: datetime) -> bool:
+    """Returns False when the manager was already registered (the email is updated)."""
+    existing = session.get(Manager, slack_user_id)
+    if existing is not None:
+        if email:
+            existing.email = email
+        return False
+    session.add(Manager(slack_user_id=slack_user_id, email=email, created_at=now))
+    session.flush()
+    return True

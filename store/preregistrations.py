@@ -1,0 +1,177 @@
+"""Queries on preregistrations. Rules decide; these functions only read and write rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from store.models import LIVE_STATUSES, QUOTA_STATUSES, Preregistration
+
+
+def get(
+    session: Session, preregistration_id: int, *, for_update: bool = False
+) -> Preregistration | None:
+    stmt = select(Preregistration).where(Preregistration.id == preregistration_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def by_request_key(session: Session, key: str) -> Preregistration | None:
+    return session.scalars(
+        select(Preregistration).where(Preregistration.request_key == key)
+    ).first()
+
+
+def live_for_email(session: Session, email_norm: str) -> Preregistration | None:
+    stmt = select(Preregistration).where(
+        Preregistration.email_norm == email_norm, Preregistration.status.in_(LIVE_STATUSES)
+    )
+    return session.scalars(stmt).first()
+
+
+def latest_for_partner_email(
+    session: Session, partner_id: int, email_norm: str
+) -> Preregistration | None:
+    stmt = (
+        select(Preregistration)
+        .where(Preregistration.partner_id == partner_id, Preregistration.email_norm == email_norm)
+        .order_by(Preregistration.id.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
+
+
+def count_in_quota(session: Session, partner_id: int) -> int:
+    stmt = select(func.count()).where(
+        Preregistration.partner_id == partner_id, Preregistration.status.in_(QUOTA_STATUSES)
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def counts_by_status(session: Session, partner_id: int) -> dict[str, int]:
+    stmt = (
+        select(Preregistration.status, func.count())
+        .where(Preregistration.partner_id == partner_id)
+        .group_by(Preregistration.status)
+    )
+    return {status: int(n) for status, n in session.execute(stmt)}
+
+
+def for_partner(
+    session: Session,
+    partner_id: int,
+    *,
+    statuses: Sequence[str] | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+) -> list[Preregistration]:
+    stmt = select(Preregistration).where(Preregistration.partner_id == partner_id)
+    if statuses:
+        stmt = stmt.where(Preregistration.status.in_(statuses))
+    stmt = stmt.order_by(Preregistration.submitted_at.desc(), Preregistration.id.desc())
+    stmt = stmt.offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.scalars(stmt))
+
+
+def count_for_partner(
+    session: Session, partner_id: int, statuses: Sequence[str] | None = None
+) -> int:
+    stmt = select(func.count()).where(Preregistration.partner_id == partner_id)
+    if statuses:
+        stmt = stmt.where(Preregistration.status.in_(statuses))
+    return int(session.scalar(stmt) or 0)
+
+
+def all_rows(session: Session, partner_id: int | None = None) -> list[Preregistration]:
+    stmt = select(Preregistration).order_by(Preregistration.id)
+    if partner_id is not None:
+        stmt = stmt.where(Preregistration.partner_id == partner_id)
+    return list(session.scalars(stmt))
+
+
+def expiring_between(
+    session: Session,
+    start: datetime,
+    end: datetime,
+    partner_id: int | None = None,
+    limit: int | None = None,
+) -> list[Preregistration]:
+    """Preregistered rows whose validity ends in [start, end).
+
+    Served by the partial index ix_preregistrations_expiring."""
+    stmt = select(Preregistration).where(
+        Preregistration.status == "preregistered",
+        Preregistration.expires_at >= start,
+        Preregistration.expires_at < end,
+    )
+    if partner_id is not None:
+        stmt = stmt.where(Preregistration.partner_id == partner_id)
+    stmt = stmt.order_by(Preregistration.expires_at)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.scalars(stmt))
+
+
+def due_to_expire_ids(session: Session, now: datetime, limit: int = 500) -> list[int]:
+    stmt = (
+        select(Preregistration.id)
+        .where(Preregistration.status == "preregistered", Preregistration.expires_at <= now)
+        .order_by(Preregistration.expires_at)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def reviews_due_before(
+    session: Session, end: datetime, limit: int | None = None
+) -> list[Preregistration]:
+    """Under-review rows due before `end`: served by ix_preregistrations_review_due."""
+    stmt = (
+        select(Preregistration)
+        .where(Preregistration.status == "under_review", Preregistration.review_due_at < end)
+        .order_by(Preregistration.review_due_at)
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.scalars(stmt))
+
+
+def review_queue(session: Session, limit: int = 50) -> list[Preregistration]:
+    stmt = (
+        select(Preregistration)
+        .where(Preregistration.status == "under_review")
+        .order_by(Preregistration.submitted_at, Preregistration.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def count_under_review(session: Session) -> int:
+    stmt = select(func.count()).where(Preregistration.status == "under_review")
+    return int(session.scalar(stmt) or 0)
+
+
+def transition(
+    session: Session, preregistration_id: int, from_statuses: Sequence[str], **values: object
+) -> bool:
+    """Conditional update: changes the row only if it still has one of `from_statuses`.
+    Returns whether it did, so two deciders (or a decider and the sweep) cannot both win."""
+    result = session.execute(
+        update(Preregistration)
+        .where(Preregistration.id == preregistration_id, Preregistration.status.in_(from_statuses))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def add(session: Session, row: Preregistration) -> Preregistration:
+    session.add(row)
+    session.flush()
+    return row

@@ -1,0 +1,125 @@
+"""Shared fixtures: a migrated database on SQLite and on PostgreSQL, a fixed clock, a service.
+
+PostgreSQL: each test session creates its own database on the server named by
+PREREG_TEST_PG (default postgresql+psycopg://postgres@127.0.0.1:5432/test) and drops it at the
+end. Without a server the PostgreSQL tests skip, except under CI (CI=true), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.admin import Admin
+from bot.clock import FixedClock
+from bot.rules import RuleSettings
+from bot.service import PreregistrationService
+from store.db import Database
+from store.migrate import upgrade
+from store.models import Base
+
+PG_ADMIN_URL = os.environ.get("PREREG_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# A Monday, 10:00 UTC: working-day arithmetic starts from a plain week.
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def _pg_reason() -> str | None:
+    try:
+        engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
+        return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {type(exc).__name__}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    reason = _pg_reason()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"CI requires PostgreSQL: {reason}")
+        pytest.skip(reason)
+    name = f"prereg_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :n AND pid <> pg_backend_pid()"
+            ),
+            {"n": name},
+        )
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def _truncate_pg(url: str) -> None:
+    engine = create_engine(url)
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "prereg.db"
+        shutil.copy(template, path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("pg_url")
+    _truncate_pg(url)
+    return url
+
+
+@pytest.fixture
+def pg_only_url(request: pytest.FixtureRequest) -> str:
+    """A clean PostgreSQL database, for tests only PostgreSQL can run (concurrency)."""
+    url = request.getfixturevalue("pg_url")
+    _truncate_pg(url)
+    return url
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(T0)
+
+
+@pytest.fixture
+def service(db: Database, clock: FixedClock) -> PreregistrationService:
+    return PreregistrationService(db, clock, RuleSettings())
+
+
+@pytest.fixture
+def admin(db: Database, clock: FixedClock) -> Admin:
+    return Admin(db, clock)
