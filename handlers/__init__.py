@@ -1,1 +1,32 @@
-"""The Slack-facing layer: translates Slack payloads to service calls and results to Block Kit."""
+"""The Slack-facing layer: translates Slack payloads to service calls and results to Block Kit.
+
+Each module here may expose `register(app, services)` (Bolt listeners for its surface) and
+`register_senders(registry, services)` (how its kinds of outbox notice are sent). They are
+found by name, so adding a surface means adding a module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from types import ModuleType
+from typing import Any
+
+
+def _modules() -> list[ModuleType]:
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    return [importlib.import_module(f"{__name__}.{name}") for name in names]
+
+
+def register(app: Any, services: Any) -> None:
+    for module in _modules():
+        hook = getattr(module, "register", None)
+        if hook is not None:
+            hook(app, services)
+
+
+def register_senders(registry: Any, services: Any) -> None:
+    for module in _modules():
+        hook = getattr(module, "register_senders", None)
+        if hook is not None:
+            hook(registry, services)

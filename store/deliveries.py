@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -52,5 +52,86 @@ def for_preregistration(session: Session, preregistration_id: int) -> list[Deliv
         select(Delivery)
         .where(Delivery.preregistration_id == preregistration_id)
         .order_by(Delivery.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def claim_due(
+    session: Session, *, now: datetime, lease_until: datetime, token: str, limit: int
+) -> list[Delivery]:
+    """Claims up to `limit` pending notices that are due and not leased by a live claim.
+
+    PostgreSQL: `FOR UPDATE SKIP LOCKED` lets several processes claim disjoint rows at once.
+    SQLite: a conditional UPDATE re-checks the lease, so two claimers never take one row.
+    The lease (`claimed_until`) expires, so a process that dies after claiming loses nothing.
+    """
+    free = (
+        Delivery.status == "pending",
+        Delivery.next_attempt_at <= now,
+        (Delivery.claimed_until.is_(None)) | (Delivery.claimed_until < now),
+    )
+    stmt = (
+        select(Delivery).where(*free).order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        rows = list(session.scalars(stmt.with_for_update(skip_locked=True)))
+        for row in rows:
+            row.claimed_until = lease_until
+            row.claim_token = token
+            row.attempts = row.attempts + 1
+        session.flush()
+        return rows
+    ids = list(session.scalars(stmt.with_only_columns(Delivery.id)))
+    if not ids:
+        return []
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids), *free)
+        .values(claimed_until=lease_until, claim_token=token, attempts=Delivery.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = select(Delivery).where(Delivery.claim_token == token).order_by(Delivery.id)
+    return list(session.scalars(claimed.execution_options(populate_existing=True)))
+
+
+def finish(
+    session: Session, delivery_id: int, token: str, *, now: datetime, result: dict[str, Any] | None
+) -> bool:
+    """Marks a claimed notice sent, if this claim still holds it."""
+    row = session.get(Delivery, delivery_id, with_for_update=True)
+    if row is None or row.claim_token != token or row.status != "pending":
+        return False
+    row.status = "sent"
+    row.sent_at = now
+    row.result = result
+    row.claimed_until = None
+    row.last_error = None
+    return True
+
+
+def fail(
+    session: Session,
+    delivery_id: int,
+    token: str,
+    *,
+    error: str,
+    retry_at: datetime | None,
+) -> bool:
+    """Records a failed attempt: retry at `retry_at`, or give up (status failed) when None."""
+    row = session.get(Delivery, delivery_id, with_for_update=True)
+    if row is None or row.claim_token != token or row.status != "pending":
+        return False
+    row.last_error = error[:2000]
+    row.claimed_until = None
+    if retry_at is None:
+        row.status = "failed"
+    else:
+        row.next_attempt_at = retry_at
+    return True
+
+
+def pending_for_preregistration(session: Session, preregistration_id: int) -> list[Delivery]:
+    stmt = select(Delivery).where(
+        Delivery.preregistration_id == preregistration_id, Delivery.status != "sent"
     )
     return list(session.scalars(stmt))

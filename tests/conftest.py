@@ -123,3 +123,53 @@ def service(db: Database, clock: FixedClock) -> PreregistrationService:
 @pytest.fixture
 def admin(db: Database, clock: FixedClock) -> Admin:
     return Admin(db, clock)
+
+
+# --- end to end: the app as users run it ----------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def fake_slack():
+    from tests.fakeslack import FakeSlack
+
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    from tests.mailbox import SmtpServer
+
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def running_app(request, fake_slack, smtp_server, tmp_path_factory):
+    """`prereg-bot serve` in a subprocess, one per test module and database backend."""
+    from tests.slackapp import RunningApp
+
+    workdir = tmp_path_factory.mktemp("app")
+    if request.param == "sqlite":
+        url = f"sqlite:///{workdir / 'app.db'}"
+        upgrade(url)
+    else:
+        url = request.getfixturevalue("pg_url")
+    app = RunningApp(url, fake_slack, smtp_server, workdir).start()
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+def app(running_app, fake_slack, smtp_server):
+    """A running app with empty tables, a quiet fake Slack and an empty mailbox."""
+    running_app.clean()
+    fake_slack.reset()
+    if not smtp_server.running:
+        smtp_server.start()
+    smtp_server.mailbox.clear()
+    return running_app

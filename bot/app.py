@@ -1,0 +1,85 @@
+"""Composition root: builds the services, the Bolt app and the web app from Settings.
+
+The only module in bot/ (with bot/web.py, bot/server.py and bot/cli.py) that imports
+handlers/; nothing in the rules imports these.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+import handlers
+from bot.clock import Clock, SystemClock
+from bot.delivery import Deliverer, SenderRegistry
+from bot.rules import RuleSettings
+from bot.service import PreregistrationService
+from bot.settings import Settings
+from store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a handler or a sender may need, built once per process."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+    service: PreregistrationService
+    registry: SenderRegistry
+    deliverer: Deliverer
+    client: WebClient
+
+
+def make_client(settings: Settings) -> WebClient:
+    """Web API client honouring SLACK_API_URL, retrying rate limits and server errors."""
+    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
+    client.retry_handlers = [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=2),
+        ServerErrorRetryHandler(max_retry_count=2),
+    ]
+    return client
+
+
+def create_services(settings: Settings, clock: Clock | None = None) -> Services:
+    clock = clock or SystemClock()
+    db = Database(settings.database_url)
+    rules = RuleSettings(holidays=settings.holidays)
+    service = PreregistrationService(db, clock, rules)
+    registry = SenderRegistry()
+    deliverer = Deliverer(db, clock, registry)
+    services = Services(
+        settings=settings,
+        db=db,
+        clock=clock,
+        service=service,
+        registry=registry,
+        deliverer=deliverer,
+        client=make_client(settings),
+    )
+    handlers.register_senders(registry, services)
+    return services
+
+
+def build_bolt_app(services: Services) -> App:
+    settings = services.settings
+    app = App(
+        token=settings.slack_bot_token,
+        signing_secret=settings.slack_signing_secret,
+        client=services.client,
+        token_verification_enabled=False,
+        logger=logging.getLogger("prereg_bot.slack"),
+    )
+    handlers.register(app, services)
+    return app

@@ -1,0 +1,175 @@
+"""Delivering the outbox: each recorded notice goes out once, retried with backoff until it does.
+
+The service records notices (bot/notices.py) in the same transaction as the change they report.
+Senders, registered per kind by the composition root, do the actual sending (Slack, SMTP).
+A sender raises to ask for a retry, or `PermanentFailure` to give up on a notice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.clock import Clock
+from store import deliveries as delivery_store
+from store.db import Database
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=5)
+BACKOFF = (
+    timedelta(seconds=30),
+    timedelta(minutes=2),
+    timedelta(minutes=10),
+    timedelta(minutes=30),
+    timedelta(hours=1),
+)
+MAX_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str
+    dedupe_key: str
+    payload: dict[str, Any]
+    attempt: int  # 1 for the first try
+    preregistration_id: int | None
+
+
+class PermanentFailure(Exception):
+    """The notice can never be sent (e.g. its subject was deleted): stop retrying."""
+
+
+Sender = Callable[[Job], dict[str, Any] | None]
+
+
+@dataclass
+class SenderRegistry:
+    senders: dict[str, Sender] = field(default_factory=dict)
+
+    def register(self, kind: str, sender: Sender) -> None:
+        if kind in self.senders:
+            raise ValueError(f"a sender for {kind!r} is already registered")
+        self.senders[kind] = sender
+
+    def get(self, kind: str) -> Sender | None:
+        return self.senders.get(kind)
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def backoff_after(attempt: int) -> timedelta:
+    return BACKOFF[min(attempt, len(BACKOFF)) - 1]
+
+
+class Deliverer:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        registry: SenderRegistry,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.registry = registry
+        self.max_attempts = max_attempts
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def deliver_due(self, now: datetime | None = None, batch: int = 50) -> DeliveryReport:
+        """Sends every notice due at `now`; safe to run in several processes at once."""
+        sent = retried = failed = 0
+        while True:
+            at = now or self.clock.now()
+            token = uuid.uuid4().hex
+            with self.db.session() as s:
+                claimed = delivery_store.claim_due(
+                    s, now=at, lease_until=at + LEASE, token=token, limit=batch
+                )
+                jobs = [
+                    Job(
+                        d.id,
+                        d.kind,
+                        d.dedupe_key,
+                        dict(d.payload),
+                        d.attempts,
+                        d.preregistration_id,
+                    )
+                    for d in claimed
+                ]
+            for job in jobs:
+                outcome = self._send(job, token, at)
+                sent += outcome == "sent"
+                retried += outcome == "retry"
+                failed += outcome == "failed"
+            if len(jobs) < batch:
+                return DeliveryReport(sent, retried, failed)
+
+    def _send(self, job: Job, token: str, at: datetime) -> str:
+        sender = self.registry.get(job.kind)
+        try:
+            if sender is None:
+                raise PermanentFailure(f"no sender registered for {job.kind!r}")
+            result = sender(job)
+        except PermanentFailure as exc:
+            log.warning("giving up on %s: %s", job.dedupe_key, exc)
+            with self.db.session() as s:
+                delivery_store.fail(s, job.id, token, error=str(exc), retry_at=None)
+            return "failed"
+        except Exception as exc:  # noqa: BLE001 - any failure is retried later
+            give_up = job.attempt >= self.max_attempts
+            retry_at = None if give_up else self.clock.now() + backoff_after(job.attempt)
+            log.warning("delivery %s attempt %d failed: %s", job.dedupe_key, job.attempt, exc)
+            with self.db.session() as s:
+                delivery_store.fail(
+                    s, job.id, token, error=f"{type(exc).__name__}: {exc}", retry_at=retry_at
+                )
+            return "failed" if give_up else "retry"
+        with self.db.session() as s:
+            delivery_store.finish(s, job.id, token, now=self.clock.now(), result=result)
+        return "sent"
+
+    # --- a background worker, woken right after a request records a notice ---------------
+
+    def kick(self) -> None:
+        """Ask the background worker to deliver now (no-op when none runs)."""
+        self._wake.set()
+
+    def start(self, idle_seconds: float = 5.0) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(
+            target=self._run, args=(idle_seconds,), name="prereg-delivery", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def _run(self, idle_seconds: float) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(idle_seconds)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.deliver_due()
+            except Exception:  # noqa: BLE001 - keep the worker alive; the next run retries
+                log.exception("delivery run failed")

@@ -1,0 +1,62 @@
+"""`prereg-bot serve` as users run it: routes, signature checks, start-up configuration."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import requests
+
+from tests.slackapp import SIGNING_SECRET
+
+
+def test_healthz_answers_when_the_database_does(app):
+    response = requests.get(app.base_url + "/healthz", timeout=5)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_bad_signature_is_refused_with_401(app):
+    response = app.post_slack("command=%2Fpreregister&user_id=U1", secret="not-the-secret")
+    assert response.status_code == 401
+    assert app.fake.calls_to("views.open") == []
+
+
+def test_missing_signature_is_refused_with_401(app):
+    response = app.http.post(
+        app.base_url + "/slack/events",
+        data=b"command=%2Fpreregister",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=5,
+    )
+    assert response.status_code == 401
+
+
+def test_timestamp_older_than_five_minutes_is_refused(app):
+    stale = int(time.time()) - 6 * 60
+    response = app.post_slack("command=%2Fpreregister&user_id=U1", timestamp=stale)
+    assert response.status_code == 401
+    assert SIGNING_SECRET  # the body was signed correctly; only its age is wrong
+
+
+def test_huge_body_is_refused(app):
+    response = app.post_slack("payload=" + "x" * 2_000_000)
+    assert response.status_code == 413
+
+
+def test_missing_required_variable_stops_startup_with_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMTP_"))}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'x.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip() == "prereg-bot: missing required environment variable SLACK_BOT_TOKEN"
+    )
