@@ -29,19 +29,19 @@ def account(session: Session, email_norm: str) -> DirectoryAccount | None:
     return session.get(DirectoryAccount, email_norm)
 
 
-def upsert_many(session: Session, rows: Sequence[dict[str, Any]], batch_size: int = 2000) -> None:
-    """Insert or update by email in batches, with the dialect's native upsert."""
+def upsert_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert or update by email with the dialect's native upsert, as one executemany (one
+    compiled statement; the driver batches the rows)."""
+    if not rows:
+        return
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    table = DirectoryAccount.__table__
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size]
-        stmt = insert(table).values(list(batch))
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.email_norm],
-            set_={name: stmt.excluded[name] for name in _COLUMNS},
-        )
-        session.execute(stmt)
+    stmt = insert(DirectoryAccount.__table__)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[DirectoryAccount.__table__.c.email_norm],
+        set_={name: stmt.excluded[name] for name in _COLUMNS},
+    )
+    session.execute(stmt, list(rows))
 
 
 def count(session: Session) -> int:
