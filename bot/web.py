@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, Response, request
 from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_sdk.signature import SignatureVerifier
 
 from bot.app import Services
+from bot.replay import ReplayGuard
+
+log = logging.getLogger(__name__)
 
 # Slack's payloads are small; anything bigger is refused before Bolt parses it.
 MAX_BODY_BYTES = 1_000_000
@@ -16,9 +22,20 @@ def build_web_app(services: Services, bolt_app: App) -> Flask:
     web = Flask("prereg_bot")
     web.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     slack = SlackRequestHandler(bolt_app)
+    replays = ReplayGuard(services.clock)
+    verifier = SignatureVerifier(services.settings.slack_signing_secret or "")
 
     @web.post("/slack/events")
-    def slack_events() -> Response:
+    def slack_events() -> Response | tuple[str, int]:
+        body = request.get_data()
+        signed = verifier.is_valid_request(body, dict(request.headers))
+        if not signed:
+            log.warning("refused a Slack request with a bad or stale signature")
+        elif not request.headers.get("X-Slack-Retry-Num") and not replays.first_time(
+            request.headers.get("X-Slack-Signature", "")
+        ):
+            log.warning("refused a replayed Slack request")
+            return "replayed request", 401
         return slack.handle(request)
 
     @web.get("/healthz")

@@ -25,6 +25,8 @@ from store.db import Database
 from store.migrate import upgrade
 from store.models import Base
 
+pytest_plugins = ["tests.reliability"]
+
 PG_ADMIN_URL = os.environ.get("PREREG_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # A Monday, 10:00 UTC: working-day arithmetic starts from a plain week.

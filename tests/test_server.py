@@ -7,9 +7,10 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
-from tests.slackapp import SIGNING_SECRET
+from tests.slackapp import SIGNING_SECRET, sign
 
 
 def test_healthz_answers_when_the_database_does(app):
@@ -60,3 +61,23 @@ def test_missing_required_variable_stops_startup_with_one_line(tmp_path):
     assert (
         done.stderr.strip() == "prereg-bot: missing required environment variable SLACK_BOT_TOKEN"
     )
+
+
+@pytest.mark.reliability("attack", "replayed Slack request (same signature) refused")
+def test_replayed_request_is_refused(app, tried):
+    body = "command=%2Fpreregister&user_id=UNOBODY&text=help&response_url=x&trigger_id=t"
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body)}
+    first = app.http.post(app.base_url + "/slack/events", data=body, headers=headers, timeout=5)
+    again = app.http.post(app.base_url + "/slack/events", data=body, headers=headers, timeout=5)
+    tried(2)
+    assert first.status_code != 401  # accepted (what it answers is the handlers' business)
+    assert again.status_code == 401
+    assert "replayed" in again.text
+
+
+@pytest.mark.reliability("attack", "forged Slack signature refused")
+def test_forged_signatures_are_refused(app, tried):
+    body = "command=%2Fpreregister&user_id=U1"
+    for secret in ("", "guess", SIGNING_SECRET + "x", SIGNING_SECRET.upper()):
+        tried()
+        assert app.post_slack(body, secret=secret).status_code == 401

@@ -1,0 +1,70 @@
+"""The baseline of the ack-latency benchmark: the least a Bolt app can do for the same
+requests, served the same way as `prereg-bot serve` (Flask adapter on Waitress, 16 threads).
+It verifies the signature, acks, and calls the same Web API method on the same Slack stand-in
+(views.open for the slash command, chat.update for a button click).
+
+    SLACK_SIGNING_SECRET=... SLACK_API_URL=... PORT=... python -m bench.baseline_app
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask, request
+from slack_bolt import App
+from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_sdk import WebClient
+from waitress import serve
+
+MODAL = {
+    "type": "modal",
+    "callback_id": "baseline",
+    "title": {"type": "plain_text", "text": "Preregister"},
+    "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "baseline"}}],
+}
+
+
+def build() -> Flask:
+    client = WebClient(
+        token=os.environ.get("SLACK_BOT_TOKEN", "xoxb-baseline"),
+        base_url=os.environ["SLACK_API_URL"],
+    )
+    bolt = App(
+        signing_secret=os.environ["SLACK_SIGNING_SECRET"],
+        client=client,
+        token_verification_enabled=False,
+    )
+
+    @bolt.command("/preregister")
+    def command(ack, body, client):  # type: ignore[no-untyped-def]
+        ack()
+        client.views_open(trigger_id=body["trigger_id"], view=MODAL)
+
+    @bolt.action({"type": "block_actions"})
+    def action(ack, body, client):  # type: ignore[no-untyped-def]
+        ack()
+        container = body.get("container", {})
+        client.chat_update(
+            channel=container.get("channel_id", "C0"),
+            ts=container.get("message_ts", "1"),
+            text="ok",
+        )
+
+    web = Flask("baseline")
+    handler = SlackRequestHandler(bolt)
+
+    @web.post("/slack/events")
+    def events():  # type: ignore[no-untyped-def]
+        return handler.handle(request)
+
+    @web.get("/healthz")
+    def healthz():  # type: ignore[no-untyped-def]
+        return {"status": "ok"}
+
+    return web
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    serve(build(), host="127.0.0.1", port=int(os.environ["PORT"]), threads=16)
