@@ -1,0 +1,209 @@
+"""Benchmark: how fast `prereg-bot serve` acknowledges Slack, beside a minimal Bolt app.
+
+Both apps run as separate processes served the same way (Flask adapter on Waitress), talk to
+the same Slack stand-in process, and get the same correctly signed requests from the same
+client threads, alternating app by app at each concurrency level. prereg-bot runs against
+PostgreSQL holding 100,000 preregistrations. Reported: p50 and p99 of the HTTP round trip
+(= Slack's ack wait) for `/preregister` (opens the modal) and a manager's Approve click, at
+1, 10 and 50 concurrent clients, the ratio to the baseline, and the peak RSS of `serve`.
+
+    .venv/bin/python -m bench.ack_latency [--rows 100000] [--requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, text
+
+from bench.common import (
+    percentile,
+    scratch_postgres,
+    start_baseline,
+    start_prereg,
+    start_slack_standin,
+)
+from bench.seed import seed
+from bot.admin import Admin
+from bot.clock import SystemClock
+from store.db import Database
+from store.migrate import upgrade
+from tests.slackapp import sign
+
+MEMBER = "UBENCH1"
+MANAGER = "UBENCHMGR"
+LEVELS = (1, 10, 50)
+
+
+def command_body(user: str) -> str:
+    return urllib.parse.urlencode(
+        {
+            "team_id": "T1",
+            "channel_id": "CBENCH",
+            "user_id": user,
+            "command": "/preregister",
+            "text": "",
+            "api_app_id": "A1",
+            "response_url": "http://127.0.0.1:9/response",
+            "trigger_id": f"trigger.{uuid.uuid4().hex}",
+        }
+    )
+
+
+def approve_body(preregistration_id: int) -> str:
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T1"},
+        "user": {"id": MANAGER},
+        "api_app_id": "A1",
+        "trigger_id": f"trigger.{uuid.uuid4().hex}",
+        "response_url": "http://127.0.0.1:9/response",
+        "container": {"type": "message", "message_ts": "1.1", "channel_id": "CMANAGERS"},
+        "channel": {"id": "CMANAGERS"},
+        "message": {"ts": "1.1", "text": "", "blocks": []},
+        "actions": [
+            {
+                "action_id": "review_approve",
+                "block_id": "review",
+                "type": "button",
+                "value": str(preregistration_id),
+            }
+        ],
+    }
+    return urllib.parse.urlencode({"payload": json.dumps(payload)})
+
+
+def prepare_database(url: str, rows: int, reviews: int) -> list[int]:
+    """100,000 seeded rows, the bench partner and manager, and `reviews` rows under review."""
+    upgrade(url)
+    seed(url, rows)
+    db = Database(url)
+    admin = Admin(db, SystemClock())
+    admin.add_partner("Bench partner", "DE", [MEMBER], contact_email="desk@bench.example")
+    admin.add_manager(MANAGER)
+    db.dispose()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        partner_ids = [
+            conn.execute(
+                text(
+                    "INSERT INTO partners (name, country, contact_email, lock_version, created_at)"
+                    " VALUES (:n, 'DE', 'r@bench.example', 0, now()) RETURNING id"
+                ),
+                {"n": f"Review partner {i}"},
+            ).scalar_one()
+            for i in range(reviews // 90 + 1)
+        ]
+        ids = []
+        for i in range(reviews):
+            ids.append(
+                conn.execute(
+                    text(
+                        "INSERT INTO preregistrations (partner_id, full_name, email, email_norm,"
+                        " mobile, send_invitation, association_type, status, customer_country,"
+                        " submitted_by, submitted_at, review_due_at, invite_failed_attempts)"
+                        " VALUES (:p, 'Review customer', :e, :e, '+33612345678', false,"
+                        " 'reseller', 'under_review', 'FR', 'UREVIEW', now(),"
+                        " now() + interval '2 days', 0) RETURNING id"
+                    ),
+                    {"p": partner_ids[i // 90], "e": f"review{i}@customer.example"},
+                ).scalar_one()
+            )
+    engine.dispose()
+    return ids
+
+
+def measure(base_url: str, bodies: Callable[[], str], total: int, clients: int) -> list[float]:
+    local = threading.local()
+    lock = threading.Lock()
+
+    def one(_: int) -> float:
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        with lock:
+            body = bodies()
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body)}
+        start = time.perf_counter()
+        response = session.post(base_url + "/slack/events", data=body, headers=headers, timeout=30)
+        elapsed = time.perf_counter() - start
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+        return elapsed
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(one, range(min(clients, 20))))  # warm-up: connections, caches
+        return list(pool.map(one, range(total)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=300, help="per app, endpoint and level")
+    args = parser.parse_args()
+    print("command: .venv/bin/python -m bench.ack_latency", *sys.argv[1:])
+    workdir = Path(tempfile.mkdtemp(prefix="prereg-bench-"))
+    total_reviews = (args.requests + 20) * len(LEVELS) + 100
+    with scratch_postgres() as url:
+        review_ids = iter(prepare_database(url, args.rows, total_reviews))
+        standin, slack_url = start_slack_standin(workdir)
+        ours, ours_url = start_prereg(url, slack_url, workdir)
+        base, base_url = start_baseline(slack_url, workdir)
+        try:
+            fake_ids = itertools.count(1)
+            rows = []
+            for level in LEVELS:
+                for endpoint, ours_body, base_body in (
+                    ("/preregister", lambda: command_body(MEMBER), lambda: command_body(MEMBER)),
+                    (
+                        "Approve",
+                        lambda: approve_body(next(review_ids)),
+                        lambda: approve_body(next(fake_ids)),
+                    ),
+                ):
+                    b = measure(base_url, base_body, args.requests, level)
+                    o = measure(ours_url, ours_body, args.requests, level)
+                    rows.append((endpoint, level, b, o))
+            print(
+                f"database: PostgreSQL with {args.rows:,} preregistrations; "
+                f"{args.requests} requests each"
+            )
+            print(
+                "| request | clients | baseline p50 | prereg p50 | ratio "
+                "| baseline p99 | prereg p99 | ratio |"
+            )
+            print("|---|---|---|---|---|---|---|---|")
+            worst = 0.0
+            for endpoint, level, b, o in rows:
+                b50, o50 = percentile(b, 50) * 1000, percentile(o, 50) * 1000
+                b99, o99 = percentile(b, 99) * 1000, percentile(o, 99) * 1000
+                worst = max(worst, o50 / b50, o99 / b99)
+                print(
+                    f"| {endpoint} | {level} | {b50:.1f} ms | {o50:.1f} ms | {o50 / b50:.2f}x "
+                    f"| {b99:.1f} ms | {o99:.1f} ms | {o99 / b99:.2f}x |"
+                )
+            print(
+                f"peak RSS: prereg-bot serve {ours.peak_rss_mib():.0f} MiB, "
+                f"baseline {base.peak_rss_mib():.0f} MiB"
+            )
+            print(f"worst ratio {worst:.2f}x (goal <= 1.3x)")
+        finally:
+            for proc in (ours, base, standin):
+                proc.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
