@@ -242,7 +242,9 @@ class Invitations:
             )
         left = self.max_failed_attempts - count
         if left <= 0:
-            return Invitation(InviteState.LOCKED, view, attempts_left=0, retry_at=now + self.lockout)
+            return Invitation(
+                InviteState.LOCKED, view, attempts_left=0, retry_at=now + self.lockout
+            )
         return Invitation(InviteState.MISMATCH, view, attempts_left=left)
 
 
