@@ -7,6 +7,7 @@ from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
 
 from bot.app import Services
+from bot.invite_pages import invite_blueprint
 
 # Slack's payloads are small; anything bigger is refused before Bolt parses it.
 MAX_BODY_BYTES = 1_000_000
@@ -27,4 +28,5 @@ def build_web_app(services: Services, bolt_app: App) -> Flask:
             return {"status": "ok"}, 200
         return {"status": "database unavailable"}, 503
 
+    web.register_blueprint(invite_blueprint(services))
     return web

@@ -13,9 +13,9 @@ from store.models import Preregistration
 def failed_attempts(session: Session, preregistration_id: int) -> tuple[int, datetime | None]:
     """(count, time of the last failure) for the invitation of this preregistration."""
     row = session.execute(
-        select(
-            Preregistration.invite_failed_attempts, Preregistration.invite_last_failed_at
-        ).where(Preregistration.id == preregistration_id)
+        select(Preregistration.invite_failed_attempts, Preregistration.invite_last_failed_at).where(
+            Preregistration.id == preregistration_id
+        )
     ).first()
     if row is None:
         return 0, None
