@@ -251,3 +251,33 @@ def test_r8_qr_code_decodes_to_exactly_the_link(invitations, prereg):
     png = qr_png(link)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert decode_qr(png) == link
+
+
+# --- Slack texts and Block Kit (pure builders in handlers/invitations.py) ----------------------
+
+
+def test_slack_messages_escape_what_users_typed(service, invitations):
+    from handlers import invitations as slack
+    from tests.blockkit import assert_valid_message
+
+    view = service.preregister(
+        ACME, form(email="ceo@customer.de", name="<!channel> & <https://evil|click>")
+    ).preregistration
+    link = invitations.link_for(view)
+    texts = [
+        slack.share_comment(view, link),
+        slack.associated_text(view),
+        slack.email_pending_text(view),
+        slack.email_failing_text(view, link),
+        slack.email_sent_late_text(view),
+        slack.email_request_reply(view),
+    ]
+    message = slack.share_button_message(view)
+    assert_valid_message(message)
+    texts += [message["text"], message["blocks"][0]["text"]["text"]]
+    for text in texts:
+        assert "<!channel>" not in text and "<https://evil" not in text
+        assert "&lt;!channel&gt; &amp; &lt;https://evil|click&gt;" in text
+    assert f"<{link}|invitation link>" in texts[0]
+    (button,) = message["blocks"][1]["elements"]
+    assert (button["action_id"], button["value"]) == ("send_invitation_email", str(view.id))

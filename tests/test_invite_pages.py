@@ -142,7 +142,9 @@ def test_r6_repeated_wrong_addresses_are_limited(app, world):
     view = world.preregister()
     link = world.link(view)
     http = requests.Session()
-    statuses = [submit(link, f"guess{i}@x.de", http).status_code for i in range(MAX_FAILED_ATTEMPTS)]
+    statuses = [
+        submit(link, f"guess{i}@x.de", http).status_code for i in range(MAX_FAILED_ATTEMPTS)
+    ]
     assert statuses == [422] * (MAX_FAILED_ATTEMPTS - 1) + [429]
     page = submit(link, "ceo@customer.de", http)
     assert page.status_code == 429
