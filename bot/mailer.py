@@ -161,6 +161,8 @@ class InvitationEmailSender:
             return {"to": view.email, "already_sent_at": view.invited_at.isoformat()}
         if view.status != "preregistered":
             raise PermanentFailure(f"preregistration {pid} is {view.status}: no invitation")
+        if view.expires_at is not None and view.expires_at <= self.service.clock.now():
+            raise PermanentFailure(f"preregistration {pid} has lapsed: no invitation")
         if self.config is None:
             raise RuntimeError("SMTP_HOST and SMTP_FROM are not set: cannot send email")
         link = self.invitations.link_for(view)

@@ -124,6 +124,8 @@ def _view(services: Any, job: Job, *, preregistered: bool) -> PreregView:
         raise PermanentFailure(f"preregistration {pid} does not exist")
     if preregistered and view.status != "preregistered":
         raise PermanentFailure(f"preregistration {pid} is {view.status}: nothing to share")
+    if preregistered and view.expires_at and view.expires_at <= services.clock.now():
+        raise PermanentFailure(f"preregistration {pid} has lapsed: nothing to share")
     return view
 
 

@@ -202,3 +202,14 @@ def test_no_email_for_a_preregistration_deleted_before_sending(
     report = deliverer.deliver_due()
     assert (report.sent, report.failed) == (0, 1)
     assert smtp.mailbox.messages == []
+
+
+def test_no_email_for_a_preregistration_that_lapsed_before_sending(
+    service, invitations, smtp, clock, db
+):
+    service.preregister(ACME, form())
+    clock.advance(timedelta(days=15, minutes=1))
+    deliverer = deliverer_for(service, invitations, config_for(smtp), clock, db)
+    report = deliverer.deliver_due()
+    assert (report.sent, report.failed) == (0, 1)
+    assert smtp.mailbox.messages == []
