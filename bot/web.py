@@ -10,6 +10,7 @@ from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app import Services
+from bot.invite_pages import invite_blueprint
 from bot.replay import ReplayGuard
 
 log = logging.getLogger(__name__)
@@ -44,4 +45,5 @@ def build_web_app(services: Services, bolt_app: App) -> Flask:
             return {"status": "ok"}, 200
         return {"status": "database unavailable"}, 503
 
+    web.register_blueprint(invite_blueprint(services))
     return web

@@ -1,0 +1,383 @@
+"""Invitation links (R6, R8, R12): signed tokens and what the invitation page shows.
+
+A token is `urlsafe-base64(version | preregistration id | email tag | MAC)`:
+- the MAC is HMAC-SHA256 (truncated to 128 bits) over the rest, keyed from `INVITE_SECRET`,
+  so a changed byte is detected as tampering, not mistaken for an unknown invitation;
+- the email tag is a keyed digest of the normalised address: the token is bound to the
+  registered email without putting the address itself into links and QR codes.
+A valid signature is not enough: the token works only while its preregistration (looked up
+through the service) is Preregistered, unexpired, and still has the same email.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import struct
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from bot.errors import NotFound, Refused
+from bot.models import PreregView
+from bot.service import PreregistrationService
+from bot.validation import normalise_email
+from store import deliveries
+from store import invitations as invitation_store
+
+TOKEN_VERSION = 1
+_TAG_BYTES = 12
+_MAC_BYTES = 16
+_HEAD = struct.Struct(">BQ")  # version, preregistration id
+_TOKEN_BYTES = _HEAD.size + _TAG_BYTES + _MAC_BYTES
+_MAX_TOKEN_CHARS = 128
+
+MAX_FAILED_ATTEMPTS = 5
+"""Wrong addresses allowed on one invitation within LOCKOUT before it is locked."""
+LOCKOUT = timedelta(minutes=15)
+
+
+class TokenError(Exception):
+    """The token was not issued by us: malformed, truncated, altered or signed with another key."""
+
+
+def derive_key(secret: str, purpose: str) -> bytes:
+    """One key per purpose from INVITE_SECRET, so a MAC made for one use is useless in another."""
+    return hmac.new(secret.encode(), f"prereg-bot/{purpose}".encode(), hashlib.sha256).digest()
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    padded = text + "=" * (-len(text) % 4)
+    return base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    preregistration_id: int
+    email_tag: bytes
+
+
+class TokenSigner:
+    def __init__(self, secret: str) -> None:
+        if not secret:
+            raise ValueError("an invitation secret is required")
+        self._mac_key = derive_key(secret, "invitation-token")
+        self._email_key = derive_key(secret, "invitation-email")
+
+    def email_tag(self, email_norm: str) -> bytes:
+        digest = hmac.new(self._email_key, email_norm.encode(), hashlib.sha256).digest()
+        return digest[:_TAG_BYTES]
+
+    def _mac(self, body: bytes) -> bytes:
+        return hmac.new(self._mac_key, body, hashlib.sha256).digest()[:_MAC_BYTES]
+
+    def sign(self, preregistration_id: int, email_norm: str) -> str:
+        body = _HEAD.pack(TOKEN_VERSION, preregistration_id) + self.email_tag(email_norm)
+        return _b64encode(body + self._mac(body))
+
+    def verify(self, token: str) -> TokenClaims:
+        """The claims of a token we issued; TokenError for anything else."""
+        if not token or len(token) > _MAX_TOKEN_CHARS or not token.isascii():
+            raise TokenError("malformed token")
+        try:
+            raw = _b64decode(token)
+        except (binascii.Error, ValueError):
+            raise TokenError("malformed token") from None
+        if len(raw) != _TOKEN_BYTES or _b64encode(raw) != token:
+            raise TokenError("malformed token")
+        body, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
+        if not hmac.compare_digest(mac, self._mac(body)):
+            raise TokenError("bad signature")
+        version, preregistration_id = _HEAD.unpack(body[: _HEAD.size])
+        if version != TOKEN_VERSION:
+            raise TokenError(f"unknown token version {version}")
+        return TokenClaims(preregistration_id, body[_HEAD.size :])
+
+    def email_matches(self, claims: TokenClaims, email_norm: str) -> bool:
+        return hmac.compare_digest(claims.email_tag, self.email_tag(email_norm))
+
+
+class InviteState(StrEnum):
+    """What a visitor of the invitation page meets."""
+
+    VALID = "valid"
+    FORGED = "forged"
+    UNKNOWN = "unknown"
+    PENDING_REVIEW = "pending_review"
+    EXPIRED = "expired"
+    DELETED = "deleted"
+    REJECTED = "rejected"
+    USED = "used"
+    # outcomes of a submitted form
+    ASSOCIATED = "associated"
+    MISMATCH = "mismatch"
+    MISSING_EMAIL = "missing_email"
+    LOCKED = "locked"
+    FORM_EXPIRED = "form_expired"
+
+
+_STATUS_STATES = {
+    "associated": InviteState.USED,
+    "expired": InviteState.EXPIRED,
+    "deleted": InviteState.DELETED,
+    "rejected": InviteState.REJECTED,
+    "under_review": InviteState.PENDING_REVIEW,
+}
+
+
+@dataclass(frozen=True)
+class Invitation:
+    state: InviteState
+    preregistration: PreregView | None = None
+    attempts_left: int | None = None
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class InvitePage:
+    """Everything the page template needs; the words come from here, not from the view."""
+
+    state: InviteState
+    http_status: int
+    heading: str
+    message: str
+    advice: str
+    show_form: bool
+    partner_name: str | None
+
+
+class Invitations:
+    """Issues invitation links and decides what each visit and each submitted form leads to."""
+
+    def __init__(
+        self,
+        service: PreregistrationService,
+        secret: str | None,
+        base_url: str | None,
+        *,
+        max_failed_attempts: int = MAX_FAILED_ATTEMPTS,
+        lockout: timedelta = LOCKOUT,
+    ) -> None:
+        self.service = service
+        self._secret = secret
+        self._base_url = (base_url or "").rstrip("/")
+        self.max_failed_attempts = max_failed_attempts
+        self.lockout = lockout
+
+    @property
+    def signer(self) -> TokenSigner:
+        if not self._secret:
+            raise RuntimeError("INVITE_SECRET is not set: invitation links cannot be signed")
+        return TokenSigner(self._secret)
+
+    # --- issuing ---------------------------------------------------------------------------
+
+    def token_for(self, view: PreregView) -> str:
+        return self.signer.sign(view.id, normalise_email(view.email))
+
+    def link_for(self, view: PreregView) -> str:
+        if not self._base_url:
+            raise RuntimeError("PUBLIC_BASE_URL is not set: invitation links cannot be made")
+        return f"{self._base_url}/invite/{self.token_for(view)}"
+
+    # --- visiting --------------------------------------------------------------------------
+
+    def resolve(self, token: str) -> Invitation:
+        """The invitation behind a token, in its current state."""
+        signer = self.signer
+        try:
+            claims = signer.verify(token)
+        except TokenError:
+            return Invitation(InviteState.FORGED)
+        view = self.service.view(claims.preregistration_id)
+        if view is None or not signer.email_matches(claims, normalise_email(view.email)):
+            return Invitation(InviteState.UNKNOWN)
+        if view.status == "preregistered":
+            lapsed = view.expires_at is not None and view.expires_at <= self.service.clock.now()
+            return Invitation(InviteState.EXPIRED if lapsed else InviteState.VALID, view)
+        return Invitation(_STATUS_STATES.get(view.status, InviteState.UNKNOWN), view)
+
+    def accept(self, token: str, email: str) -> Invitation:
+        """The customer submitted the form: associate (R12) when the address matches (R6).
+        Wrong addresses are counted; past the limit the invitation is locked for a while."""
+        invitation = self.resolve(token)
+        if invitation.state is not InviteState.VALID:
+            return invitation
+        view = invitation.preregistration
+        assert view is not None
+        retry_at = self.locked_until(view.id)
+        if retry_at is not None:
+            return Invitation(InviteState.LOCKED, view, attempts_left=0, retry_at=retry_at)
+        if not email.strip():
+            return Invitation(InviteState.MISSING_EMAIL, view)
+        try:
+            associated = self.service.associate(view.id, email)
+        except NotFound:
+            return Invitation(InviteState.UNKNOWN)
+        except Refused as refused:
+            if refused.code != "email_mismatch":
+                return self.resolve(token)
+            return self._count_mismatch(view)
+        return Invitation(InviteState.ASSOCIATED, associated)
+
+    def locked_until(self, preregistration_id: int) -> datetime | None:
+        now = self.service.clock.now()
+        with self.service.db.session() as s:
+            count, last = invitation_store.failed_attempts(s, preregistration_id)
+        if count >= self.max_failed_attempts and last is not None and now - last < self.lockout:
+            return last + self.lockout
+        return None
+
+    def _count_mismatch(self, view: PreregView) -> Invitation:
+        now = self.service.clock.now()
+        with self.service.db.session() as s:
+            count = invitation_store.record_failed_attempt(
+                s, view.id, now=now, window_start=now - self.lockout
+            )
+        left = self.max_failed_attempts - count
+        if left <= 0:
+            return Invitation(
+                InviteState.LOCKED, view, attempts_left=0, retry_at=now + self.lockout
+            )
+        return Invitation(InviteState.MISMATCH, view, attempts_left=left)
+
+
+def record_notice(service: PreregistrationService, kind: str, preregistration_id: int) -> bool:
+    """Records a follow-up notice about an invitation, once per kind and preregistration.
+    Returns whether it is new (False when it was recorded before)."""
+    with service.db.session() as s:
+        return deliveries.enqueue(
+            s,
+            kind=kind,
+            dedupe_key=f"{kind}:{preregistration_id}",
+            payload={"preregistration_id": preregistration_id},
+            now=service.clock.now(),
+            preregistration_id=preregistration_id,
+        )
+
+
+def page_for(invitation: Invitation) -> InvitePage:
+    """What the invitation page says for each state: which case it is and what to do next."""
+    view = invitation.preregistration
+    partner = view.partner_name if view is not None else None
+    who = partner or "the partner who invited you"
+    state = invitation.state
+
+    def page(status: int, heading: str, message: str, advice: str, form: bool = False):
+        return InvitePage(state, status, heading, message, advice, form, partner)
+
+    if state is InviteState.VALID:
+        return page(
+            200,
+            f"{who} invites you to become its customer",
+            f"Accepting associates your cloud account with {who} as your Reseller: {who} can "
+            "then buy and manage cloud services for you, handle your billing and support you. "
+            "Nothing changes in your account until you accept.",
+            "Enter the email address you sign up with. It must be the address "
+            f"{who} registered for you.",
+            form=True,
+        )
+    if state is InviteState.ASSOCIATED:
+        return page(
+            200,
+            f"You are now {who}'s customer",
+            f"Your account is associated with {who}; association type: Reseller. "
+            f"{who} has been told.",
+            "There is nothing more to do. You can close this page.",
+        )
+    if state is InviteState.MISMATCH:
+        left = invitation.attempts_left or 0
+        tries = "1 more try" if left == 1 else f"{left} more tries"
+        return page(
+            422,
+            "That address does not match",
+            f"The address must match the one {who} registered for you. Nothing was changed.",
+            f"Enter the email address you sign up with ({tries}). If you sign up with another "
+            f"address, ask {who} to register that address and send a new invitation.",
+            form=True,
+        )
+    if state is InviteState.MISSING_EMAIL:
+        return page(
+            422,
+            "Enter your email address",
+            "The form was sent without an email address.",
+            f"Enter the email address you sign up with; it must be the one {who} registered.",
+            form=True,
+        )
+    if state is InviteState.FORM_EXPIRED:
+        return page(
+            400,
+            "Please send the form again",
+            "The form could not be verified: it was too old or did not come from this page. "
+            "Nothing was changed.",
+            "Enter your email address below and send the form again.",
+            form=True,
+        )
+    if state is InviteState.LOCKED:
+        when = (
+            f"{invitation.retry_at:%H:%M} UTC on {invitation.retry_at.day} "
+            f"{invitation.retry_at:%b %Y}"
+            if invitation.retry_at
+            else "a while"
+        )
+        return page(
+            429,
+            "Too many attempts",
+            "A wrong email address was entered too many times, so this invitation is paused.",
+            f"Try again after {when} with the address {who} registered, or ask {who} for help.",
+        )
+    if state is InviteState.USED:
+        return page(
+            410,
+            "This invitation has already been accepted",
+            f"The account is associated with {who}. An invitation can be used only once.",
+            f"There is nothing more to do. If you did not accept it yourself, contact {who}.",
+        )
+    if state is InviteState.EXPIRED:
+        return page(
+            410,
+            "This invitation has expired",
+            "Invitations are valid for 15 days after the partner registers you.",
+            f"Ask {who} to register you again; you will get a new invitation.",
+        )
+    if state is InviteState.DELETED:
+        return page(
+            410,
+            "This invitation was withdrawn",
+            f"{who} deleted the registration, so this link no longer works.",
+            f"If you still want to become {who}'s customer, ask them to register you again.",
+        )
+    if state is InviteState.REJECTED:
+        return page(
+            410,
+            "This invitation is not valid",
+            "The registration behind it was not approved.",
+            f"Contact {who} if you have questions.",
+        )
+    if state is InviteState.PENDING_REVIEW:
+        return page(
+            409,
+            "This invitation is not active yet",
+            "The registration behind it is still being reviewed.",
+            f"Open the link again once {who} confirms the registration.",
+        )
+    if state is InviteState.UNKNOWN:
+        return page(
+            404,
+            "This invitation does not exist",
+            "No registration matches this link.",
+            "Ask the partner who invited you to send a new invitation.",
+        )
+    return page(
+        400,
+        "This invitation link is not valid",
+        "The link was changed or copied incompletely, so it cannot be trusted.",
+        "Open the link exactly as you received it (or scan the QR code), or ask the partner "
+        "who invited you to send it again.",
+    )

@@ -1,0 +1,136 @@
+"""The invitation page: `GET /invite/<token>` shows it, `POST /invite/<token>` accepts it.
+
+What each state shows is decided in bot/invitations.py; this module handles HTTP: the CSRF
+check, the security headers, rendering. Server-side templates only, no JavaScript.
+
+CSRF: the form carries `issued.mac`, an HMAC over (invitation token, a random nonce kept in
+a SameSite=Strict cookie, issue time). A POST needs the cookie, a matching MAC and a form
+younger than FORM_MAX_AGE; anything else changes nothing and shows the form again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from flask import Blueprint, Response, render_template, request, url_for
+
+from bot.invitations import Invitation, Invitations, InviteState, derive_key, page_for
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+CSRF_COOKIE = "invite_csrf"
+FORM_MAX_AGE_SECONDS = 2 * 60 * 60
+MAX_EMAIL_CHARS = 320
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+class FormGuard:
+    """Signs and checks the hidden CSRF field of one invitation's form."""
+
+    def __init__(self, secret: str, now: Callable[[], datetime]) -> None:
+        self._key = derive_key(secret, "invitation-form")
+        self._now = now
+
+    def _mac(self, token: str, nonce: str, issued: int) -> str:
+        digest = hmac.new(self._key, f"{token}|{nonce}|{issued}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def issue(self, token: str, nonce: str) -> str:
+        issued = int(self._now().timestamp())
+        return f"{issued}.{self._mac(token, nonce, issued)}"
+
+    def check(self, token: str, nonce: str | None, field: str | None) -> bool:
+        if not nonce or not field or "." not in field:
+            return False
+        issued_text, mac = field.split(".", 1)
+        if not issued_text.isdigit():
+            return False
+        issued = int(issued_text)
+        age = self._now().timestamp() - issued
+        if not -300 <= age <= FORM_MAX_AGE_SECONDS:
+            return False
+        return hmac.compare_digest(mac.encode(), self._mac(token, nonce, issued).encode())
+
+
+def invite_blueprint(services: Services) -> Blueprint:
+    settings = services.settings
+    invitations = Invitations(services.service, settings.invite_secret, settings.public_base_url)
+    guard = FormGuard(settings.invite_secret or "", services.clock.now)
+    secure_cookie = (settings.public_base_url or "").startswith("https://")
+    bp = Blueprint(
+        "invite",
+        __name__,
+        template_folder="templates",
+        static_folder="static",
+        static_url_path="/invite-assets",
+    )
+
+    def render(token: str, invitation: Invitation, email: str = "") -> Response:
+        page = page_for(invitation)
+        nonce = request.cookies.get(CSRF_COOKIE) or ""
+        if len(nonce) != 22:
+            nonce = secrets.token_urlsafe(16)
+        html = render_template(
+            "invite_page.html",
+            page=page,
+            action=url_for("invite.invitation", token=token),
+            csrf=guard.issue(token, nonce) if page.show_form else "",
+            email=email,
+        )
+        response = Response(html, status=page.http_status, mimetype="text/html")
+        if page.show_form:
+            response.set_cookie(
+                CSRF_COOKIE,
+                nonce,
+                max_age=FORM_MAX_AGE_SECONDS,
+                path="/invite/",
+                secure=secure_cookie,
+                httponly=True,
+                samesite="Strict",
+            )
+        return response
+
+    @bp.get("/invite/<token>")
+    def invitation(token: str) -> Response:
+        return render(token, invitations.resolve(token))
+
+    @bp.post("/invite/<token>")
+    def accept(token: str) -> Response:
+        email = request.form.get("email", "")[:MAX_EMAIL_CHARS]
+        invitation = invitations.resolve(token)
+        if invitation.state is not InviteState.VALID:
+            return render(token, invitation)
+        if not guard.check(token, request.cookies.get(CSRF_COOKIE), request.form.get("csrf")):
+            form_expired = Invitation(InviteState.FORM_EXPIRED, invitation.preregistration)
+            return render(token, form_expired, email)
+        outcome = invitations.accept(token, email)
+        if outcome.state is InviteState.ASSOCIATED:
+            services.deliverer.kick()
+        keep = email if outcome.state is InviteState.MISMATCH else ""
+        return render(token, outcome, keep)
+
+    @bp.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.update(SECURITY_HEADERS)
+        if response.mimetype == "text/html":
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return bp

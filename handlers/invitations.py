@@ -1,0 +1,237 @@
+"""Invitations in Slack (R8, R12): the link and QR code for the partner, the "Send invitation
+email" button, and the partner's notices about the email and the association.
+
+Senders (outbox kinds): `invitation_email` (bot/mailer.py), `invitation_share`,
+`invitation_share_button`, `associated`, `invitation_email_pending`,
+`invitation_email_failing`, `invitation_email_sent_late`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from bot import notices
+from bot.delivery import Job, PermanentFailure
+from bot.errors import NotFound, Refused
+from bot.invitations import Invitations, record_notice
+from bot.mailer import (
+    EMAIL_FAILING,
+    EMAIL_PENDING,
+    EMAIL_SENT_LATE,
+    FAILING_AFTER_ATTEMPT,
+    InvitationEmailSender,
+    SmtpConfig,
+)
+from bot.models import PreregView
+from bot.qr import qr_png
+from handlers.mrkdwn import escape, format_when, link
+
+log = logging.getLogger(__name__)
+
+ACTION_SEND_EMAIL = "send_invitation_email"
+SHARE_BUTTON = "invitation_share_button"  # {preregistration_id}: the button after the QR upload
+
+
+# --- Block Kit and text (pure) ---------------------------------------------------------------
+
+
+def _customer(view: PreregView) -> str:
+    return f"*{escape(view.full_name)}* ({escape(view.email)})"
+
+
+def _valid_until(view: PreregView) -> str:
+    return f"valid until {format_when(view.expires_at)}" if view.expires_at else "valid 15 days"
+
+
+def share_comment(view: PreregView, url: str) -> str:
+    """The comment on the uploaded QR code (R8 no): the link to share yourself."""
+    return (
+        f"Invitation for {_customer(view)} ({_valid_until(view)}). Share this link or the QR "
+        f"code with the customer: {link(url, 'invitation link')}\n"
+        "They accept it with the email address you registered."
+    )
+
+
+def share_button_message(view: PreregView) -> dict[str, Any]:
+    text = f"Prefer that we email the invitation to {_customer(view)}?"
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            {
+                "type": "actions",
+                "block_id": f"invite_{view.id}",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": ACTION_SEND_EMAIL,
+                        "text": {"type": "plain_text", "text": "Send invitation email"},
+                        "value": str(view.id),
+                        "style": "primary",
+                    }
+                ],
+            },
+        ],
+    }
+
+
+def associated_text(view: PreregView) -> str:
+    return (
+        f":handshake: {_customer(view)} accepted the invitation and is now associated with "
+        f"*{escape(view.partner_name)}* (association type: Reseller)."
+    )
+
+
+def email_pending_text(view: PreregView) -> str:
+    return (
+        f":hourglass_flowing_sand: The invitation email to {_customer(view)} is pending: the "
+        "mail server did not take it yet. It will be retried automatically; the "
+        "preregistration stands."
+    )
+
+
+def email_failing_text(view: PreregView, url: str) -> str:
+    return (
+        f":warning: The invitation email to {_customer(view)} still fails after "
+        f"{FAILING_AFTER_ATTEMPT} attempts. It keeps being retried for several hours; "
+        f"meanwhile you can share the {link(url, 'invitation link')} yourself "
+        f"({_valid_until(view)})."
+    )
+
+
+def email_sent_late_text(view: PreregView) -> str:
+    return f":email: The invitation email to {_customer(view)} has now been sent."
+
+
+def email_request_reply(view: PreregView) -> str:
+    if view.invited_at is not None:
+        return (
+            f"An invitation email already went to {_customer(view)} on "
+            f"{format_when(view.invited_at)}."
+        )
+    return f"The invitation email to {_customer(view)} is on its way."
+
+
+# --- senders ---------------------------------------------------------------------------------
+
+
+def _view(services: Any, job: Job, *, preregistered: bool) -> PreregView:
+    pid = int(job.payload["preregistration_id"])
+    view = services.service.view(pid)
+    if view is None:
+        raise PermanentFailure(f"preregistration {pid} does not exist")
+    if preregistered and view.status != "preregistered":
+        raise PermanentFailure(f"preregistration {pid} is {view.status}: nothing to share")
+    if preregistered and view.expires_at and view.expires_at <= services.clock.now():
+        raise PermanentFailure(f"preregistration {pid} has lapsed: nothing to share")
+    return view
+
+
+def _dm(services: Any, user: str) -> str:
+    return services.client.conversations_open(users=user)["channel"]["id"]
+
+
+def _post_dm(services: Any, user: str, text: str, **extra: Any) -> dict[str, Any]:
+    channel = _dm(services, user)
+    response = services.client.chat_postMessage(channel=channel, text=text, **extra)
+    return {"channel": channel, "ts": response.get("ts")}
+
+
+def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job], Any]]:
+    service = services.service
+
+    def share(job: Job) -> dict[str, Any]:
+        view = _view(services, job, preregistered=True)
+        url = invitations.link_for(view)
+        channel = _dm(services, view.submitted_by)
+        services.client.files_upload_v2(
+            channel=channel,
+            content=qr_png(url),
+            filename=f"invitation-{view.id}.png",
+            title="Invitation QR code",
+            initial_comment=share_comment(view, url),
+        )
+        if record_notice(service, SHARE_BUTTON, view.id):
+            services.deliverer.kick()
+        return {"channel": channel}
+
+    def share_button(job: Job) -> dict[str, Any]:
+        view = _view(services, job, preregistered=True)
+        return _post_dm(services, view.submitted_by, **share_button_message(view))
+
+    def associated(job: Job) -> dict[str, Any]:
+        view = _view(services, job, preregistered=False)
+        return _post_dm(services, view.submitted_by, associated_text(view))
+
+    def pending(job: Job) -> dict[str, Any]:
+        view = _view(services, job, preregistered=True)
+        return _post_dm(services, view.submitted_by, email_pending_text(view))
+
+    def failing(job: Job) -> dict[str, Any]:
+        view = _view(services, job, preregistered=True)
+        text = email_failing_text(view, invitations.link_for(view))
+        return _post_dm(services, view.submitted_by, text)
+
+    def sent_late(job: Job) -> dict[str, Any]:
+        view = _view(services, job, preregistered=False)
+        return _post_dm(services, view.submitted_by, email_sent_late_text(view))
+
+    return {
+        notices.INVITATION_EMAIL: InvitationEmailSender(
+            service,
+            invitations,
+            SmtpConfig.from_settings(services.settings),
+            kick=services.deliverer.kick,
+        ),
+        notices.INVITATION_SHARE: share,
+        SHARE_BUTTON: share_button,
+        notices.ASSOCIATED: associated,
+        EMAIL_PENDING: pending,
+        EMAIL_FAILING: failing,
+        EMAIL_SENT_LATE: sent_late,
+    }
+
+
+def invitations_of(services: Any) -> Invitations:
+    settings = services.settings
+    return Invitations(services.service, settings.invite_secret, settings.public_base_url)
+
+
+def register_senders(registry: Any, services: Any) -> None:
+    for kind, sender in _senders(services, invitations_of(services)).items():
+        registry.register(kind, sender)
+
+
+# --- the "Send invitation email" button ------------------------------------------------------
+
+
+def _reply(body: dict[str, Any], respond: Any, client: Any, text: str) -> None:
+    """An ephemeral answer where the button was pressed (a DM when there is no channel)."""
+    user = body["user"]["id"]
+    if body.get("response_url"):
+        respond(text=text, response_type="ephemeral", replace_original=False)
+    elif (body.get("channel") or {}).get("id"):
+        client.chat_postEphemeral(channel=body["channel"]["id"], user=user, text=text)
+    else:
+        client.chat_postMessage(channel=user, text=text)
+
+
+def register(app: Any, services: Any) -> None:
+    @app.action(ACTION_SEND_EMAIL)
+    def send_invitation_email(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
+        ack()
+        user = body["user"]["id"]
+        value = (body.get("actions") or [{}])[0].get("value") or ""
+        if not value.isdigit():
+            _reply(body, respond, client, "That button is out of date; list your customers again.")
+            return
+        try:
+            view = services.service.request_invitation_email(user, int(value))
+        except (Refused, NotFound) as refused:
+            text = escape(refused.message)
+        else:
+            services.deliverer.kick()
+            text = email_request_reply(view)
+        _reply(body, respond, client, text)
