@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from store.models import Base
 from tests.fakeslack import FakeSlack
@@ -111,8 +112,23 @@ class RunningApp:
         return done
 
     def clean(self) -> None:
-        """Empties every table between tests (the app keeps running)."""
+        """Empties every table between tests (the app keeps running). The app's background
+        worker may still hold row locks from the previous test, so a deadlock is retried."""
         engine = create_engine(self.db_url)
+        try:
+            for attempt in range(5):
+                try:
+                    self._empty_tables(engine)
+                    return
+                except OperationalError:
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
+        finally:
+            engine.dispose()
+
+    @staticmethod
+    def _empty_tables(engine: Engine) -> None:
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 names = ", ".join(t.name for t in Base.metadata.sorted_tables)
@@ -120,7 +136,6 @@ class RunningApp:
             else:
                 for table in reversed(Base.metadata.sorted_tables):
                     conn.execute(table.delete())
-        engine.dispose()
 
     # --- Slack requests --------------------------------------------------------------------
 
