@@ -1,0 +1,40 @@
+"""The one error handler: log the failure, tell the user briefly, never show a stack trace."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt import BoltResponse
+from slack_sdk.webhook import WebhookClient
+
+from handlers import views
+
+log = logging.getLogger(__name__)
+
+
+def register(app: Any, services: Any) -> None:
+    @app.error
+    def on_error(error, body, response) -> BoltResponse | None:  # type: ignore[no-untyped-def]
+        kind = body.get("type") or ("slash_command" if body.get("command") else "unknown")
+        user = (body.get("user") or {}).get("id") or body.get("user_id")
+        log.error("unhandled error in a %s from %s", kind, user, exc_info=error)
+        not_yet_acked = response is not None
+        if kind == "view_submission" and not_yet_acked:
+            payload = {"response_action": "update", "view": views.error_modal()}
+            return BoltResponse(
+                status=200,
+                body=json.dumps(payload),
+                headers={"content-type": "application/json;charset=utf-8"},
+            )
+        response_url = body.get("response_url")
+        if response_url:
+            try:
+                message = {**views.error_message(), "replace_original": False}
+                WebhookClient(response_url, timeout=5).send_dict(message)
+            except Exception:  # noqa: BLE001 - telling the user is best effort
+                log.warning("could not tell the user about the error", exc_info=True)
+        if not_yet_acked:
+            return BoltResponse(status=200, body="")
+        return None
