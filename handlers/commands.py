@@ -9,6 +9,7 @@ from typing import Any
 from bot.errors import InvalidInput, NotFound, Refused
 from handlers import views
 from handlers.customers import render_list
+from handlers.errors import guarded
 from handlers.mrkdwn import escape
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,8 @@ def register(app: Any, services: Any) -> None:
             respond(views.ephemeral(f"Usage: `/preregister {word} here` or `{word} off`"))
 
     @app.command(COMMAND)
-    def preregister(ack, command, respond, client) -> None:  # type: ignore[no-untyped-def]
+    @guarded
+    def preregister(ack, body, command, respond, client) -> None:  # type: ignore[no-untyped-def]
         ack()
         user = command["user_id"]
         words = (command.get("text") or "").split()

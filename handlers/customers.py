@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.errors import Refused
 from handlers import views
+from handlers.errors import guarded
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def selected_ids(body: dict[str, Any]) -> list[int]:
 
 
 def register(app: Any, services: Any) -> None:
+    @guarded
     def redraw(ack, body, action, respond) -> None:  # type: ignore[no-untyped-def]
         ack()
         user = body["user"]["id"]
@@ -100,6 +102,7 @@ def register(app: Any, services: Any) -> None:
         ack()  # ticking a box changes nothing until "Delete selected"
 
     @app.action(views.LIST_DELETE_ACTION)
+    @guarded
     def delete_one(ack, body, action, respond) -> None:  # type: ignore[no-untyped-def]
         ack()
         user = body["user"]["id"]
@@ -115,6 +118,7 @@ def register(app: Any, services: Any) -> None:
             respond(refusal(services, refused))
 
     @app.action(views.LIST_DELETE_SELECTED_ACTION)
+    @guarded
     def delete_selected(ack, body, action, respond) -> None:  # type: ignore[no-untyped-def]
         ack()
         user = body["user"]["id"]

@@ -11,6 +11,7 @@ from bot import notices
 from bot.delivery import Job, PermanentFailure
 from bot.errors import InvalidInput, NotFound, Refused
 from handlers import views
+from handlers.errors import guarded
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def register(app: Any, services: Any) -> None:
     service = services.service
 
     @app.action(views.APPROVE_ACTION)
+    @guarded
     def approve(ack, body, action, respond) -> None:  # type: ignore[no-untyped-def]
         ack()
         user = body["user"]["id"]
@@ -91,6 +93,7 @@ def register(app: Any, services: Any) -> None:
         services.deliverer.kick()
 
     @app.action(views.REJECT_ACTION)
+    @guarded
     def reject(ack, body, action, respond, client) -> None:  # type: ignore[no-untyped-def]
         ack()
         user = body["user"]["id"]

@@ -22,7 +22,7 @@ def command(app, text: str = "", user: str = MEMBER, channel: str = "CGENERAL") 
     """Sends the command and returns the one reply posted to its response_url."""
     before = len(app.fake.responses)
     response = app.command(user, text, channel=channel)
-    assert response.status_code == 200
+    assert response.status_code == 200, (response.elapsed, app.log())
     assert response.elapsed.total_seconds() < ACK_SANITY_BOUND
     reply = app.fake.wait_for_response(before + 1)[before]
     assert reply.get("response_type") == "ephemeral"
@@ -145,3 +145,12 @@ def test_list_with_unknown_status_names_the_known_ones(app, direct):
     reply = command(app, "list <!channel>")
     assert "&lt;!channel&gt;" in reply["text"]
     assert "`under_review`" in reply["text"]
+
+
+def test_unexpected_failure_is_told_briefly_without_a_stack_trace(app, direct):
+    direct.partner()
+    app.fake.fail("views.open", status=400)
+    reply = command(app, "")
+    assert reply["text"].startswith(":warning: Something went wrong on our side.")
+    assert "Traceback" not in body_text(reply) and "SlackApiError" not in body_text(reply)
+    assert "unhandled error in a slash_command" in app.log()
