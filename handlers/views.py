@@ -37,6 +37,7 @@ SEND_INVITATION_ACTION = "send_invitation_email"  # listener lives in handlers/i
 
 PAGE_SIZE = 10  # a checkboxes element holds at most 10 options
 HOME_QUEUE_LIMIT = 30
+HOME_EXPIRING_LIMIT = 10  # keeps the section well under 3000 characters
 
 STATUS_LABELS = {
     "under_review": "Under review",
@@ -709,11 +710,13 @@ def _partner_home(summary: PartnerSummary) -> list[dict[str, Any]]:
     ]
     blocks.append({"type": "section", "block_id": "home_counts", "fields": counts})
     if summary.expiring_soon:
+        soon = [p for p in summary.expiring_soon if p.expires_at is not None]
         lines = [
             f"• {escape(truncate(p.full_name, 60))}: expires {when(p.expires_at)}"
-            for p in summary.expiring_soon
-            if p.expires_at is not None
+            for p in soon[:HOME_EXPIRING_LIMIT]
         ]
+        if len(soon) > HOME_EXPIRING_LIMIT:
+            lines.append(f"…and {len(soon) - HOME_EXPIRING_LIMIT} more (`/preregister list`)")
         blocks.append(section("*Expiring in the next 7 days*\n" + "\n".join(lines)))
     else:
         blocks.append(section("*Expiring in the next 7 days*\nNothing."))

@@ -253,7 +253,9 @@ def test_home_views_for_partner_manager_and_stranger():
         quota_used=42,
         quota_limit=100,
         counts={"preregistered": 40, "under_review": 2},
-        expiring_soon=[prereg(expires_at=T0 + timedelta(days=2))],
+        expiring_soon=[
+            prereg(i, full_name="N" * 100, expires_at=T0 + timedelta(days=2)) for i in range(20)
+        ],
     )
     queue = [under_review(i) for i in range(1, 60)]
     for view in (
@@ -264,6 +266,7 @@ def test_home_views_for_partner_manager_and_stranger():
     ):
         assert_valid_view(view)
     assert "42 / 100" in all_text(views.home_view(summary, None, CONTACTS))
+    assert "and 10 more" in all_text(views.home_view(summary, None, CONTACTS))
     assert "not set up" in all_text(views.home_view(None, None, []))
 
 
