@@ -544,6 +544,23 @@ class PreregistrationService:
             s.refresh(partner)
             return PartnerView.of(partner)
 
+    def set_digest_channel(self, slack_user_id: str, channel_id: str | None) -> PartnerView:
+        """Where the partner's daily digest goes (None: no digest)."""
+        with self.db.session() as s:
+            partner = self._partner_of(s, slack_user_id)
+            partner_store.set_digest_channel(s, partner.id, channel_id)
+            audit.record(
+                s,
+                at=self.clock.now(),
+                actor=slack_user_id,
+                action="digest_channel",
+                result="set" if channel_id else "cleared",
+                partner_id=partner.id,
+                detail={"channel": channel_id},
+            )
+            s.refresh(partner)
+            return PartnerView.of(partner)
+
     def mark_invited(self, preregistration_id: int, at: datetime | None = None) -> None:
         with self.db.session() as s:
             row = prereg_store.get(s, preregistration_id)

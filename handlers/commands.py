@@ -1,0 +1,141 @@
+"""`/preregister` and its subcommands. Every reply goes to the asker only (response_url)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from bot.errors import InvalidInput, NotFound, Refused
+from handlers import views
+from handlers.customers import render_list
+from handlers.errors import guarded
+from handlers.mrkdwn import escape
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/preregister"
+MAX_DELETE_TARGETS = 20
+STATUS_ALIASES = {"review": "under_review", "under-review": "under_review", "active": "current"}
+
+
+def parse_filter(words: list[str]) -> str | None:
+    """`list under review` -> `under_review`; None when unknown."""
+    if not words:
+        return views.DEFAULT_FILTER
+    key = "_".join(w.lower() for w in words)
+    key = STATUS_ALIASES.get(key, key)
+    return key if key in views.FILTERS else None
+
+
+def register(app: Any, services: Any) -> None:
+    service = services.service
+
+    def contacts() -> list[tuple[str, str | None]]:
+        return service.manager_contacts()
+
+    def open_modal(user: str, trigger_id: str, client: Any, respond: Callable) -> None:
+        try:
+            service.ready_partner(user)
+        except Refused as refused:
+            respond(views.refusal_message(refused.message, contacts()))
+            return
+        client.views_open(trigger_id=trigger_id, view=views.preregistration_modal())
+
+    def list_customers(user: str, args: list[str], respond: Callable) -> None:
+        filter_key = parse_filter(args)
+        if filter_key is None:
+            known = ", ".join(f"`{k}`" for k in views.FILTERS)
+            respond(
+                views.ephemeral(
+                    f"I don't know the status “{escape(' '.join(args))}”. Use one of: {known}."
+                )
+            )
+            return
+        respond(render_list(services, user, 0, filter_key))
+
+    def check(user: str, args: list[str], respond: Callable) -> None:
+        if len(args) != 1:
+            respond(views.ephemeral("Usage: `/preregister check <email>`"))
+            return
+        try:
+            result = service.check(user, args[0])
+        except InvalidInput as invalid:
+            respond(views.ephemeral(f":warning: {escape(next(iter(invalid.errors.values())))}"))
+            return
+        respond(views.check_message(args[0], result, contacts()))
+
+    def delete(user: str, args: list[str], respond: Callable) -> None:
+        if not args:
+            respond(views.ephemeral("Usage: `/preregister delete <email> [<email> …]`"))
+            return
+        if len(args) > MAX_DELETE_TARGETS:
+            respond(views.ephemeral(f"At most {MAX_DELETE_TARGETS} customers at a time."))
+            return
+        results = service.delete(user, list(dict.fromkeys(args)))
+        respond(views.delete_message(results, contacts()))
+
+    def channel_setting(
+        kind: str, setter: Callable, user: str, channel: str, args: list[str], respond: Callable
+    ) -> None:
+        choice = " ".join(args).lower()
+        if choice == "here":
+            setter(user, channel)
+            respond(
+                views.ephemeral(
+                    f":white_check_mark: Your partner's {kind} now go to <#{escape(channel)}>. "
+                    "If I am not in this channel yet, invite me with `/invite @prereg-bot`."
+                )
+            )
+        elif choice == "off":
+            setter(user, None)
+            respond(views.ephemeral(f":white_check_mark: Your partner's {kind} are switched off."))
+        else:
+            word = "notify" if kind == "notices" else "digest"
+            respond(views.ephemeral(f"Usage: `/preregister {word} here` or `{word} off`"))
+
+    @app.command(COMMAND)
+    @guarded
+    def preregister(ack, body, command, respond, client) -> None:  # type: ignore[no-untyped-def]
+        ack()
+        user = command["user_id"]
+        words = (command.get("text") or "").split()
+        sub, args = (words[0].lower(), words[1:]) if words else ("", [])
+        try:
+            if sub == "":
+                open_modal(user, command["trigger_id"], client, respond)
+            elif sub == "list":
+                list_customers(user, args, respond)
+            elif sub == "check":
+                check(user, args, respond)
+            elif sub == "delete":
+                delete(user, args, respond)
+            elif sub == "notify":
+                channel_setting(
+                    "notices",
+                    service.set_notice_channel,
+                    user,
+                    command["channel_id"],
+                    args,
+                    respond,
+                )
+            elif sub == "digest":
+                channel_setting(
+                    "daily digests",
+                    service.set_digest_channel,
+                    user,
+                    command["channel_id"],
+                    args,
+                    respond,
+                )
+            elif sub == "flow":
+                respond(views.flow_message())
+            elif sub == "help":
+                respond(views.help_message(contacts()))
+            else:
+                note = f"I don't know `{escape(sub[:40])}`. Here is what I can do:"
+                respond(views.help_message(contacts(), note=note))
+        except Refused as refused:
+            respond(views.refusal_message(refused.message, contacts()))
+        except NotFound as missing:
+            respond(views.ephemeral(f":warning: {escape(missing.message)}"))

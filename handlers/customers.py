@@ -1,0 +1,134 @@
+"""The customer list (`/preregister list`) and its buttons: show/hide contact details (R11),
+delete one or several (R9), Next/Previous pages.
+
+Button values carry only view state (page, filter, shown) and the row's id. Every action asks
+the service on behalf of the clicking user, so a value naming another partner's row changes
+nothing: the service only finds the clicker's own partner's rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from bot.errors import Refused
+from handlers import views
+from handlers.errors import guarded
+
+log = logging.getLogger(__name__)
+
+
+def parse_state(raw: str | None) -> tuple[int, str, bool, int | None]:
+    """(offset, filter, shown, id) from a button value; anything malformed falls back to the
+    first page of the default filter."""
+    try:
+        data = json.loads(raw or "{}")
+        if not isinstance(data, dict):
+            data = {}
+    except ValueError:
+        data = {}
+    offset = data.get("o")
+    offset = offset if isinstance(offset, int) and 0 <= offset <= 1_000_000 else 0
+    filter_key = data.get("f")
+    filter_key = filter_key if filter_key in views.FILTERS else views.DEFAULT_FILTER
+    target = data.get("id")
+    target = target if isinstance(target, int) and not isinstance(target, bool) else None
+    return offset, filter_key, bool(data.get("c")), target
+
+
+def render_list(
+    services: Any,
+    user: str,
+    offset: int = 0,
+    filter_key: str = views.DEFAULT_FILTER,
+    shown: bool = False,
+    notice: Sequence[str] = (),
+    replace: bool = False,
+) -> dict[str, Any]:
+    """The user's own partner's customers, one page. Raises Refused for non-members."""
+    statuses = views.FILTERS[filter_key]
+    service = services.service
+    page = service.list_customers(user, statuses, offset=offset, limit=views.PAGE_SIZE)
+    if not page.items and page.total and offset:
+        last = (page.total - 1) // views.PAGE_SIZE * views.PAGE_SIZE
+        page = service.list_customers(user, statuses, offset=last, limit=views.PAGE_SIZE)
+    message = views.customer_list(page, filter_key, shown, notice)
+    message["replace_original"] = replace
+    return message
+
+
+def refusal(services: Any, refused: Refused) -> dict[str, Any]:
+    message = views.refusal_message(refused.message, services.service.manager_contacts())
+    message["replace_original"] = False
+    return message
+
+
+def selected_ids(body: dict[str, Any]) -> list[int]:
+    """Ids ticked in the list's checkboxes (from the message state Slack sends along)."""
+    values = (body.get("state") or {}).get("values") or {}
+    chosen = [
+        option
+        for block_id, block in values.items()
+        if block_id.startswith(views.LIST_SELECT_BLOCK) and isinstance(block, dict)
+        for option in (block.get(views.LIST_SELECT_ACTION) or {}).get("selected_options") or []
+    ]
+    ids = []
+    for option in chosen:
+        value = str(option.get("value", ""))
+        if value.isdigit():
+            ids.append(int(value))
+    return list(dict.fromkeys(ids))[: views.PAGE_SIZE]
+
+
+def register(app: Any, services: Any) -> None:
+    @guarded
+    def redraw(ack, body, action, respond) -> None:  # type: ignore[no-untyped-def]
+        ack()
+        user = body["user"]["id"]
+        offset, filter_key, shown, _ = parse_state(action.get("value"))
+        try:
+            respond(render_list(services, user, offset, filter_key, shown, replace=True))
+        except Refused as refused:
+            respond(refusal(services, refused))
+
+    app.action(views.LIST_TOGGLE_ACTION)(redraw)
+    app.action(re.compile(rf"^{views.LIST_PAGE_ACTION}_(prev|next)$"))(redraw)
+
+    @app.action(views.LIST_SELECT_ACTION)
+    def tick(ack) -> None:  # type: ignore[no-untyped-def]
+        ack()  # ticking a box changes nothing until "Delete selected"
+
+    @app.action(views.LIST_DELETE_ACTION)
+    @guarded
+    def delete_one(ack, body, action, respond) -> None:  # type: ignore[no-untyped-def]
+        ack()
+        user = body["user"]["id"]
+        offset, filter_key, shown, target = parse_state(action.get("value"))
+        try:
+            if target is None:
+                notice = [":no_entry_sign: That button no longer works; here is the list again."]
+            else:
+                results = services.service.delete(user, [target])
+                notice = views.delete_results(results)
+            respond(render_list(services, user, offset, filter_key, shown, notice, replace=True))
+        except Refused as refused:
+            respond(refusal(services, refused))
+
+    @app.action(views.LIST_DELETE_SELECTED_ACTION)
+    @guarded
+    def delete_selected(ack, body, action, respond) -> None:  # type: ignore[no-untyped-def]
+        ack()
+        user = body["user"]["id"]
+        offset, filter_key, shown, _ = parse_state(action.get("value"))
+        ids = selected_ids(body)
+        try:
+            if ids:
+                notice = views.delete_results(services.service.delete(user, ids))
+            else:
+                notice = [":point_up: Tick the customers to delete first."]
+            respond(render_list(services, user, offset, filter_key, shown, notice, replace=True))
+        except Refused as refused:
+            respond(refusal(services, refused))

@@ -1,0 +1,141 @@
+"""Manual review (R3) in Slack: the request posted to the manager channel, Approve / Reject
+buttons for registered managers only, the reason modal, and the notices that follow."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from bot import notices
+from bot.delivery import Job, PermanentFailure
+from bot.errors import InvalidInput, NotFound, Refused
+from handlers import views
+from handlers.errors import guarded
+
+log = logging.getLogger(__name__)
+
+
+def _preregistration_id(raw: Any) -> int | None:
+    text = str(raw or "")
+    return int(text) if text.isdigit() and len(text) < 19 else None
+
+
+def _tell(respond: Any, text: str) -> None:
+    """An ephemeral note to the clicker; the channel message stays as it is."""
+    respond({"response_type": "ephemeral", "replace_original": False, "text": text})
+
+
+def register_senders(registry: Any, services: Any) -> None:
+    service = services.service
+    client = services.client
+
+    def subject(job: Job) -> Any:
+        pid = job.payload.get("preregistration_id")
+        p = service.view(pid) if isinstance(pid, int) else None
+        if p is None:
+            raise PermanentFailure(f"preregistration {pid!r} does not exist")
+        return p
+
+    def send_review_request(job: Job) -> dict[str, Any] | None:
+        p = subject(job)
+        if p.review_message_ts:
+            return {"skipped": "already posted", "ts": p.review_message_ts}
+        channel = services.settings.manager_channel_id
+        if not channel:
+            raise PermanentFailure("MANAGER_CHANNEL_ID is not set")
+        # Rendered from the current state: a request decided before it was posted shows the
+        # decision, not buttons.
+        message = (
+            views.review_request_message(p)
+            if p.status == "under_review"
+            else views.review_decided_message(p)
+        )
+        reply = client.chat_postMessage(channel=channel, **message)
+        service.set_review_message(p.id, reply["channel"], reply["ts"])
+        return {"channel": reply["channel"], "ts": reply["ts"]}
+
+    def send_review_decided(job: Job) -> dict[str, Any] | None:
+        p = subject(job)
+        result: dict[str, Any] = {}
+        if p.review_channel_id and p.review_message_ts:
+            client.chat_update(
+                channel=p.review_channel_id,
+                ts=p.review_message_ts,
+                **views.review_decided_message(p),
+            )
+            result["updated"] = p.review_message_ts
+        dm = client.chat_postMessage(channel=p.submitted_by, **views.review_outcome_dm(p))
+        result["dm"] = dm.get("ts")
+        return result
+
+    registry.register(notices.REVIEW_REQUEST, send_review_request)
+    registry.register(notices.REVIEW_DECIDED, send_review_decided)
+
+
+def register(app: Any, services: Any) -> None:
+    service = services.service
+
+    @app.action(views.APPROVE_ACTION)
+    @guarded
+    def approve(ack, body, action, respond) -> None:  # type: ignore[no-untyped-def]
+        ack()
+        user = body["user"]["id"]
+        pid = _preregistration_id(action.get("value"))
+        if pid is None:
+            _tell(respond, ":warning: This button does not name a request.")
+            return
+        try:
+            service.approve(user, pid)
+        except (Refused, NotFound) as refused:
+            _tell(respond, f":no_entry_sign: {refused.message}")
+            return
+        services.deliverer.kick()
+
+    @app.action(views.REJECT_ACTION)
+    @guarded
+    def reject(ack, body, action, respond, client) -> None:  # type: ignore[no-untyped-def]
+        ack()
+        user = body["user"]["id"]
+        pid = _preregistration_id(action.get("value"))
+        if pid is None:
+            _tell(respond, ":warning: This button does not name a request.")
+            return
+        if not service.is_manager(user):
+            _tell(respond, ":no_entry_sign: Only ecosystem managers can approve or reject reviews.")
+            return
+        p = service.view(pid)
+        if p is None or p.status != "under_review":
+            state = "gone" if p is None else views.status_label(p.status)
+            _tell(respond, f":no_entry_sign: This request was already decided ({state}).")
+            return
+        metadata = json.dumps({"id": pid})
+        client.views_open(trigger_id=body["trigger_id"], view=views.reject_modal(p, metadata))
+
+    @app.view(views.REJECT_CALLBACK)
+    def reason_submitted(ack, body, view) -> None:  # type: ignore[no-untyped-def]
+        user = body["user"]["id"]
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+        except ValueError:
+            meta = {}
+        pid = meta.get("id") if isinstance(meta, dict) else None
+        if not isinstance(pid, int) or isinstance(pid, bool):
+            ack(
+                response_action="errors",
+                errors={"reason": "This form lost track of its request; reject it again."},
+            )
+            return
+        values = (view.get("state") or {}).get("values") or {}
+        reason = ((values.get("reason") or {}).get(views.VALUE_ACTION) or {}).get("value") or ""
+        try:
+            service.reject(user, pid, reason)
+        except InvalidInput as invalid:
+            message = invalid.errors.get("reason") or next(iter(invalid.errors.values()))
+            ack(response_action="errors", errors={"reason": message})
+            return
+        except (Refused, NotFound) as refused:
+            ack(response_action="errors", errors={"reason": refused.message})
+            return
+        ack()
+        services.deliverer.kick()

@@ -1,0 +1,156 @@
+"""`/preregister` end to end: signed slash commands over HTTP, replies read off the fake Slack."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.blockkit import assert_valid_message, assert_valid_view
+from tests.helpers import directory_row
+from tests.slackfixtures import MANAGER, MANAGER_EMAIL, MEMBER, OTHER_MEMBER, Direct, body_text
+
+ACK_SANITY_BOUND = 2.5  # seconds; a sanity bound, not a latency measurement
+
+
+@pytest.fixture
+def direct(app):
+    d = Direct(app.db_url)
+    yield d
+    d.close()
+
+
+def command(app, text: str = "", user: str = MEMBER, channel: str = "CGENERAL") -> dict:
+    """Sends the command and returns the one reply posted to its response_url."""
+    before = len(app.fake.responses)
+    response = app.command(user, text, channel=channel)
+    assert response.status_code == 200, (response.elapsed, app.log())
+    assert response.elapsed.total_seconds() < ACK_SANITY_BOUND
+    reply = app.fake.wait_for_response(before + 1)[before]
+    assert reply.get("response_type") == "ephemeral"
+    assert_valid_message(reply)
+    return reply
+
+
+def test_preregister_without_text_opens_the_modal(app, direct):
+    direct.partner()
+    response = app.command(MEMBER, "")
+    assert response.status_code == 200
+    assert response.elapsed.total_seconds() < ACK_SANITY_BOUND
+    call = app.fake.wait_for("views.open")[0]
+    assert call.args["trigger_id"].startswith("trigger.")
+    view = call.json_arg("view")
+    assert_valid_view(view)
+    assert view["callback_id"] == "preregister"
+    assert app.fake.responses == []
+
+
+def test_r1_partner_without_reserved_contact_gets_no_modal(app, direct):
+    direct.partner(contact=False)
+    direct.manager()
+    reply = command(app, "")
+    assert "reserved contact" in reply["text"]
+    assert MANAGER_EMAIL in body_text(reply)  # R13: who to ask
+    assert app.fake.calls_to("views.open") == []
+
+
+def test_stranger_is_told_to_ask_without_a_modal(app):
+    reply = command(app, "", user="USTRANGER")
+    assert "not set up as a member" in reply["text"]
+    assert app.fake.calls_to("views.open") == []
+
+
+def test_unknown_subcommand_gets_the_help_text(app):
+    reply = command(app, "frobnicate <!channel>")
+    body = body_text(reply)
+    assert "I don't know `frobnicate`" in body
+    assert "/preregister list" in body
+
+
+def test_r13_help_shows_commands_rules_and_the_manager_contact(app, direct):
+    direct.manager()
+    reply = command(app, "help", user="USTRANGER")
+    body = body_text(reply)
+    for sub in ("list", "check", "delete", "notify here", "flow"):
+        assert f"/preregister {sub}" in body
+    assert "15 days" in body and "100" in body
+    assert f"<@{MANAGER}>" in body and MANAGER_EMAIL in body
+
+
+def test_r10_flow_shows_the_customer_development_steps(app):
+    reply = command(app, "flow")
+    sections = [b["text"]["text"] for b in reply["blocks"] if b["type"] == "section"]
+    assert len(sections) >= 5
+    order = ["Check", "Preregister", "Same country", "Invite", "Customer accepts"]
+    positions = [next(i for i, s in enumerate(sections) if word in s) for word in order]
+    assert positions == sorted(positions)
+
+
+def test_check_answers_without_claiming(app, direct):
+    direct.partner()
+    direct.partner("Rival AG", member=OTHER_MEMBER)
+    direct.directory(directory_row("cn@customer.de", china_mainland=True))
+    direct.prereg("held@customer.de", user=OTHER_MEMBER)
+
+    free = command(app, "check free@customer.de")
+    assert "could be preregistered now" in free["text"]
+    held = command(app, "check held@customer.de")
+    assert "preregistered by another partner" in held["text"]
+    china = command(app, "check cn@customer.de")
+    assert "China-mainland" in china["text"]
+    bad = command(app, "check not-an-email")
+    assert "email address" in bad["text"]
+    assert direct.service.list_customers(MEMBER).total == 0
+
+
+def test_r9_delete_by_email_and_refusal_for_under_review(app, direct):
+    direct.partner()
+    kept = direct.prereg("fr@customer.fr", mobile="+33 6 12 34 56 78")
+    gone = direct.prereg("ceo@customer.de")
+    assert kept.status == "under_review"
+
+    reply = command(app, "delete ceo@customer.de fr@customer.fr nobody@customer.de")
+    body = body_text(reply)
+    assert "ceo@customer.de deleted" in body
+    assert "Under review" in body and "cannot be deleted" in body
+    assert "No customer nobody@customer.de" in body
+    assert direct.status(gone.id) == "deleted"
+    assert direct.status(kept.id) == "under_review"
+
+
+def test_delete_cannot_touch_another_partners_customer(app, direct):
+    direct.partner()
+    direct.partner("Rival AG", member=OTHER_MEMBER)
+    theirs = direct.prereg("theirs@customer.de", user=OTHER_MEMBER)
+    reply = command(app, "delete theirs@customer.de")
+    assert "No customer theirs@customer.de among your" in reply["text"]
+    assert direct.status(theirs.id) == "preregistered"
+
+
+def test_notify_and_digest_here_set_the_partners_channels(app, direct):
+    partner_id = direct.partner()
+    assert "now go to <#CDEALS>" in command(app, "notify here", channel="CDEALS")["text"]
+    assert "now go to <#CDIGEST>" in command(app, "digest here", channel="CDIGEST")["text"]
+    view = direct.service.partner_of(MEMBER)
+    assert (view.id, view.notice_channel_id, view.digest_channel_id) == (
+        partner_id,
+        "CDEALS",
+        "CDIGEST",
+    )
+    assert "switched off" in command(app, "digest off")["text"]
+    assert direct.service.partner_of(MEMBER).digest_channel_id is None
+    assert "Usage" in command(app, "notify somewhere")["text"]
+
+
+def test_list_with_unknown_status_names_the_known_ones(app, direct):
+    direct.partner()
+    reply = command(app, "list <!channel>")
+    assert "&lt;!channel&gt;" in reply["text"]
+    assert "`under_review`" in reply["text"]
+
+
+def test_unexpected_failure_is_told_briefly_without_a_stack_trace(app, direct):
+    direct.partner()
+    app.fake.fail("views.open", status=400)
+    reply = command(app, "")
+    assert reply["text"].startswith(":warning: Something went wrong on our side.")
+    assert "Traceback" not in body_text(reply) and "SlackApiError" not in body_text(reply)
+    assert "unhandled error in a slash_command" in app.log()
