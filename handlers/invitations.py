@@ -26,6 +26,7 @@ from bot.mailer import (
 )
 from bot.models import PreregView
 from bot.qr import qr_png
+from handlers.errors import guarded
 from handlers.mrkdwn import escape, format_when, link
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,7 @@ def _reply(body: dict[str, Any], respond: Any, client: Any, text: str) -> None:
 
 def register(app: Any, services: Any) -> None:
     @app.action(ACTION_SEND_EMAIL)
+    @guarded
     def send_invitation_email(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
         ack()
         user = body["user"]["id"]
