@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
@@ -28,9 +28,6 @@ from handlers.reminder_views import (
     review_due_soon_message,
     review_overdue_message,
 )
-
-if TYPE_CHECKING:
-    from bot.app import Services
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +59,8 @@ def _error(exc: SlackApiError) -> str:
 
 
 class ReminderSenders:
-    def __init__(self, services: Services, work: ScheduledWork) -> None:
+    def __init__(self, services: Any, work: ScheduledWork) -> None:
+        """`services` is bot.app.Services (not imported: handlers never import the root)."""
         self.services = services
         self.work = work
 
@@ -198,7 +196,7 @@ class ReminderSenders:
         return {"fanned_out": members}
 
 
-def register_senders(registry: SenderRegistry, services: Services) -> None:
+def register_senders(registry: SenderRegistry, services: Any) -> None:
     work = ScheduledWork(
         services.db, services.clock, SchedulePolicy.from_settings(services.settings)
     )
