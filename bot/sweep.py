@@ -1,42 +1,80 @@
-"""All scheduled work, run once as of an instant: `prereg-bot sweep` and the in-process timer."""
+"""All scheduled work, run once as of an instant: `prereg-bot sweep` and the in-process timer.
+
+Order: expire (R5) first, so nothing is reminded about a row that just lapsed; then record the
+reminders, review escalations (R3) and digests that are due; then deliver every due notice,
+including retries of earlier failures. Every step claims or records its work in the
+database, so two runs at once (or one after the other) do nothing twice.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime
 
 from bot.app import Services
 from bot.delivery import DeliveryReport
+from bot.schedule import ScheduledWork, SchedulePolicy, ScheduleReport
 
 log = logging.getLogger(__name__)
+
+DELIVERY_PASSES = 3
+"""A pass may record follow-up notices (a digest fanned out to DMs): deliver those too."""
 
 
 @dataclass(frozen=True)
 class SweepReport:
     expired: int
+    scheduled: ScheduleReport
     delivered: DeliveryReport
+
+    def summary(self) -> str:
+        s, d = self.scheduled, self.delivered
+        return (
+            f"expired {self.expired}; reminders {s.reminders}; "
+            f"review due soon {s.review_due_soon}; review overdue {s.review_overdue}; "
+            f"digests {s.digests}; notices sent {d.sent}, retrying {d.retried}, failed {d.failed}"
+        )
+
+
+def scheduled_work(services: Services) -> ScheduledWork:
+    return ScheduledWork(
+        services.db, services.clock, SchedulePolicy.from_settings(services.settings)
+    )
 
 
 def run_sweep(services: Services, at: datetime | None = None) -> SweepReport:
     now = at or services.clock.now()
     expired = services.service.expire_due(now)
-    delivered = services.deliverer.deliver_due(now)
-    return SweepReport(expired=len(expired), delivered=delivered)
+    scheduled = scheduled_work(services).enqueue_due(now)
+    sent = retried = failed = 0
+    for _ in range(DELIVERY_PASSES):
+        report = services.deliverer.deliver_due(now)
+        sent, retried, failed = (
+            sent + report.sent,
+            retried + report.retried,
+            failed + report.failed,
+        )
+        if report.sent == 0:
+            break
+    result = SweepReport(len(expired), scheduled, DeliveryReport(sent, retried, failed))
+    if expired or any(astuple(scheduled)) or sent or retried or failed:
+        log.info("sweep as of %s: %s", now.isoformat(), result.summary())
+    return result
 
 
 def run_sweep_command(settings, at: datetime | None) -> int:  # type: ignore[no-untyped-def]
+    """`prereg-bot sweep [--at ISO]`. With --at the whole run (claims, retry times, what the
+    notices say) happens as of that instant."""
     from bot.app import create_services
+    from bot.clock import FixedClock
     from store.migrate import upgrade
 
     upgrade(settings.database_url)
-    services = create_services(settings)
+    services = create_services(settings, clock=FixedClock(at) if at is not None else None)
     try:
         report = run_sweep(services, at)
     finally:
         services.db.dispose()
-    print(
-        f"expired {report.expired}; notices sent {report.delivered.sent}, "
-        f"retrying {report.delivered.retried}, failed {report.delivered.failed}"
-    )
+    print(report.summary())
     return 0

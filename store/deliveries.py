@@ -39,8 +39,10 @@ def enqueue(
             created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(Delivery.__table__.c.id)
     )
-    return session.execute(stmt).rowcount == 1
+    # RETURNING, not rowcount: with an implicit RETURNING psycopg reports rowcount -1.
+    return session.execute(stmt).first() is not None
 
 
 def by_key(session: Session, dedupe_key: str) -> Delivery | None:

@@ -53,6 +53,7 @@ class FakeSlack:
     faults: dict[str, list[Fault]] = field(default_factory=dict)
     down_until: float = 0.0
     latency: float = 0.0
+    slow: dict[str, float] = field(default_factory=dict)  # method -> extra seconds before answering
     url: str = ""
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -96,6 +97,7 @@ class FakeSlack:
             self.user_tz.clear()
             self.down_until = 0.0
             self.latency = 0.0
+            self.slow.clear()
 
     @property
     def response_url(self) -> str:
@@ -161,6 +163,8 @@ class FakeSlack:
                 self.responses.append(json.loads(raw or b"{}"))
             return _reply(req, 200, b"ok", "text/plain")
         method = path.rsplit("/", 1)[-1]
+        if self.slow.get(method):
+            time.sleep(self.slow[method])
         args = _parse_args(raw, req.headers.get("Content-Type", ""), req.path)
         headers = {k.lower(): v for k, v in req.headers.items()}
         with self._lock:

@@ -1,0 +1,194 @@
+"""Block Kit for scheduled notices: expiry (R5), expiry reminders, review escalations (R3) and
+the daily digest. Pure functions: a value in, a message body (`text` + `blocks`) out.
+Every user-typed string goes through `escape`."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from bot.models import PreregView
+from bot.schedule import Digest
+from handlers.mrkdwn import escape, format_when, mention, truncate
+
+STATUS_LABELS = {
+    "under_review": "Under review",
+    "preregistered": "Preregistered",
+    "associated": "Associated",
+    "rejected": "Rejected",
+    "expired": "Expired",
+    "deleted": "Deleted",
+}
+LIST_HINT = "See all your customers with `/preregister list`."
+SECTION_LIMIT = 3000
+HEADER_LIMIT = 150
+
+
+def _customer(p: PreregView) -> str:
+    return f"*{escape(truncate(p.full_name, 100))}* ({escape(p.email)})"
+
+
+def _customer_plain(p: PreregView) -> str:
+    return f"{escape(truncate(p.full_name, 100))} ({escape(p.email)})"
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_LIMIT)}}
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {
+        "type": "header",
+        "text": {"type": "plain_text", "text": truncate(text, HEADER_LIMIT), "emoji": True},
+    }
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, 2000)}]}
+
+
+def _day(day: date) -> str:
+    return f"{day:%a} {day.day} {day:%b %Y}"
+
+
+def _days(n: int) -> str:
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
+# --- partner notices (R5) --------------------------------------------------------------------
+
+
+def expired_message(p: PreregView, tz: str | None) -> dict[str, Any]:
+    when = format_when(p.expires_at, tz) if p.expires_at else "its 15th day"
+    return {
+        "text": f"Preregistration expired: {_customer_plain(p)}",
+        "blocks": [
+            _section(
+                f":hourglass: The preregistration of {_customer(p)} has *expired* "
+                f"(it was valid until {when}).\n"
+                "The customer is free again: any partner may now preregister them. "
+                "To claim them again, preregister them anew with `/preregister`."
+            ),
+            _context(f"Submitted by {mention(p.submitted_by)}. {LIST_HINT}"),
+        ],
+    }
+
+
+def reminder_message(p: PreregView, days_before: int, tz: str | None) -> dict[str, Any]:
+    when = format_when(p.expires_at, tz) if p.expires_at else "soon"
+    return {
+        "text": f"Preregistration expires within {_days(days_before)}: {_customer_plain(p)}",
+        "blocks": [
+            _section(
+                f":alarm_clock: The preregistration of {_customer(p)} expires within "
+                f"*{_days(days_before)}*, on *{when}*.\n"
+                "Once it expires any partner may preregister the customer. "
+                + (
+                    "The customer has been invited by email; remind them to accept."
+                    if p.send_invitation
+                    else "Share the invitation link with the customer so they can accept it."
+                )
+            ),
+            _context(f"Submitted by {mention(p.submitted_by)}. {LIST_HINT}"),
+        ],
+    }
+
+
+# --- manager escalations (R3) ----------------------------------------------------------------
+
+
+def _review_facts(p: PreregView) -> str:
+    lines = [
+        f"*Partner:* {escape(p.partner_name)} ({escape(p.partner_country)})",
+        f"*Customer:* {_customer(p)}"
+        + (f", country {escape(p.customer_country)}" if p.customer_country else ""),
+        f"*Submitted by:* {mention(p.submitted_by)}",
+    ]
+    if p.review_reason:
+        lines.append(f"*Why review:* {escape(truncate(p.review_reason, 500))}")
+    return "\n".join(lines)
+
+
+def review_due_soon_message(p: PreregView) -> dict[str, Any]:
+    when = format_when(p.review_due_at) if p.review_due_at else "soon"
+    return {
+        "text": f"Review due soon (by {when}): {_customer_plain(p)} for {escape(p.partner_name)}",
+        "blocks": [
+            _section(
+                f":hourglass_flowing_sand: This review is *due by {when}* "
+                "(two working days from submission). Please approve or reject it."
+            ),
+            _section(_review_facts(p)),
+        ],
+    }
+
+
+def review_overdue_message(p: PreregView, threaded: bool) -> dict[str, Any]:
+    when = format_when(p.review_due_at) if p.review_due_at else "earlier"
+    where = (
+        "Approve or reject it with the buttons on the request above."
+        if threaded
+        else "Approve or reject it from the review request in this channel."
+    )
+    return {
+        "text": f"Review overdue (was due {when}): {_customer_plain(p)} for "
+        f"{escape(p.partner_name)}",
+        "blocks": [
+            _section(
+                f":rotating_light: This review is *overdue*: it was due by {when}, two working "
+                f"days after submission. {where}"
+            ),
+            _section(_review_facts(p)),
+        ],
+    }
+
+
+# --- the daily digest ------------------------------------------------------------------------
+
+
+def _lines(items: list[str], total: int, empty: str, more: str) -> str:
+    if not items:
+        return empty
+    text = "\n".join(items)
+    if total > len(items):
+        text += f"\n…and {total - len(items)} more ({more})."
+    return text
+
+
+def digest_message(d: Digest, tz: str | None) -> dict[str, Any]:
+    counts = " · ".join(
+        f"{label} {d.counts[status]}"
+        for status, label in STATUS_LABELS.items()
+        if d.counts.get(status)
+    )
+    expiring = _lines(
+        [
+            f"• {_customer(p)}: expires {format_when(p.expires_at, tz)}"
+            for p in d.expiring
+            if p.expires_at
+        ],
+        d.expiring_total,
+        "Nothing expires in the next 7 days.",
+        "`/preregister list preregistered`",
+    )
+    reviews = _lines(
+        [
+            f"• {_customer(p)}: review due {format_when(p.review_due_at, tz)}"
+            for p in d.under_review
+            if p.review_due_at
+        ],
+        d.under_review_total,
+        "Nothing is under review.",
+        "`/preregister list under_review`",
+    )
+    return {
+        "text": f"Daily digest for {escape(d.partner.name)}, {_day(d.day)}: "
+        f"{d.expiring_total} expiring this week, {d.under_review_total} under review",
+        "blocks": [
+            _header(f"Daily digest: {d.partner.name}"),
+            _context(f"{_day(d.day)} · {counts or 'no customers yet'}"),
+            _section(f"*Expiring in the next 7 days ({d.expiring_total})*\n{expiring}"),
+            _section(f"*Under review ({d.under_review_total})*\n{reviews}"),
+            _context(LIST_HINT),
+        ],
+    }

@@ -1,0 +1,197 @@
+"""The outbox Deliverer with an injected clock: backoff, lease expiry after a crash between
+claim and send, permanent failure, the attempt cap, and idempotent enqueueing."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bot.delivery import (
+    BACKOFF,
+    LEASE,
+    Deliverer,
+    Job,
+    PermanentFailure,
+    SenderRegistry,
+    backoff_after,
+)
+from store import deliveries as delivery_store
+from tests.conftest import T0
+
+
+class Recorder:
+    """A sender that fails its first `failures` calls, then records a send."""
+
+    def __init__(self, failures: int = 0, permanent: bool = False) -> None:
+        self.failures = failures
+        self.permanent = permanent
+        self.calls: list[Job] = []
+        self.sent: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, job: Job) -> dict[str, Any]:
+        with self.lock:
+            self.calls.append(job)
+            if self.permanent:
+                raise PermanentFailure("the subject is gone")
+            if len(self.calls) <= self.failures:
+                raise ConnectionError("slack unreachable")
+            self.sent.append(job.dedupe_key)
+        return {"ts": "1.1"}
+
+
+def deliverer(db, clock, sender: Recorder, **kw: Any) -> Deliverer:
+    registry = SenderRegistry()
+    registry.register("note", sender)
+    return Deliverer(db, clock, registry, **kw)
+
+
+def enqueue(db, key: str = "note:1", at=T0) -> bool:
+    with db.session() as s:
+        return delivery_store.enqueue(s, kind="note", dedupe_key=key, payload={"n": 1}, now=at)
+
+
+def row(db, key: str = "note:1"):
+    with db.session() as s:
+        return delivery_store.by_key(s, key)
+
+
+def test_enqueue_is_idempotent_on_the_dedupe_key(db):
+    assert enqueue(db) is True
+    assert enqueue(db) is False
+    assert row(db).status == "pending"
+
+
+def test_backoff_schedule_grows_then_stays_at_the_last_step():
+    assert [backoff_after(n) for n in (1, 2, 3)] == list(BACKOFF[:3])
+    assert backoff_after(50) == BACKOFF[-1]
+
+
+def test_failed_send_is_retried_after_backoff_then_sent_once(db, clock):
+    sender = Recorder(failures=2)
+    d = deliverer(db, clock, sender)
+    enqueue(db)
+    assert d.deliver_due().retried == 1
+    assert row(db).next_attempt_at == T0 + BACKOFF[0]
+    assert "ConnectionError" in row(db).last_error
+    clock.advance(BACKOFF[0] - timedelta(seconds=1))
+    assert d.deliver_due().retried == 0  # not yet due: nothing claimed
+    assert len(sender.calls) == 1
+    clock.advance(timedelta(seconds=1))
+    assert d.deliver_due().retried == 1
+    assert row(db).next_attempt_at == clock.now() + BACKOFF[1]
+    clock.advance(BACKOFF[1])
+    assert d.deliver_due().sent == 1
+    clock.advance(timedelta(hours=5))
+    assert d.deliver_due().sent == 0
+    assert sender.sent == ["note:1"]
+    done = row(db)
+    assert (done.status, done.attempts, done.sent_at) == (
+        "sent",
+        3,
+        clock.now() - timedelta(hours=5),
+    )
+
+
+def test_crash_between_claim_and_send_is_retried_after_the_lease(db, clock):
+    enqueue(db)
+    # A process claims the notice, then dies before sending or recording anything.
+    with db.session() as s:
+        claimed = delivery_store.claim_due(
+            s, now=T0, lease_until=T0 + LEASE, token="dead-process", limit=10
+        )
+    assert [c.dedupe_key for c in claimed] == ["note:1"]
+    sender = Recorder()
+    d = deliverer(db, clock, sender)
+    clock.advance(LEASE - timedelta(seconds=1))
+    assert d.deliver_due().sent == 0  # the lease still holds: not lost, not doubled
+    clock.advance(timedelta(seconds=2))
+    assert d.deliver_due().sent == 1
+    assert d.deliver_due().sent == 0
+    assert sender.sent == ["note:1"]
+    assert row(db).attempts == 2
+
+
+def test_late_finish_of_a_dead_claim_changes_nothing(db, clock):
+    enqueue(db)
+    with db.session() as s:
+        delivery_store.claim_due(s, now=T0, lease_until=T0 + LEASE, token="old", limit=10)
+    clock.advance(LEASE + timedelta(seconds=1))
+    sender = Recorder()
+    deliverer(db, clock, sender).deliver_due()
+    with db.session() as s:
+        assert delivery_store.finish(s, row(db).id, "old", now=clock.now(), result=None) is False
+        assert delivery_store.fail(s, row(db).id, "old", error="x", retry_at=None) is False
+    assert row(db).status == "sent"
+
+
+def test_permanent_failure_gives_up_at_once(db, clock):
+    sender = Recorder(permanent=True)
+    d = deliverer(db, clock, sender)
+    enqueue(db)
+    assert d.deliver_due().failed == 1
+    clock.advance(timedelta(days=1))
+    assert d.deliver_due().failed == 0
+    assert len(sender.calls) == 1
+    assert (row(db).status, row(db).last_error) == ("failed", "the subject is gone")
+
+
+def test_unknown_kind_fails_permanently(db, clock):
+    d = deliverer(db, clock, Recorder())
+    with db.session() as s:
+        delivery_store.enqueue(s, kind="mystery", dedupe_key="mystery:1", payload={}, now=T0)
+    assert d.deliver_due().failed == 1
+    assert "no sender" in row(db, "mystery:1").last_error
+
+
+def test_gives_up_after_max_attempts(db, clock):
+    sender = Recorder(failures=100)
+    d = deliverer(db, clock, sender, max_attempts=3)
+    enqueue(db)
+    reports = []
+    for _ in range(5):
+        reports.append(d.deliver_due())
+        clock.advance(timedelta(hours=2))
+    assert [(r.retried, r.failed) for r in reports] == [(1, 0), (1, 0), (0, 1), (0, 0), (0, 0)]
+    assert len(sender.calls) == 3
+    assert row(db).status == "failed"
+
+
+def test_many_notices_are_sent_in_batches(db, clock):
+    sender = Recorder()
+    d = deliverer(db, clock, sender)
+    for i in range(12):
+        enqueue(db, f"note:{i}")
+    assert d.deliver_due(batch=5).sent == 12
+    assert sorted(sender.sent) == sorted(f"note:{i}" for i in range(12))
+
+
+@pytest.mark.postgres
+def test_parallel_deliverers_send_each_notice_once(pg_only_url, clock):
+    from store.db import Database
+
+    db = Database(pg_only_url, pool_size=8)
+    try:
+        for i in range(60):
+            enqueue(db, f"note:{i}")
+        sender = Recorder()
+        workers = [deliverer(db, clock, sender) for _ in range(4)]
+        barrier = threading.Barrier(len(workers))
+        totals: list[int] = []
+
+        def run(d: Deliverer) -> None:
+            barrier.wait()
+            totals.append(d.deliver_due(batch=5).sent)
+
+        threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sum(totals) == 60
+        assert sorted(sender.sent) == sorted(f"note:{i}" for i in range(60))
+    finally:
+        db.dispose()
