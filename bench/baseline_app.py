@@ -1,5 +1,6 @@
 """The baseline of the ack-latency benchmark: the least a Bolt app can do for the same
-requests, served the same way as `prereg-bot serve` (Flask adapter on Waitress, 16 threads).
+requests, served the same way as `prereg-bot serve` (Flask adapter on Waitress, 16 threads, the same
+size of Bolt listener pool).
 It verifies the signature, acks, and calls the same Web API method on the same Slack stand-in
 (views.open for the slash command, chat.update for a button click).
 
@@ -10,12 +11,16 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask, request
 from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_sdk import WebClient
 from waitress import serve
+
+from bot.app import LISTENER_THREADS
 
 MODAL = {
     "type": "modal",
@@ -34,6 +39,7 @@ def build() -> Flask:
         signing_secret=os.environ["SLACK_SIGNING_SECRET"],
         client=client,
         token_verification_enabled=False,
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS),
     )
 
     @bolt.command("/preregister")
@@ -41,7 +47,7 @@ def build() -> Flask:
         ack()
         client.views_open(trigger_id=body["trigger_id"], view=MODAL)
 
-    @bolt.action({"type": "block_actions"})
+    @bolt.action(re.compile(".*"))
     def action(ack, body, client):  # type: ignore[no-untyped-def]
         ack()
         container = body.get("container", {})

@@ -7,6 +7,7 @@ handlers/; nothing in the rules imports these.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from slack_bolt import App
@@ -72,14 +73,24 @@ def create_services(settings: Settings, clock: Clock | None = None) -> Services:
     return services
 
 
+LISTENER_THREADS = 32
+
+
+def listener_executor() -> ThreadPoolExecutor:
+    """Bolt runs each listener in this pool and answers Slack once the listener acks. Its
+    default of 5 threads lets work done after `ack()` (a database transaction, a reply to
+    response_url) hold up the acks of the requests behind it."""
+    return ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener")
+
+
 def build_bolt_app(services: Services) -> App:
     settings = services.settings
     app = App(
-        token=settings.slack_bot_token,
         signing_secret=settings.slack_signing_secret,
         client=services.client,
         token_verification_enabled=False,
         logger=logging.getLogger("prereg_bot.slack"),
+        listener_executor=listener_executor(),
     )
     handlers.register(app, services)
     return app
