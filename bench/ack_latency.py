@@ -79,6 +79,7 @@ def approve_body(preregistration_id: int) -> str:
                 "block_id": "review",
                 "type": "button",
                 "value": str(preregistration_id),
+                "action_ts": f"{time.time():.6f}",
             }
         ],
     }

@@ -20,7 +20,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 import handlers
 from bot.clock import Clock, SystemClock
-from bot.delivery import Deliverer, SenderRegistry
+from bot.delivery import Deliverer, SenderRegistry, WakeSignal
 from bot.rules import RuleSettings
 from bot.service import PreregistrationService
 from bot.settings import Settings
@@ -53,13 +53,16 @@ def make_client(settings: Settings) -> WebClient:
     return client
 
 
-def create_services(settings: Settings, clock: Clock | None = None) -> Services:
+def create_services(
+    settings: Settings, clock: Clock | None = None, wake: WakeSignal | None = None
+) -> Services:
+    """`wake` connects this process's `deliverer.kick()` to the worker process that delivers."""
     clock = clock or SystemClock()
     db = Database(settings.database_url)
     rules = RuleSettings(holidays=settings.holidays)
     service = PreregistrationService(db, clock, rules)
     registry = SenderRegistry()
-    deliverer = Deliverer(db, clock, registry)
+    deliverer = Deliverer(db, clock, registry, wake=wake)
     services = Services(
         settings=settings,
         db=db,

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bot.clock import Clock
 from store import deliveries as delivery_store
@@ -40,6 +40,16 @@ class Job:
     payload: dict[str, Any]
     attempt: int  # 1 for the first try
     preregistration_id: int | None
+
+
+class WakeSignal(Protocol):
+    """A threading.Event, or a multiprocessing Event shared with a worker process."""
+
+    def set(self) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 class PermanentFailure(Exception):
@@ -80,12 +90,13 @@ class Deliverer:
         clock: Clock,
         registry: SenderRegistry,
         max_attempts: int = MAX_ATTEMPTS,
+        wake: WakeSignal | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.registry = registry
         self.max_attempts = max_attempts
-        self._wake = threading.Event()
+        self._wake = wake if wake is not None else threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -115,7 +126,7 @@ class Deliverer:
                 sent += outcome == "sent"
                 retried += outcome == "retry"
                 failed += outcome == "failed"
-            if len(jobs) < batch:
+            if not jobs:  # until nothing is due: a sent notice may have recorded another
                 return DeliveryReport(sent, retried, failed)
 
     def _send(self, job: Job, token: str, at: datetime) -> str:
@@ -145,7 +156,8 @@ class Deliverer:
     # --- a background worker, woken right after a request records a notice ---------------
 
     def kick(self) -> None:
-        """Ask the background worker to deliver now (no-op when none runs)."""
+        """Ask the background worker (a thread here, or the worker process sharing the wake
+        signal) to deliver now; a no-op when none runs."""
         self._wake.set()
 
     def start(self, idle_seconds: float = 5.0) -> None:

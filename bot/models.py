@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from store.models import Partner, Preregistration
 
@@ -21,6 +22,11 @@ class PartnerView:
     @property
     def has_reserved_contact(self) -> bool:
         return bool(self.contact_email or self.contact_mobile)
+
+    @classmethod
+    def from_row(cls, row: Any) -> PartnerView:
+        """From a row with the columns of `store.partners.partner_row_for_member`."""
+        return cls(*row)
 
     @classmethod
     def of(cls, p: Partner) -> PartnerView:

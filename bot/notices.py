@@ -2,6 +2,7 @@
 the delivery side renders them (Slack Block Kit, email) at send time."""
 
 REVIEW_REQUEST = "review_request"  # {preregistration_id}: post to the manager channel
+DECISION_CLICK = "decision_click"  # {preregistration_id, manager, response_url}: decide it
 REVIEW_DECIDED = "review_decided"  # {preregistration_id}: update that post, DM the submitter
 INVITATION_EMAIL = "invitation_email"  # {preregistration_id}: email the customer (R8 yes)
 INVITATION_SHARE = "invitation_share"  # {preregistration_id}: link + QR to the partner (R8 no)

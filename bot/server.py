@@ -6,20 +6,12 @@ import logging
 import signal
 import threading
 
-from bot.app import Services, build_bolt_app, create_services
+from bot.app import build_bolt_app, create_services
 from bot.settings import SERVE_REQUIRED, SOCKET_REQUIRED, Settings
+from bot.worker import BackgroundWorker
 from store.migrate import upgrade
 
 log = logging.getLogger(__name__)
-
-
-def _start_background(services: Services) -> object | None:
-    services.deliverer.start()
-    if not services.settings.run_scheduler:
-        return None
-    from bot.scheduler import start_scheduler
-
-    return start_scheduler(services)
 
 
 def _interrupt(*_: object) -> None:
@@ -33,9 +25,10 @@ def serve(settings: Settings) -> int:
 
     settings.require(*SERVE_REQUIRED)
     upgrade(settings.database_url)
-    services = create_services(settings)
+    worker = BackgroundWorker(settings)
+    services = create_services(settings, wake=worker.wake)
     web = build_web_app(services, build_bolt_app(services))
-    scheduler = _start_background(services)
+    worker.start()
     server = create_server(web, host="0.0.0.0", port=settings.port, threads=16)
     log.info("prereg-bot serving on port %s", settings.port)
 
@@ -45,9 +38,7 @@ def serve(settings: Settings) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
-        services.deliverer.stop()
+        worker.stop()
         services.db.dispose()
     return 0
 
@@ -57,9 +48,10 @@ def socket_mode(settings: Settings) -> int:
 
     settings.require(*SOCKET_REQUIRED)
     upgrade(settings.database_url)
-    services = create_services(settings)
+    worker = BackgroundWorker(settings)
+    services = create_services(settings, wake=worker.wake)
     app = build_bolt_app(services)
-    scheduler = _start_background(services)
+    worker.start()
     handler = SocketModeHandler(app, settings.slack_app_token)
     handler.connect()
     log.info("prereg-bot connected in Socket Mode")
@@ -71,8 +63,6 @@ def socket_mode(settings: Settings) -> int:
         pass
     finally:
         handler.close()
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
-        services.deliverer.stop()
+        worker.stop()
         services.db.dispose()
     return 0

@@ -66,8 +66,11 @@ class PreregistrationService:
 
     def partner_of(self, slack_user_id: str) -> PartnerView:
         """The member's partner, or Refused('not_a_member')."""
-        with self.db.session() as s:
-            return PartnerView.of(self._partner_of(s, slack_user_id))
+        with self.db.read() as conn:
+            row = partner_store.partner_row_for_member(conn, slack_user_id)
+        if row is None:
+            raise refusal("not_a_member")
+        return PartnerView.from_row(row)
 
     def ready_partner(self, slack_user_id: str) -> PartnerView:
         """The member's partner if it may preregister at all (R1), else Refused."""
@@ -77,8 +80,8 @@ class PreregistrationService:
         return partner
 
     def is_manager(self, slack_user_id: str) -> bool:
-        with self.db.session() as s:
-            return partner_store.is_manager(s, slack_user_id)
+        with self.db.read() as conn:
+            return partner_store.manager_exists(conn, slack_user_id)
 
     def manager_contacts(self) -> list[tuple[str, str | None]]:
         """(Slack user id, email) of every ecosystem manager (R13)."""
@@ -276,14 +279,6 @@ class PreregistrationService:
                     raise Refused(
                         "not_a_manager", "Only ecosystem managers can approve or reject reviews."
                     )
-                row = prereg_store.get(s, preregistration_id, for_update=True)
-                if row is None:
-                    raise NotFound("That preregistration does not exist.")
-                if row.status != "under_review":
-                    raise Refused(
-                        "already_decided",
-                        f"This request was already decided: it is {row.status.replace('_', ' ')}.",
-                    )
                 values: dict[str, object] = {
                     "decided_at": now,
                     "decided_by": manager_id,
@@ -293,9 +288,18 @@ class PreregistrationService:
                     values.update(status="preregistered", expires_at=now + self.rules.validity)
                 else:
                     values.update(status="rejected")
-                if not prereg_store.transition(s, row.id, ("under_review",), **values):
-                    raise Refused("already_decided", "This request was already decided.")
-                s.refresh(row)
+                # The conditional update is the decision: of two deciders, one wins.
+                decided = prereg_store.transition(
+                    s, preregistration_id, ("under_review",), **values
+                )
+                row = prereg_store.get_with_partner(s, preregistration_id)
+                if row is None:
+                    raise NotFound("That preregistration does not exist.")
+                if not decided:
+                    raise Refused(
+                        "already_decided",
+                        f"This request was already decided: it is {row.status.replace('_', ' ')}.",
+                    )
                 audit.record(
                     s,
                     at=now,
@@ -313,6 +317,27 @@ class PreregistrationService:
         except Refused as refused:
             self._audit_refusal(manager_id, action, refused, {"id": preregistration_id})
             raise
+
+    def queue_approval(
+        self, manager_id: str, preregistration_id: int, click_id: str, reply_to: str | None
+    ) -> bool:
+        """Records a manager's Approve click for the background worker, which decides it with
+        `approve` and answers at `reply_to`. Keeps the click's request to one insert; a retry
+        of the same click (same `click_id`) is recorded once. Returns whether it was new."""
+        with self.db.session() as s:
+            return deliveries.enqueue(
+                s,
+                kind=notices.DECISION_CLICK,
+                dedupe_key=f"{notices.DECISION_CLICK}:{preregistration_id}:{manager_id}:{click_id}"[
+                    :200
+                ],
+                payload={
+                    "preregistration_id": preregistration_id,
+                    "manager": manager_id,
+                    "response_url": reply_to,
+                },
+                now=self.clock.now(),
+            )
 
     def review_queue(self, limit: int = 50) -> list[PreregView]:
         with self.db.session() as s:

@@ -7,6 +7,8 @@ import json
 import logging
 from typing import Any
 
+from slack_sdk.webhook import WebhookClient
+
 from bot import notices
 from bot.delivery import Job, PermanentFailure
 from bot.errors import InvalidInput, NotFound, Refused
@@ -69,6 +71,25 @@ def register_senders(registry: Any, services: Any) -> None:
         result["dm"] = dm.get("ts")
         return result
 
+    def decide_click(job: Job) -> dict[str, Any] | None:
+        payload = job.payload
+        try:
+            service.approve(str(payload["manager"]), int(payload["preregistration_id"]))
+        except (Refused, NotFound) as refused:
+            reply_to = payload.get("response_url")
+            if reply_to:
+                WebhookClient(str(reply_to), timeout=10).send_dict(
+                    {
+                        "response_type": "ephemeral",
+                        "replace_original": False,
+                        "text": f":no_entry_sign: {refused.message}",
+                    }
+                )
+            return {"refused": refused.message}
+        services.deliverer.kick()
+        return {"approved": True}
+
+    registry.register(notices.DECISION_CLICK, decide_click)
     registry.register(notices.REVIEW_REQUEST, send_review_request)
     registry.register(notices.REVIEW_DECIDED, send_review_decided)
 
@@ -80,16 +101,12 @@ def register(app: Any, services: Any) -> None:
     @guarded
     def approve(ack, body, action, respond) -> None:  # type: ignore[no-untyped-def]
         ack()
-        user = body["user"]["id"]
         pid = _preregistration_id(action.get("value"))
         if pid is None:
             _tell(respond, ":warning: This button does not name a request.")
             return
-        try:
-            service.approve(user, pid)
-        except (Refused, NotFound) as refused:
-            _tell(respond, f":no_entry_sign: {refused.message}")
-            return
+        click_id = str(action.get("action_ts") or body.get("trigger_id") or "")
+        service.queue_approval(body["user"]["id"], pid, click_id, body.get("response_url"))
         services.deliverer.kick()
 
     @app.action(views.REJECT_ACTION)

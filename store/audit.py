@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from store.models import AuditEvent
@@ -22,8 +22,8 @@ def record(
     partner_id: int | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    session.add(
-        AuditEvent(
+    session.execute(
+        insert(AuditEvent.__table__).values(
             at=at,
             actor=actor,
             action=action,

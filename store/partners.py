@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Row, select, update
 from sqlalchemy.orm import Session
 
 from store.models import Manager, Partner, PartnerMember
@@ -17,6 +18,32 @@ def partner_for_member(session: Session, slack_user_id: str) -> Partner | None:
         .where(PartnerMember.slack_user_id == slack_user_id)
     )
     return session.scalars(stmt).first()
+
+
+_PARTNER_COLUMNS = (
+    Partner.id,
+    Partner.name,
+    Partner.country,
+    Partner.contact_email,
+    Partner.contact_mobile,
+    Partner.notice_channel_id,
+    Partner.digest_channel_id,
+)
+
+
+def partner_row_for_member(conn: Connection, slack_user_id: str) -> Row[Any] | None:
+    """The member's partner as a plain row: the cheap look-up for the request path."""
+    stmt = (
+        select(*_PARTNER_COLUMNS)
+        .join(PartnerMember, PartnerMember.partner_id == Partner.id)
+        .where(PartnerMember.slack_user_id == slack_user_id)
+    )
+    return conn.execute(stmt).first()
+
+
+def manager_exists(conn: Connection | Session, slack_user_id: str) -> bool:
+    stmt = select(Manager.slack_user_id).where(Manager.slack_user_id == slack_user_id)
+    return conn.execute(stmt).first() is not None
 
 
 def partner_by_name(session: Session, name: str) -> Partner | None:
@@ -96,7 +123,7 @@ def set_digest_channel(session: Session, partner_id: int, channel_id: str | None
 
 
 def is_manager(session: Session, slack_user_id: str) -> bool:
-    return session.get(Manager, slack_user_id) is not None
+    return manager_exists(session, slack_user_id)
 
 
 def managers(session: Session) -> list[Manager]:

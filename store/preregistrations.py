@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from store.models import LIVE_STATUSES, QUOTA_STATUSES, Preregistration
 
@@ -17,6 +17,16 @@ def get(
     stmt = select(Preregistration).where(Preregistration.id == preregistration_id)
     if for_update:
         stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def get_with_partner(session: Session, preregistration_id: int) -> Preregistration | None:
+    """The row with its partner loaded in the same query."""
+    stmt = (
+        select(Preregistration)
+        .options(joinedload(Preregistration.partner))
+        .where(Preregistration.id == preregistration_id)
+    )
     return session.scalars(stmt).first()
 
 

@@ -1,0 +1,92 @@
+"""The background worker process of `serve` and `socket`: delivers the outbox and runs the
+scheduled sweep, at a lower CPU priority than the process that answers Slack.
+
+Keeping this work out of the web process means no notice, QR code or email competes with an
+ack for the interpreter lock, and the kernel favours the acks when the machine is busy. The
+web process wakes the worker through a shared event right after it records a notice; the
+worker also wakes on its own every few seconds, and the sweep is the backstop.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from multiprocessing.context import SpawnContext, SpawnProcess
+from typing import Any
+
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+NICENESS = 10
+RESTART_CHECK_SECONDS = 5.0
+
+
+def worker_main(settings: Settings, wake: Any, niceness: int) -> None:
+    """Entry point of the child process."""
+    from bot.app import create_services
+    from bot.scheduler import start_scheduler
+
+    os.nice(niceness)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [worker]: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    services = create_services(settings, wake=wake)
+    services.deliverer.start()
+    scheduler = start_scheduler(services) if settings.run_scheduler else None
+    log.info("background worker running (deliveries%s)", ", sweep" if scheduler else "")
+    stop.wait()
+    if scheduler is not None:
+        scheduler.shutdown(wait=False)
+    services.deliverer.stop()
+    services.db.dispose()
+
+
+class BackgroundWorker:
+    """Starts the worker process and starts it again if it dies."""
+
+    def __init__(self, settings: Settings, niceness: int = NICENESS) -> None:
+        self._ctx: SpawnContext = multiprocessing.get_context("spawn")
+        self.wake = self._ctx.Event()
+        self._settings = settings
+        self._niceness = niceness
+        self._process: SpawnProcess | None = None
+        self._stopping = threading.Event()
+        self._monitor: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._spawn()
+        self._monitor = threading.Thread(target=self._watch, name="worker-monitor", daemon=True)
+        self._monitor.start()
+
+    def _spawn(self) -> None:
+        self._process = self._ctx.Process(
+            target=worker_main,
+            args=(self._settings, self.wake, self._niceness),
+            name="prereg-bot-worker",
+            daemon=True,
+        )
+        self._process.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(RESTART_CHECK_SECONDS):
+            if self._process is not None and not self._process.is_alive():
+                log.error(
+                    "background worker exited (%s); starting it again", self._process.exitcode
+                )
+                self._spawn()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._process is not None and self._process.is_alive():
+            self._process.terminate()
+            self._process.join(10)
+            if self._process.is_alive():
+                self._process.kill()
