@@ -554,31 +554,26 @@ class PreregistrationService:
             )
 
     def set_notice_channel(self, slack_user_id: str, channel_id: str | None) -> PartnerView:
-        with self.db.session() as s:
-            partner = self._partner_of(s, slack_user_id)
-            partner_store.set_notice_channel(s, partner.id, channel_id)
-            audit.record(
-                s,
-                at=self.clock.now(),
-                actor=slack_user_id,
-                action="notice_channel",
-                result="set" if channel_id else "cleared",
-                partner_id=partner.id,
-                detail={"channel": channel_id},
-            )
-            s.refresh(partner)
-            return PartnerView.of(partner)
+        """Where the partner's notices go (None: a DM to the member who submitted)."""
+        return self._set_channel(slack_user_id, "notice_channel", channel_id)
 
     def set_digest_channel(self, slack_user_id: str, channel_id: str | None) -> PartnerView:
-        """Where the partner's daily digest goes (None: no digest)."""
+        """Where the partner's daily digest goes (None: the notice channel, else DMs)."""
+        return self._set_channel(slack_user_id, "digest_channel", channel_id)
+
+    def _set_channel(self, slack_user_id: str, which: str, channel_id: str | None) -> PartnerView:
+        setter = {
+            "notice_channel": partner_store.set_notice_channel,
+            "digest_channel": partner_store.set_digest_channel,
+        }[which]
         with self.db.session() as s:
             partner = self._partner_of(s, slack_user_id)
-            partner_store.set_digest_channel(s, partner.id, channel_id)
+            setter(s, partner.id, channel_id)
             audit.record(
                 s,
                 at=self.clock.now(),
                 actor=slack_user_id,
-                action="digest_channel",
+                action=which,
                 result="set" if channel_id else "cleared",
                 partner_id=partner.id,
                 detail={"channel": channel_id},

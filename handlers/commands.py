@@ -19,6 +19,13 @@ MAX_DELETE_TARGETS = 20
 STATUS_ALIASES = {"review": "under_review", "under-review": "under_review", "active": "current"}
 
 
+# Where notices go without a channel (see handlers/reminders.py).
+FALLBACKS = {
+    "notices": "the member who submitted each customer, as a direct message",
+    "daily digests": "the notice channel if there is one, else each member as a direct message",
+}
+
+
 def parse_filter(words: list[str]) -> str | None:
     """`list under review` -> `under_review`; None when unknown."""
     if not words:
@@ -89,7 +96,13 @@ def register(app: Any, services: Any) -> None:
             )
         elif choice == "off":
             setter(user, None)
-            respond(views.ephemeral(f":white_check_mark: Your partner's {kind} are switched off."))
+            fallback = FALLBACKS.get(kind, "direct messages")
+            respond(
+                views.ephemeral(
+                    f":white_check_mark: Your partner's {kind} no longer go to a channel: "
+                    f"they go to {fallback}."
+                )
+            )
         else:
             word = "notify" if kind == "notices" else "digest"
             respond(views.ephemeral(f"Usage: `/preregister {word} here` or `{word} off`"))

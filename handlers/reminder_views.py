@@ -10,15 +10,8 @@ from typing import Any
 from bot.models import PreregView
 from bot.schedule import Digest
 from handlers.mrkdwn import escape, format_when, mention, truncate
+from handlers.views import STATUS_LABELS
 
-STATUS_LABELS = {
-    "under_review": "Under review",
-    "preregistered": "Preregistered",
-    "associated": "Associated",
-    "rejected": "Rejected",
-    "expired": "Expired",
-    "deleted": "Deleted",
-}
 LIST_HINT = "See all your customers with `/preregister list`."
 SECTION_LIMIT = 3000
 HEADER_LIMIT = 150

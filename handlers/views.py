@@ -15,6 +15,7 @@ from typing import Any
 import phonenumbers
 
 from bot.models import DeleteResult, Eligibility, Page, PartnerSummary, PreregView
+from bot.rules import DELETABLE_STATUSES
 from handlers.mrkdwn import escape, format_date, format_when, mention, truncate
 
 # --- identifiers shared by the builders, the listeners and the tests -------------------------
@@ -55,7 +56,7 @@ STATUS_EMOJI = {
     "expired": ":calendar:",
     "deleted": ":wastebasket:",
 }
-DELETABLE = frozenset({"preregistered", "rejected", "expired"})  # shown with a Delete button
+DELETABLE = frozenset(DELETABLE_STATUSES)  # shown with a Delete button
 
 # list filters: what `/preregister list [status]` accepts, mapped to service statuses
 DEFAULT_FILTER = "current"

@@ -135,7 +135,7 @@ def test_notify_and_digest_here_set_the_partners_channels(app, direct):
         "CDEALS",
         "CDIGEST",
     )
-    assert "switched off" in command(app, "digest off")["text"]
+    assert "no longer go to a channel" in command(app, "digest off")["text"]
     assert direct.service.partner_of(MEMBER).digest_channel_id is None
     assert "Usage" in command(app, "notify somewhere")["text"]
 
