@@ -12,6 +12,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.app import Services
 from bot.invite_pages import invite_blueprint
 from bot.replay import ReplayGuard
+from bot.slack_shape import problem
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ def build_web_app(services: Services, bolt_app: App) -> Flask:
         ):
             log.warning("refused a replayed Slack request")
             return "replayed request", 401
+        elif reason := problem(request.get_data(as_text=True), request.mimetype or None):
+            log.warning("refused a malformed Slack request: %s", reason)
+            return "malformed request", 400
         return slack.handle(request)
 
     @web.get("/healthz")
