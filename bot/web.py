@@ -30,6 +30,11 @@ def build_web_app(services: Services, bolt_app: App) -> Flask:
     @web.post("/slack/events")
     def slack_events() -> Response | tuple[str, int]:
         body = request.get_data()
+        try:
+            body.decode("utf-8")  # Slack sends UTF-8; the verifier would raise on anything else
+        except UnicodeDecodeError:
+            log.warning("refused a Slack request whose body is not UTF-8")
+            return "malformed request", 400
         signed = verifier.is_valid_request(body, dict(request.headers))
         if not signed:
             log.warning("refused a Slack request with a bad or stale signature")

@@ -72,7 +72,7 @@ def register(app: Any, services: Any) -> None:
 
     def check(user: str, args: list[str], respond: Callable) -> None:
         if len(args) != 1:
-            respond(views.ephemeral("Usage: `/preregister check <email>`"))
+            respond(views.ephemeral("Usage: `/preregister check &lt;email&gt;`"))
             return
         try:
             result = service.check(user, args[0])
@@ -83,7 +83,7 @@ def register(app: Any, services: Any) -> None:
 
     def delete(user: str, args: list[str], respond: Callable) -> None:
         if not args:
-            respond(views.ephemeral("Usage: `/preregister delete <email> [<email> …]`"))
+            respond(views.ephemeral("Usage: `/preregister delete &lt;email&gt; [&lt;email&gt; …]`"))
             return
         if len(args) > MAX_DELETE_TARGETS:
             respond(views.ephemeral(f"At most {MAX_DELETE_TARGETS} customers at a time."))
