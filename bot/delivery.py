@@ -132,13 +132,24 @@ class Deliverer:
                     )
                     for d in claimed
                 ]
-            for job in jobs:
+            for index, job in enumerate(jobs):
+                if self._stop.is_set():  # stopping: hand the rest back instead of holding a lease
+                    self._release(jobs[index:], token)
+                    return DeliveryReport(sent, retried, failed)
                 outcome = self._send(job, token, at)
                 sent += outcome == "sent"
                 retried += outcome == "retry"
                 failed += outcome == "failed"
             if len(jobs) < batch:
                 return DeliveryReport(sent, retried, failed)
+
+    def _release(self, jobs: list[Job], token: str) -> None:
+        try:
+            with self.db.session() as s:
+                for job in jobs:
+                    delivery_store.release(s, job.id, token)
+        except Exception:  # noqa: BLE001 - the lease expires anyway; they are retried then
+            log.warning("could not release %d claimed notice(s) on stop", len(jobs), exc_info=True)
 
     def _send(self, job: Job, token: str, at: datetime) -> str:
         sender = self.registry.get(job.kind)
