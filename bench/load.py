@@ -45,6 +45,8 @@ MANAGER = "ULOADMGR"
 PARTNERS = 3  # few enough that R4's cap of 100 live is reached under load
 MEMBERS_PER_PARTNER = 2
 CUSTOMERS = 900  # shared pool of addresses: partners compete for the same customers
+# Accepted invitations keep their customer for good; a long run needs a larger pool.
+CUSTOMERS_PER_SECOND = 40
 CHECKER = "prereg-load-check"
 OPS = {"preregister": 40, "list": 15, "approve": 10, "delete": 15, "accept": 20}
 
@@ -146,7 +148,10 @@ def set_up(db_url: str) -> None:
 class Client:
     """One simulated user session: picks an operation, sends it, records what came back."""
 
-    def __init__(self, app: RunningApp, n: int, figures: Figures, lock: threading.Lock) -> None:
+    def __init__(
+        self, app: RunningApp, n: int, figures: Figures, lock: threading.Lock, customers: int
+    ) -> None:
+        self.customers = customers
         self.app = copy.copy(app)
         self.app.http = requests.Session()
         self.rng = random.Random(1000 + n)
@@ -194,7 +199,7 @@ class Client:
     def preregister(self) -> tuple[int, str]:
         self.seq += 1
         user = member(self.rng.randrange(PARTNERS), self.rng.randrange(MEMBERS_PER_PARTNER))
-        email = f"load{self.rng.randrange(CUSTOMERS)}@customer.de"
+        email = f"load{self.rng.randrange(self.customers)}@customer.de"
         mobile = "+33 6 12 34 56 78" if self.rng.random() < 0.2 else "+49 1512 3456789"
         values = modal_values(
             name=f"Load {self.seq}", email=email, mobile=mobile, send=self.rng.choice(["yes", "no"])
@@ -271,7 +276,8 @@ def run_load(app: RunningApp, seconds: float, clients: int) -> Figures:
     """Runs `clients` concurrent clients for `seconds`; samples the app's connections."""
     figures = Figures(clients=clients, pool_bound=pool_bound(app.db_url))
     lock = threading.Lock()
-    workers = [Client(app, n, figures, lock) for n in range(clients)]
+    customers = max(CUSTOMERS, int(seconds * CUSTOMERS_PER_SECOND))
+    workers = [Client(app, n, figures, lock, customers) for n in range(clients)]
     until = time.monotonic() + seconds
     threads = [threading.Thread(target=w.run, args=(until,), daemon=True) for w in workers]
     start = time.monotonic()
