@@ -25,4 +25,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest --reliability-report docs/reliability.md
+	$(BIN)/python -m pytest --reliability-report=docs/reliability.md

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.exc import OperationalError
 
 from bot.clock import Clock
 from store import deliveries as delivery_store
@@ -50,6 +53,25 @@ class WakeSignal(Protocol):
     def clear(self) -> None: ...
 
     def wait(self, timeout: float | None = None) -> bool: ...
+
+
+T = TypeVar("T")
+
+PERSIST_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0)
+"""How long `persist` waits between attempts: about 24 s, enough for a database restart."""
+
+
+def persist(write: Callable[[], T], what: str, delays: tuple[float, ...] = PERSIST_DELAYS) -> T:
+    """Runs a database write that records something already done outside (a post went out, an
+    email was sent), retrying while the database is unreachable. Losing that record would make
+    the outbox send the notice again, so a short outage is waited out rather than reported."""
+    for delay in delays:
+        try:
+            return write()
+        except OperationalError as exc:
+            log.warning("database unavailable while recording %s; retrying: %s", what, exc)
+            time.sleep(delay)
+    return write()
 
 
 class PermanentFailure(Exception):
@@ -121,13 +143,24 @@ class Deliverer:
                     )
                     for d in claimed
                 ]
-            for job in jobs:
+            for index, job in enumerate(jobs):
+                if self._stop.is_set():  # stopping: hand the rest back instead of holding a lease
+                    self._release(jobs[index:], token)
+                    return DeliveryReport(sent, retried, failed)
                 outcome = self._send(job, token, at)
                 sent += outcome == "sent"
                 retried += outcome == "retry"
                 failed += outcome == "failed"
             if not jobs:  # until nothing is due: a sent notice may have recorded another
                 return DeliveryReport(sent, retried, failed)
+
+    def _release(self, jobs: list[Job], token: str) -> None:
+        try:
+            with self.db.session() as s:
+                for job in jobs:
+                    delivery_store.release(s, job.id, token)
+        except Exception:  # noqa: BLE001 - the lease expires anyway; they are retried then
+            log.warning("could not release %d claimed notice(s) on stop", len(jobs), exc_info=True)
 
     def _send(self, job: Job, token: str, at: datetime) -> str:
         sender = self.registry.get(job.kind)
@@ -149,8 +182,12 @@ class Deliverer:
                     s, job.id, token, error=f"{type(exc).__name__}: {exc}", retry_at=retry_at
                 )
             return "failed" if give_up else "retry"
-        with self.db.session() as s:
-            delivery_store.finish(s, job.id, token, now=self.clock.now(), result=result)
+
+        def finish() -> None:
+            with self.db.session() as s:
+                delivery_store.finish(s, job.id, token, now=self.clock.now(), result=result)
+
+        persist(finish, f"that {job.dedupe_key} was sent")
         return "sent"
 
     # --- a background worker, woken right after a request records a notice ---------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime
@@ -24,6 +25,8 @@ from bot.invitations import Invitation, Invitations, InviteState, derive_key, pa
 
 if TYPE_CHECKING:
     from bot.app import Services
+
+log = logging.getLogger(__name__)
 
 CSRF_COOKIE = "invite_csrf"
 FORM_MAX_AGE_SECONDS = 2 * 60 * 60
@@ -107,22 +110,41 @@ def invite_blueprint(services: Services) -> Blueprint:
             )
         return response
 
+    def refused(token: str, invitation: Invitation) -> None:
+        """One log line per refused visit or form: which invitation, why, from where."""
+        view = invitation.preregistration
+        log.warning(
+            "invitation page refused %s %s… (preregistration %s): %s, from %s",
+            request.method,
+            token[:12],
+            view.id if view is not None else "-",
+            invitation.state.value,
+            request.remote_addr,
+        )
+
     @bp.get("/invite/<token>")
     def invitation(token: str) -> Response:
-        return render(token, invitations.resolve(token))
+        found = invitations.resolve(token)
+        if found.state in (InviteState.FORGED, InviteState.UNKNOWN):
+            refused(token, found)
+        return render(token, found)
 
     @bp.post("/invite/<token>")
     def accept(token: str) -> Response:
         email = request.form.get("email", "")[:MAX_EMAIL_CHARS]
         invitation = invitations.resolve(token)
         if invitation.state is not InviteState.VALID:
+            refused(token, invitation)
             return render(token, invitation)
         if not guard.check(token, request.cookies.get(CSRF_COOKIE), request.form.get("csrf")):
             form_expired = Invitation(InviteState.FORM_EXPIRED, invitation.preregistration)
+            refused(token, form_expired)
             return render(token, form_expired, email)
         outcome = invitations.accept(token, email)
         if outcome.state is InviteState.ASSOCIATED:
             services.deliverer.kick()
+        else:
+            refused(token, outcome)
         keep = email if outcome.state is InviteState.MISMATCH else ""
         return render(token, outcome, keep)
 

@@ -19,7 +19,7 @@ from email.utils import format_datetime, make_msgid
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from bot.delivery import Job, PermanentFailure
+from bot.delivery import Job, PermanentFailure, persist
 from bot.invitations import Invitations, record_notice
 from bot.models import PreregView
 from bot.qr import qr_png
@@ -172,7 +172,7 @@ class InvitationEmailSender:
         except Exception:
             self._record_failure(job, pid)
             raise
-        self.service.mark_invited(pid)
+        persist(lambda: self.service.mark_invited(pid), f"that invitation email {pid} went out")
         if job.attempt > 1:
             try:
                 self._record_recovery(pid)

@@ -83,6 +83,16 @@ class PreregistrationService:
         with self.db.read() as conn:
             return partner_store.manager_exists(conn, slack_user_id)
 
+    def ensure_manager(
+        self, slack_user_id: str, action: str, preregistration_id: int | None = None
+    ) -> None:
+        """Refused('not_a_manager'), audited, unless the user is an ecosystem manager."""
+        if self.is_manager(slack_user_id):
+            return
+        refused = Refused("not_a_manager", "Only ecosystem managers can approve or reject reviews.")
+        self._audit_refusal(slack_user_id, action, refused, {"id": preregistration_id})
+        raise refused
+
     def manager_contacts(self) -> list[tuple[str, str | None]]:
         """(Slack user id, email) of every ecosystem manager (R13)."""
         with self.db.session() as s:
@@ -367,6 +377,15 @@ class PreregistrationService:
             partner = self._partner_of(s, user)
             row = self._find_own(s, partner.id, target)
             if row is None:
+                audit.record(
+                    s,
+                    at=now,
+                    actor=user,
+                    action="delete",
+                    result="refused:not_found",
+                    partner_id=partner.id,
+                    detail={"target": label[:200]},
+                )
                 return DeleteResult(
                     label, False, f"No customer {label} among your preregistrations."
                 )
@@ -591,6 +610,21 @@ class PreregistrationService:
         """The partner chose 'no' at first (R8) and now asks for the email to go out."""
         now = self.clock.now()
         self._settle_lapsed(preregistration_id, now)
+        try:
+            return self._request_invitation_email(slack_user_id, preregistration_id, now)
+        except (Refused, NotFound) as exc:
+            code = exc.code if isinstance(exc, Refused) else "not_found"
+            self._audit_refusal(
+                slack_user_id,
+                "request_invitation",
+                Refused(code, exc.message),
+                {"id": preregistration_id},
+            )
+            raise
+
+    def _request_invitation_email(
+        self, slack_user_id: str, preregistration_id: int, now: datetime
+    ) -> PreregView:
         with self.db.session() as s:
             partner = self._partner_of(s, slack_user_id)
             row = prereg_store.get(s, preregistration_id)

@@ -19,7 +19,8 @@ from bot.schedule import ScheduledWork, SchedulePolicy, ScheduleReport
 log = logging.getLogger(__name__)
 
 DELIVERY_PASSES = 3
-"""A pass may record follow-up notices (a digest fanned out to DMs): deliver those too."""
+"""A pass may record follow-up notices (a digest fanned out to DMs, "email pending" after a
+failed send): deliver those too."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,8 @@ def run_sweep(services: Services, at: datetime | None = None) -> SweepReport:
             retried + report.retried,
             failed + report.failed,
         )
-        if report.sent == 0:
-            break
+        if not (report.sent or report.retried or report.failed):
+            break  # a failed send may have recorded a follow-up (email pending): one more pass
     result = SweepReport(len(expired), scheduled, DeliveryReport(sent, retried, failed))
     if expired or any(astuple(scheduled)) or sent or retried or failed:
         log.info("sweep as of %s: %s", now.isoformat(), result.summary())

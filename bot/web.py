@@ -12,6 +12,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.app import Services
 from bot.invite_pages import invite_blueprint
 from bot.replay import ReplayGuard
+from bot.slack_shape import problem
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,11 @@ def build_web_app(services: Services, bolt_app: App) -> Flask:
     @web.post("/slack/events")
     def slack_events() -> Response | tuple[str, int]:
         body = request.get_data()
+        try:
+            body.decode("utf-8")  # Slack sends UTF-8; the verifier would raise on anything else
+        except UnicodeDecodeError:
+            log.warning("refused a Slack request whose body is not UTF-8")
+            return "malformed request", 400
         signed = verifier.is_valid_request(body, dict(request.headers))
         if not signed:
             log.warning("refused a Slack request with a bad or stale signature")
@@ -37,6 +43,9 @@ def build_web_app(services: Services, bolt_app: App) -> Flask:
         ):
             log.warning("refused a replayed Slack request")
             return "replayed request", 401
+        elif reason := problem(request.get_data(as_text=True), request.mimetype or None):
+            log.warning("refused a malformed Slack request: %s", reason)
+            return "malformed request", 400
         return slack.handle(request)
 
     @web.get("/healthz")

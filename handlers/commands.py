@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
+
 from bot.errors import InvalidInput, NotFound, Refused
 from handlers import views
 from handlers.customers import render_list
@@ -16,6 +18,10 @@ log = logging.getLogger(__name__)
 
 COMMAND = "/preregister"
 MAX_DELETE_TARGETS = 20
+SLACK_BUSY = (
+    ":hourglass: Slack did not open the form just now (it is busy or not answering). "
+    "Nothing was saved. Type `/preregister` again in a moment."
+)
 STATUS_ALIASES = {"review": "under_review", "under-review": "under_review", "active": "current"}
 
 
@@ -47,7 +53,17 @@ def register(app: Any, services: Any) -> None:
         except Refused as refused:
             respond(views.refusal_message(refused.message, contacts()))
             return
-        client.views_open(trigger_id=trigger_id, view=views.preregistration_modal())
+        try:
+            client.views_open(trigger_id=trigger_id, view=views.preregistration_modal())
+        except SlackApiError as error:
+            status = error.response.status_code
+            if status != 429 and status < 500:
+                raise
+            log.warning("views.open for %s failed: Slack answered %s", user, status)
+            respond(views.ephemeral(SLACK_BUSY))
+        except OSError as error:  # no connection or no answer (the client's retries included)
+            log.warning("views.open for %s failed: %s", user, error)
+            respond(views.ephemeral(SLACK_BUSY))
 
     def list_customers(user: str, args: list[str], respond: Callable) -> None:
         filter_key = parse_filter(args)
@@ -63,7 +79,7 @@ def register(app: Any, services: Any) -> None:
 
     def check(user: str, args: list[str], respond: Callable) -> None:
         if len(args) != 1:
-            respond(views.ephemeral("Usage: `/preregister check <email>`"))
+            respond(views.ephemeral("Usage: `/preregister check &lt;email&gt;`"))
             return
         try:
             result = service.check(user, args[0])
@@ -74,7 +90,7 @@ def register(app: Any, services: Any) -> None:
 
     def delete(user: str, args: list[str], respond: Callable) -> None:
         if not args:
-            respond(views.ephemeral("Usage: `/preregister delete <email> [<email> …]`"))
+            respond(views.ephemeral("Usage: `/preregister delete &lt;email&gt; [&lt;email&gt; …]`"))
             return
         if len(args) > MAX_DELETE_TARGETS:
             respond(views.ephemeral(f"At most {MAX_DELETE_TARGETS} customers at a time."))

@@ -26,9 +26,10 @@ def parse_state(raw: str | None) -> tuple[int, str, bool, int | None]:
     first page of the default filter."""
     try:
         data = json.loads(raw or "{}")
-        if not isinstance(data, dict):
-            data = {}
     except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        log.warning("ignored a list button value that is not ours: %r", (raw or "")[:100])
         data = {}
     offset = data.get("o")
     offset = offset if isinstance(offset, int) and 0 <= offset <= 1_000_000 else 0

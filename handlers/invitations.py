@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot import notices
-from bot.delivery import Job, PermanentFailure
+from bot.delivery import Job, PermanentFailure, persist
 from bot.errors import NotFound, Refused
 from bot.invitations import Invitations, record_notice
 from bot.mailer import (
@@ -154,7 +154,10 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
             title="Invitation QR code",
             initial_comment=share_comment(view, url),
         )
-        if record_notice(service, SHARE_BUTTON, view.id):
+        if persist(
+            lambda: record_notice(service, SHARE_BUTTON, view.id),
+            f"the button that follows invitation share {view.id}",
+        ):
             services.deliverer.kick()
         return {"channel": channel}
 

@@ -10,7 +10,7 @@ from typing import Any
 from slack_sdk.webhook import WebhookClient
 
 from bot import notices
-from bot.delivery import Job, PermanentFailure
+from bot.delivery import Job, PermanentFailure, persist
 from bot.errors import InvalidInput, NotFound, Refused
 from handlers import views
 from handlers.errors import guarded
@@ -54,7 +54,10 @@ def register_senders(registry: Any, services: Any) -> None:
             else views.review_decided_message(p)
         )
         reply = client.chat_postMessage(channel=channel, **message)
-        service.set_review_message(p.id, reply["channel"], reply["ts"])
+        persist(
+            lambda: service.set_review_message(p.id, reply["channel"], reply["ts"]),
+            f"where review request {p.id} was posted",
+        )
         return {"channel": reply["channel"], "ts": reply["ts"]}
 
     def send_review_decided(job: Job) -> dict[str, Any] | None:
@@ -118,8 +121,10 @@ def register(app: Any, services: Any) -> None:
         if pid is None:
             _tell(respond, ":warning: This button does not name a request.")
             return
-        if not service.is_manager(user):
-            _tell(respond, ":no_entry_sign: Only ecosystem managers can approve or reject reviews.")
+        try:
+            service.ensure_manager(user, "reject", pid)
+        except Refused as refused:
+            _tell(respond, f":no_entry_sign: {refused.message}")
             return
         p = service.view(pid)
         if p is None or p.status != "under_review":

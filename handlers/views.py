@@ -526,14 +526,14 @@ def help_message(
     if note:
         blocks.append(section(note))
     blocks.append(header("prereg-bot help"))
-    blocks.append(section("\n".join(f"• `{cmd}`: {what}" for cmd, what in COMMANDS)))
+    blocks.append(section("\n".join(f"• `{escape(cmd)}`: {what}" for cmd, what in COMMANDS)))
     blocks.append(section("*The rules in brief*\n" + "\n".join(f"• {r}" for r in RULES_IN_BRIEF)))
     blocks.append(section(contact_lines(contacts)))
     return ephemeral("prereg-bot help: /preregister, list, check, delete, flow, help", blocks)
 
 
 FLOW_STEPS = (
-    (":mag:", "Check", "`/preregister check <email>` tells whether the customer is free."),
+    (":mag:", "Check", "`/preregister check &lt;email&gt;` tells whether the customer is free."),
     (
         ":memo:",
         "Preregister",

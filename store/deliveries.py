@@ -132,6 +132,18 @@ def fail(
     return True
 
 
+def release(session: Session, delivery_id: int, token: str) -> bool:
+    """Gives back a claimed notice that was not tried (the process is stopping): due at once
+    for the next claimer, and the claim does not count as an attempt."""
+    row = session.get(Delivery, delivery_id, with_for_update=True)
+    if row is None or row.claim_token != token or row.status != "pending":
+        return False
+    row.claimed_until = None
+    row.claim_token = None
+    row.attempts = max(0, row.attempts - 1)
+    return True
+
+
 def pending_for_preregistration(session: Session, preregistration_id: int) -> list[Delivery]:
     stmt = select(Delivery).where(
         Delivery.preregistration_id == preregistration_id, Delivery.status != "sent"

@@ -52,7 +52,8 @@ def pg_url() -> Iterator[str]:
             pytest.fail(f"CI requires PostgreSQL: {reason}")
         pytest.skip(reason)
     name = f"prereg_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    # pre-ping: tests/test_faults.py restarts the server, which kills pooled connections
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name

@@ -68,6 +68,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         for key in ("db_url", "running_app"):
             if key in callspec.params:
                 entry.backends.add(str(callspec.params[key]))
+    if not entry.backends and item.get_closest_marker("postgres") is not None:
+        entry.backends.add("postgres")  # PostgreSQL-only tests (their own database)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -44,7 +44,9 @@ def pg(pg_only_url, clock):
     database.dispose()
 
 
-def test_r5_twenty_partners_race_for_one_customer_one_wins(pg):
+@pytest.mark.reliability("load", "twenty partners race for one customer")
+def test_r5_twenty_partners_race_for_one_customer_one_wins(pg, tried):
+    tried(20)
     db, service, admin = pg
     members = [f"URACE{i:02d}" for i in range(20)]
     for i, member in enumerate(members):
@@ -66,7 +68,9 @@ def test_r5_twenty_partners_race_for_one_customer_one_wins(pg):
     assert live == 1
 
 
-def test_r4_twenty_threads_push_a_partner_from_95_to_the_cap(pg):
+@pytest.mark.reliability("load", "twenty threads push a partner to the cap")
+def test_r4_twenty_threads_push_a_partner_from_95_to_the_cap(pg, tried):
+    tried(20)
     db, service, admin = pg
     admin.add_partner("Busy", "DE", ["UBUSY1"], contact_email="desk@example.com")
     for i in range(95):

@@ -96,7 +96,9 @@ def test_failed_send_is_retried_after_backoff_then_sent_once(db, clock):
     )
 
 
-def test_crash_between_claim_and_send_is_retried_after_the_lease(db, clock):
+@pytest.mark.reliability("fault", "crash between claim and send (unit)")
+def test_crash_between_claim_and_send_is_retried_after_the_lease(db, clock, tried):
+    tried(1)
     enqueue(db)
     # A process claims the notice, then dies before sending or recording anything.
     with db.session() as s:

@@ -138,7 +138,9 @@ def test_r6_different_address_fails_and_changes_nothing(app, world):
     assert not [t for t in dm_texts(app, ACME) if "accepted the invitation" in t]
 
 
-def test_r6_repeated_wrong_addresses_are_limited(app, world):
+@pytest.mark.reliability("attack", "guessing the invitation email (lockout)")
+def test_r6_repeated_wrong_addresses_are_limited(app, world, tried):
+    tried(6)
     view = world.preregister()
     link = world.link(view)
     http = requests.Session()
@@ -177,7 +179,9 @@ def test_r9_deleted_invitation_says_so(app, world):
     assert "withdrawn" in page.text
 
 
-def test_r12_used_invitation_says_so(app, world):
+@pytest.mark.reliability("attack", "tampered, forged or reused invitation tokens")
+def test_r12_used_invitation_says_so(app, world, tried):
+    tried(1)
     view = world.preregister()
     link = world.link(view)
     http = requests.Session()
@@ -189,7 +193,9 @@ def test_r12_used_invitation_says_so(app, world):
     assert "already been accepted" in requests.get(link, timeout=10).text
 
 
-def test_forged_and_tampered_tokens_are_refused(app, world):
+@pytest.mark.reliability("attack", "tampered, forged or reused invitation tokens")
+def test_forged_and_tampered_tokens_are_refused(app, world, tried):
+    tried(5)
     view = world.preregister()
     link = world.link(view)
     token = link.rsplit("/", 1)[1]
@@ -210,7 +216,9 @@ def test_forged_and_tampered_tokens_are_refused(app, world):
     assert world.service.view(view.id).status == "preregistered"
 
 
-def test_form_without_valid_csrf_changes_nothing(app, world):
+@pytest.mark.reliability("attack", "cross-site request forgery on the invitation form")
+def test_form_without_valid_csrf_changes_nothing(app, world, tried):
+    tried(5)
     view = world.preregister()
     link = world.link(view)
     http = requests.Session()
@@ -285,7 +293,9 @@ def test_r8_no_gives_the_partner_link_qr_and_a_button_to_email_later(app, world)
     assert len(app.smtp.mailbox.messages) == 1
 
 
-def test_r8_smtp_down_keeps_the_preregistration_and_delivers_once_later(app, world):
+@pytest.mark.reliability("fault", "SMTP server down: email pending, sent once later")
+def test_r8_smtp_down_keeps_the_preregistration_and_delivers_once_later(app, world, tried):
+    tried(1)
     app.smtp.stop()
     view = world.preregister(send=True)
     app.sweep()

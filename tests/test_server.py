@@ -19,13 +19,17 @@ def test_healthz_answers_when_the_database_does(app):
     assert response.json() == {"status": "ok"}
 
 
-def test_bad_signature_is_refused_with_401(app):
+@pytest.mark.reliability("attack", "forged Slack signature refused")
+def test_bad_signature_is_refused_with_401(app, tried):
+    tried(1)
     response = app.post_slack("command=%2Fpreregister&user_id=U1", secret="not-the-secret")
     assert response.status_code == 401
     assert app.fake.calls_to("views.open") == []
 
 
-def test_missing_signature_is_refused_with_401(app):
+@pytest.mark.reliability("attack", "forged Slack signature refused")
+def test_missing_signature_is_refused_with_401(app, tried):
+    tried(1)
     response = app.http.post(
         app.base_url + "/slack/events",
         data=b"command=%2Fpreregister",
@@ -35,14 +39,18 @@ def test_missing_signature_is_refused_with_401(app):
     assert response.status_code == 401
 
 
-def test_timestamp_older_than_five_minutes_is_refused(app):
+@pytest.mark.reliability("attack", "replayed Slack request (same signature) refused")
+def test_timestamp_older_than_five_minutes_is_refused(app, tried):
+    tried(1)
     stale = int(time.time()) - 6 * 60
     response = app.post_slack("command=%2Fpreregister&user_id=U1", timestamp=stale)
     assert response.status_code == 401
     assert SIGNING_SECRET  # the body was signed correctly; only its age is wrong
 
 
-def test_huge_body_is_refused(app):
+@pytest.mark.reliability("bad input", "malformed Slack payloads refused cleanly (signed)")
+def test_huge_body_is_refused(app, tried):
+    tried(1)
     response = app.post_slack("payload=" + "x" * 2_000_000)
     assert response.status_code == 413
 
@@ -73,6 +81,7 @@ def test_replayed_request_is_refused(app, tried):
     assert first.status_code != 401  # accepted (what it answers is the handlers' business)
     assert again.status_code == 401
     assert "replayed" in again.text
+    assert "refused a replayed Slack request" in app.log()
 
 
 @pytest.mark.reliability("attack", "forged Slack signature refused")
@@ -81,3 +90,4 @@ def test_forged_signatures_are_refused(app, tried):
     for secret in ("", "guess", SIGNING_SECRET + "x", SIGNING_SECRET.upper()):
         tried()
         assert app.post_slack(body, secret=secret).status_code == 401
+    assert "refused a Slack request with a bad or stale signature" in app.log()

@@ -147,7 +147,9 @@ def test_list_with_unknown_status_names_the_known_ones(app, direct):
     assert "`under_review`" in reply["text"]
 
 
-def test_unexpected_failure_is_told_briefly_without_a_stack_trace(app, direct):
+@pytest.mark.reliability("fault", "Slack refuses views.open on /preregister")
+def test_unexpected_failure_is_told_briefly_without_a_stack_trace(app, direct, tried):
+    tried(1)
     direct.partner()
     app.fake.fail("views.open", status=400)
     reply = command(app, "")

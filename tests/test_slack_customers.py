@@ -149,7 +149,9 @@ def test_delete_selected_with_nothing_ticked_changes_nothing(app, direct):
     assert direct.status(p.id) == "preregistered"
 
 
-def test_crafted_values_cannot_reach_another_partners_customers(app, direct):
+@pytest.mark.reliability("attack", "partner deletes another partner's customer (crafted values)")
+def test_crafted_values_cannot_reach_another_partners_customers(app, direct, tried):
+    tried(2)
     direct.partner()
     direct.partner("Rival AG", member=OTHER_MEMBER)
     direct.prereg("mine@customer.de")
@@ -177,7 +179,9 @@ def test_crafted_values_cannot_reach_another_partners_customers(app, direct):
     assert "theirs" not in body_text(listing(app, "list all"))
 
 
-def test_stranger_clicking_a_list_button_is_told_and_nothing_changes(app, direct):
+@pytest.mark.reliability("attack", "crafted list state (show contacts, pages) stays in own rows")
+def test_stranger_clicking_a_list_button_is_told_and_nothing_changes(app, direct, tried):
+    tried(1)
     direct.partner()
     p = direct.prereg("mine@customer.de")
     message = listing(app)

@@ -105,7 +105,9 @@ def test_other_country_confirms_under_review_with_due_time(app, direct):
     assert "(FR)" in text and "(DE)" in text
 
 
-def test_slack_retry_of_a_submission_creates_one_row(app, direct):
+@pytest.mark.reliability("fault", "Slack retries a modal submission")
+def test_slack_retry_of_a_submission_creates_one_row(app, direct, tried):
+    tried(1)
     direct.partner()
     first = submit(app, view_id="VRETRY1")
     again = submit(app, view_id="VRETRY1", headers={"X-Slack-Retry-Num": "1"})

@@ -67,7 +67,9 @@ def test_r3_review_request_posted_with_facts_and_buttons(posted, direct):
     assert stored.review_channel_id == MANAGER_CHANNEL and stored.review_message_ts
 
 
-def test_r3_non_manager_click_is_refused_and_changes_nothing(app, posted, direct):
+@pytest.mark.reliability("attack", "non-manager approves or rejects (buttons, crafted reason view)")
+def test_r3_non_manager_click_is_refused_and_changes_nothing(app, posted, direct, tried):
+    tried(2)
     row, _ = posted
     for action in (views.APPROVE_ACTION, views.REJECT_ACTION):
         before = len(app.fake.responses)
@@ -105,7 +107,9 @@ def test_r3_approve_updates_the_message_and_tells_the_submitter(app, posted, dir
     assert direct.status(row.id) == "preregistered"
 
 
-def test_r3_reject_asks_a_reason_in_a_modal(app, posted, direct):
+@pytest.mark.reliability("attack", "non-manager approves or rejects (buttons, crafted reason view)")
+def test_r3_reject_asks_a_reason_in_a_modal(app, posted, direct, tried):
+    tried(1)
     row, _ = posted
     click(app, views.REJECT_ACTION, row.id, user=MANAGER)
     [opened] = app.fake.wait_for("views.open")

@@ -220,7 +220,9 @@ def test_daily_digest_to_the_digest_channel_or_each_member_once_a_day(app, world
 # --- retries ---------------------------------------------------------------------------------
 
 
-def test_failed_posts_are_retried_with_backoff_and_sent_exactly_once(app, world):
+@pytest.mark.reliability("fault", "Slack answers 500 to outbox notices")
+def test_failed_posts_are_retried_with_backoff_and_sent_exactly_once(app, world, tried):
+    tried(3)
     p = world.preregister(ACME)
     key = f"expired:{p.id}"
     app.fake.fail("chat.postMessage", 500, times=3)  # the client's own 2 retries fail too
@@ -238,7 +240,9 @@ def test_failed_posts_are_retried_with_backoff_and_sent_exactly_once(app, world)
     assert (row.status, row.attempts) == ("sent", 2)
 
 
-def test_rate_limited_posts_honour_retry_after_then_the_outbox_retries(app, world):
+@pytest.mark.reliability("fault", "Slack answers 429 with Retry-After to outbox notices")
+def test_rate_limited_posts_honour_retry_after_then_the_outbox_retries(app, world, tried):
+    tried(3)
     p = world.preregister(ACME)
     app.fake.fail("chat.postMessage", 429, retry_after=1, times=3)
     at = p.expires_at + timedelta(seconds=30)
@@ -255,7 +259,9 @@ def test_rate_limited_posts_honour_retry_after_then_the_outbox_retries(app, worl
 # --- restart safety --------------------------------------------------------------------------
 
 
-def test_sweep_killed_after_claiming_is_completed_by_the_next_run_without_replay(app, world):
+@pytest.mark.reliability("fault", "sweep process killed (SIGKILL) mid-run")
+def test_sweep_killed_after_claiming_is_completed_by_the_next_run_without_replay(app, world, tried):
+    tried(1)
     p = world.preregister(ACME)
     key = f"expired:{p.id}"
     at = p.expires_at + timedelta(seconds=30)
@@ -294,7 +300,9 @@ def world_claim(world: World, key: str) -> datetime | None:
         return row.claimed_until if row is not None else None
 
 
-def test_app_restart_loses_nothing_replays_nothing_and_catches_up(app, world, running_app):
+@pytest.mark.reliability("fault", "app restarted between sweeps")
+def test_app_restart_loses_nothing_replays_nothing_and_catches_up(app, world, running_app, tried):
+    tried(1)
     p = world.preregister(ACME)
     review = world.preregister(BETA, "ceo@customer.fr", mobile=FR_MOBILE)
     first = p.expires_at - 3 * DAY + timedelta(minutes=1)
@@ -319,7 +327,9 @@ def test_app_restart_loses_nothing_replays_nothing_and_catches_up(app, world, ru
 
 
 @pytest.mark.postgres
-def test_two_sweep_processes_at_once_send_each_notice_exactly_once(pg_only_url, fake_slack):
+@pytest.mark.reliability("load", "two sweep processes over the same due work")
+def test_two_sweep_processes_at_once_send_each_notice_exactly_once(pg_only_url, fake_slack, tried):
+    tried(2)
     fake_slack.reset()
     fake_slack.latency = 0.005
     w = make_world(pg_only_url)
