@@ -50,3 +50,18 @@ def directory_row(email: str, country: str = "DE", **flags: object) -> str:
 
 def load_directory(db: Database, now, *rows: str) -> int:  # type: ignore[no-untyped-def]
     return import_text(db, DIRECTORY_HEADER + "".join(rows), now)
+
+
+def eventually(check, timeout: float = 10.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Polls `check` until it returns a truthy value (returned), for work the app finishes in
+    its background worker after answering."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)

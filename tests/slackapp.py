@@ -39,7 +39,14 @@ def sign(body: str, timestamp: int | None = None, secret: str = SIGNING_SECRET) 
 
 
 class RunningApp:
-    def __init__(self, db_url: str, fake: FakeSlack, smtp: SmtpServer, workdir: Path) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        fake: FakeSlack,
+        smtp: SmtpServer,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.db_url = db_url
         self.fake = fake
         self.smtp = smtp
@@ -59,7 +66,10 @@ class RunningApp:
             "SMTP_PORT": str(smtp.port),
             "SMTP_FROM": "prereg-bot@vendor.example",
             "PORT": str(self.port),
-            "PREREG_SWEEP_INTERVAL_SECONDS": "3600",
+            # Tests run the sweep themselves (`sweep(at=...)`), as of the instant they choose;
+            # tests/test_scheduler.py checks the in-process timer on its own app.
+            "PREREG_SCHEDULER": "false",
+            **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.http = requests.Session()

@@ -9,6 +9,7 @@ import pytest
 
 from handlers import views
 from tests.blockkit import assert_valid_message, assert_valid_view
+from tests.helpers import eventually
 from tests.slackapp import MANAGER_CHANNEL
 from tests.slackfixtures import MANAGER, MEMBER, Direct, body_text, element, modal_values
 
@@ -41,6 +42,10 @@ def posted(app, direct):
         "chat.postMessage", where=lambda c: c.args.get("channel") == MANAGER_CHANNEL
     )
     [row] = direct.service.list_customers(MEMBER).items
+    # the worker saves the message's ts just after Slack answers the post
+    row = eventually(
+        lambda: (v := direct.service.view(row.id)).review_message_ts and v, what="review ts"
+    )
     return row, message_of(call)
 
 
