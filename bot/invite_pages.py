@@ -17,14 +17,13 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, render_template, request, url_for
 
+from bot.clock import Clock
 from bot.invitations import Invitation, Invitations, InviteState, derive_key, page_for
-
-if TYPE_CHECKING:
-    from bot.app import Services
+from bot.service import PreregistrationService
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +71,15 @@ class FormGuard:
         return hmac.compare_digest(mac.encode(), self._mac(token, nonce, issued).encode())
 
 
-def invite_blueprint(services: Services) -> Blueprint:
-    settings = services.settings
-    invitations = Invitations(services.service, settings.invite_secret, settings.public_base_url)
-    guard = FormGuard(settings.invite_secret or "", services.clock.now)
+def invite_blueprint(
+    service: PreregistrationService,
+    settings: Settings,
+    clock: Clock,
+    notices_recorded: Callable[[], None],
+) -> Blueprint:
+    """`notices_recorded` is called after an acceptance recorded notices (wakes delivery)."""
+    invitations = Invitations(service, settings.invite_secret, settings.public_base_url)
+    guard = FormGuard(settings.invite_secret or "", clock.now)
     secure_cookie = (settings.public_base_url or "").startswith("https://")
     bp = Blueprint(
         "invite",
@@ -142,7 +146,7 @@ def invite_blueprint(services: Services) -> Blueprint:
             return render(token, form_expired, email)
         outcome = invitations.accept(token, email)
         if outcome.state is InviteState.ASSOCIATED:
-            services.deliverer.kick()
+            notices_recorded()
         else:
             refused(token, outcome)
         keep = email if outcome.state is InviteState.MISMATCH else ""

@@ -54,5 +54,9 @@ def build_web_app(services: Services, bolt_app: App) -> Flask:
             return {"status": "ok"}, 200
         return {"status": "database unavailable"}, 503
 
-    web.register_blueprint(invite_blueprint(services))
+    web.register_blueprint(
+        invite_blueprint(
+            services.service, services.settings, services.clock, services.deliverer.kick
+        )
+    )
     return web
