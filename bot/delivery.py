@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -33,6 +34,7 @@ BACKOFF = (
     timedelta(hours=1),
 )
 MAX_ATTEMPTS = 20
+CONCURRENCY = 4  # notices sent at once by one process (Slack and SMTP calls wait on the network)
 
 
 @dataclass(frozen=True)
@@ -113,11 +115,13 @@ class Deliverer:
         registry: SenderRegistry,
         max_attempts: int = MAX_ATTEMPTS,
         wake: WakeSignal | None = None,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self.db = db
         self.clock = clock
         self.registry = registry
         self.max_attempts = max_attempts
+        self.concurrency = concurrency
         self._wake = wake if wake is not None else threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -143,16 +147,37 @@ class Deliverer:
                     )
                     for d in claimed
                 ]
-            for index, job in enumerate(jobs):
-                if self._stop.is_set():  # stopping: hand the rest back instead of holding a lease
-                    self._release(jobs[index:], token)
-                    return DeliveryReport(sent, retried, failed)
-                outcome = self._send(job, token, at)
-                sent += outcome == "sent"
-                retried += outcome == "retry"
-                failed += outcome == "failed"
+            outcomes = self._send_all(jobs, token, at)
+            sent += outcomes.count("sent")
+            retried += outcomes.count("retry")
+            failed += outcomes.count("failed")
+            if self._stop.is_set():
+                return DeliveryReport(sent, retried, failed)
             if not jobs:  # until nothing is due: a sent notice may have recorded another
                 return DeliveryReport(sent, retried, failed)
+
+    def _send_all(self, jobs: list[Job], token: str, at: datetime) -> list[str]:
+        """Sends a claimed batch, `concurrency` at a time. The notices of one preregistration
+        go one after the other, in the order they were recorded (a decision must not overtake
+        the request it updates)."""
+        groups: dict[object, list[Job]] = {}
+        for job in jobs:
+            key = job.preregistration_id if job.preregistration_id is not None else ("id", job.id)
+            groups.setdefault(key, []).append(job)
+        if self.concurrency <= 1 or len(groups) <= 1:
+            return [o for group in groups.values() for o in self._send_group(group, token, at)]
+        with ThreadPoolExecutor(min(self.concurrency, len(groups))) as pool:
+            results = pool.map(lambda group: self._send_group(group, token, at), groups.values())
+            return [o for outcomes in results for o in outcomes]
+
+    def _send_group(self, jobs: list[Job], token: str, at: datetime) -> list[str]:
+        outcomes = []
+        for index, job in enumerate(jobs):
+            if self._stop.is_set():  # stopping: hand the rest back instead of holding a lease
+                self._release(jobs[index:], token)
+                break
+            outcomes.append(self._send(job, token, at))
+        return outcomes
 
     def _release(self, jobs: list[Job], token: str) -> None:
         try:

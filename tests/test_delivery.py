@@ -20,6 +20,7 @@ from bot.delivery import (
 )
 from store import deliveries as delivery_store
 from tests.conftest import T0
+from tests.helpers import form
 
 
 class Recorder:
@@ -197,3 +198,43 @@ def test_parallel_deliverers_send_each_notice_once(pg_only_url, clock):
         assert sorted(sender.sent) == sorted(f"note:{i}" for i in range(60))
     finally:
         db.dispose()
+
+
+def test_notices_of_different_subjects_go_out_concurrently_one_subject_in_order(
+    db, clock, service, admin
+):
+    """Four subjects at once (a sender that waits for four callers proves it), and the two
+    notices of one subject strictly in the order recorded."""
+    admin.add_partner("Acme", "DE", ["UACME1"], contact_email="desk@acme.example")
+    ids = [
+        service.preregister("UACME1", form(email=f"c{i}@customer.de")).preregistration.id
+        for i in range(4)
+    ]
+    with db.session() as s:  # the preregistrations recorded their own notices: start clean
+        s.query(delivery_store.Delivery).delete()
+        for pid in ids:
+            for step in ("first", "second"):
+                delivery_store.enqueue(
+                    s,
+                    kind="note",
+                    dedupe_key=f"note:{pid}:{step}",
+                    payload={"step": step},
+                    now=T0,
+                    preregistration_id=pid,
+                )
+    gate = threading.Barrier(4, timeout=5)
+    order: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def sender(job: Job) -> None:
+        if job.payload["step"] == "first":
+            gate.wait()  # breaks (and fails the test) unless four run at the same time
+        with lock:
+            order.append((job.preregistration_id, job.payload["step"]))
+
+    registry = SenderRegistry()
+    registry.register("note", sender)
+    report = Deliverer(db, clock, registry, concurrency=4).deliver_due()
+    assert report.sent == 8 and report.retried == 0
+    for pid in ids:
+        assert [step for p, step in order if p == pid] == ["first", "second"]
