@@ -119,13 +119,12 @@ class PreregistrationService:
         """Claims the customer for the member's partner, or sends it to review (R3).
         A repeated `request_key` returns the first outcome and changes nothing."""
         now = self.clock.now()
-        if request_key:
-            with self.db.session() as s:
-                existing = prereg_store.by_request_key(s, request_key)
-                if existing is not None:
-                    return Outcome(PreregView.of(existing, existing.partner), created=False)
         try:
             with self.db.session() as s:
+                if request_key:
+                    existing = prereg_store.by_request_key(s, request_key)
+                    if existing is not None:
+                        return Outcome(PreregView.of(existing, existing.partner), created=False)
                 partner = self._partner_of(s, slack_user_id)
                 if not (partner.contact_email or partner.contact_mobile):
                     raise refusal("no_reserved_contact")
@@ -153,14 +152,17 @@ class PreregistrationService:
         name = clean_name(form.full_name)
 
         partner_store.lock_partner(s, partner.id)
-        self._expire_stale(s, email_norm, now)
+        live = prereg_store.live_for_email(s, email_norm)
+        if live is not None and self._is_lapsed(live, now):
+            # a claim past its 15 days no longer blocks anyone, even before the sweep runs
+            self._expire_row(s, live, now)
+            live = None
 
         account = directory_store.account(s, email_norm)
         if account is not None:
             cause = directory_refusal(account, partner.name)
             if cause:
                 raise cause
-        live = prereg_store.live_for_email(s, email_norm)
         if live is not None:
             raise live_claim_refusal(live.status, live.partner_id == partner.id)
         if prereg_store.count_in_quota(s, partner.id) >= self.rules.quota_limit:
@@ -519,12 +521,6 @@ class PreregistrationService:
             row = prereg_store.get(s, preregistration_id, for_update=True)
             if row is not None:
                 self._expire_if_lapsed(s, row, now)
-
-    def _expire_stale(self, s: Session, email_norm: str, now: datetime) -> None:
-        """A claim past its 15 days no longer blocks anyone, even before the sweep runs."""
-        live = prereg_store.live_for_email(s, email_norm)
-        if live is not None:
-            self._expire_if_lapsed(s, live, now)
 
     # --- reading ---------------------------------------------------------------------------
 
