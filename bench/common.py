@@ -78,12 +78,15 @@ class Process:
     def pid(self) -> int:
         return self.proc.pid
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the process itself (not its children)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_mib(self) -> float:
-        """VmHWM: the peak resident set size of the process so far."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        """VmHWM, the peak resident set size so far, of the process and of its children
+        (`serve` runs its background worker as a child process)."""
+        return sum(_peak_rss_kib(pid) for pid in [self.pid, *_children(self.pid)]) / 1024
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -93,6 +96,26 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self._fh.close()
+
+
+def _peak_rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found + [g for c in found for g in _children(c)]
 
 
 def wait_http(url: str, proc: Process, timeout: float = 60) -> None:

@@ -159,7 +159,7 @@ def main() -> int:
     print(f"end to end (signed view_submission -> stored row): {ours:8.1f} per second")
     print(f"plain INSERT, one transaction per row:             {plain:8.1f} per second")
     print(f"ratio: prereg-bot reaches {ours / plain:.2f} of the plain INSERT rate")
-    print(f"peak RSS of serve: {rss:.0f} MiB")
+    print(f"peak RSS of serve (web and worker processes): {rss:.0f} MiB")
     return 0
 
 
