@@ -53,12 +53,20 @@ def make_client(settings: Settings) -> WebClient:
     return client
 
 
+WORKER_POOL_SIZE = 8  # the delivery threads, the sweep and a spare
+
+
 def create_services(
-    settings: Settings, clock: Clock | None = None, wake: WakeSignal | None = None
+    settings: Settings,
+    clock: Clock | None = None,
+    wake: WakeSignal | None = None,
+    worker: bool = False,
 ) -> Services:
-    """`wake` connects this process's `deliverer.kick()` to the worker process that delivers."""
+    """`wake` connects this process's `deliverer.kick()` to the worker process that delivers;
+    `worker` sizes the database pool for that process instead of for answering Slack."""
     clock = clock or SystemClock()
-    db = Database(settings.database_url)
+    pool = WORKER_POOL_SIZE if worker else settings.db_pool_size
+    db = Database(settings.database_url, pool_size=pool, max_overflow=pool // 4)
     rules = RuleSettings(holidays=settings.holidays)
     service = PreregistrationService(db, clock, rules)
     registry = SenderRegistry()

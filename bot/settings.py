@@ -74,6 +74,7 @@ class Settings:
     review_due_soon_hours: int = 4
     digest_hour_utc: int = 8
     run_scheduler: bool = True
+    db_pool_size: int = 40
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -108,6 +109,7 @@ class Settings:
             review_due_soon_hours=_int(env, "PREREG_REVIEW_DUE_SOON_HOURS", 4),
             digest_hour_utc=_int(env, "PREREG_DIGEST_HOUR_UTC", 8),
             run_scheduler=scheduler,
+            db_pool_size=_int(env, "PREREG_DB_POOL_SIZE", 40),
         )
 
     def require(self, *names: str) -> None:

@@ -38,7 +38,7 @@ def worker_main(settings: Settings, wake: Any, niceness: int) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    services = create_services(settings, wake=wake)
+    services = create_services(settings, wake=wake, worker=True)
     services.deliverer.start()
     scheduler = start_scheduler(services) if settings.run_scheduler else None
     log.info("background worker running (deliveries%s)", ", sweep" if scheduler else "")
