@@ -91,3 +91,28 @@ def test_forged_signatures_are_refused(app, tried):
         tried()
         assert app.post_slack(body, secret=secret).status_code == 401
     assert "refused a Slack request with a bad or stale signature" in app.log()
+
+
+def test_socket_mode_needs_the_app_token(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMTP_"))}
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}",
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_SIGNING_SECRET="s",
+        MANAGER_CHANNEL_ID="C1",
+        PUBLIC_BASE_URL="http://localhost:3000",
+        INVITE_SECRET="x" * 32,
+        SMTP_HOST="127.0.0.1",
+        SMTP_FROM="bot@example.com",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "socket"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip() == "prereg-bot: missing required environment variable SLACK_APP_TOKEN"
+    )
