@@ -213,3 +213,59 @@ def test_no_email_for_a_preregistration_that_lapsed_before_sending(
     report = deliverer.deliver_due()
     assert (report.sent, report.failed) == (0, 1)
     assert smtp.mailbox.messages == []
+
+
+@pytest.fixture
+def tls_cert(tmp_path, monkeypatch):
+    """A self-signed certificate for 127.0.0.1, trusted by this process's default context."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: cannot make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    return cert, key
+
+
+def test_starttls_then_login_when_the_server_requires_them(service, invitations, clock, tls_cert):
+    import ssl
+
+    cert, key = tls_cert
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    mailbox = Mailbox()
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        assert session.ssl is not None, "credentials must only travel over TLS"
+        return AuthResult(success=(auth_data.login, auth_data.password) == (b"bot", b"s3cret"))
+
+    port = free_port()
+    controller = Controller(
+        mailbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=True,
+    )
+    controller.start()
+    try:
+        view = service.preregister(ACME, form()).preregistration
+        message = compose(view, invitations.link_for(view), SENDER, clock.now())
+        with pytest.raises(smtplib.SMTPException):  # plain text is refused by this server
+            send(message, SmtpConfig("127.0.0.1", port, SENDER, "bot", "s3cret", timeout=5))
+        tls = SmtpConfig("127.0.0.1", port, SENDER, "bot", "s3cret", starttls=True, timeout=5)
+        send(message, tls)
+        [received] = mailbox.wait_for(1)
+        assert received.rcpt_tos == ["ceo@customer.de"]
+    finally:
+        controller.stop()
