@@ -76,6 +76,7 @@ def test_r13_help_shows_commands_rules_and_the_manager_contact(app, direct):
 
 
 def test_r10_flow_shows_the_customer_development_steps(app):
+    """R10: the customer-development flowchart, on request."""
     reply = command(app, "flow")
     sections = [b["text"]["text"] for b in reply["blocks"] if b["type"] == "section"]
     assert len(sections) >= 5

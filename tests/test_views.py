@@ -228,6 +228,7 @@ def test_decided_message_has_no_buttons_and_names_the_decider():
 
 
 def test_r10_flow_is_a_readable_sequence():
+    """R10: the flowchart is a numbered Block Kit sequence within the limits."""
     message = views.flow_message()
     assert_valid_message(message)
     steps = [b for b in message["blocks"] if b["type"] == "section"]
