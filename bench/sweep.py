@@ -33,6 +33,7 @@ from sqlalchemy import create_engine, event, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import create_database, drop_database  # noqa: E402
 from bot import notices  # noqa: E402
 from bot.app import Services, make_client  # noqa: E402
 from bot.clock import FixedClock  # noqa: E402
@@ -63,28 +64,6 @@ class Result:
 
 def _naive(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(tzinfo=None)
-
-
-def create_database(admin_url: str, name: str) -> str:
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return admin_url.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :n AND pid <> pg_backend_pid()"
-            ),
-            {"n": name},
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
 
 
 def load(url: str, total: int, due: int, partners: int) -> None:
