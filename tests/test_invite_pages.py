@@ -18,7 +18,7 @@ from bot.clock import SystemClock
 from bot.invitations import MAX_FAILED_ATTEMPTS, Invitations
 from bot.service import PreregistrationService
 from store.db import Database
-from tests.helpers import form
+from tests.helpers import eventually, form
 from tests.slackapp import INVITE_SECRET
 
 ACME = "UACME1"
@@ -287,6 +287,8 @@ def test_r8_no_gives_the_partner_link_qr_and_a_button_to_email_later(app, world)
     assert reply["response_type"] == "ephemeral" and "on its way" in reply["text"]
     (received,) = app.smtp.mailbox.wait_for(1, timeout=15)
     assert received.rcpt_tos == [view.email]
+    # the worker records the sending just after the SMTP server accepted the message
+    eventually(lambda: world.service.view(view.id).invited_at, what="invited_at")
     app.block_action(ACME, "send_invitation_email", value=str(view.id))
     assert "already went" in app.fake.wait_for_response(3)[2]["text"]
     app.sweep(at=later(hours=1))
