@@ -22,7 +22,7 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 NICENESS = 10
-RESTART_CHECK_SECONDS = 5.0
+RESTART_CHECK_SECONDS = 1.0
 
 
 def worker_main(settings: Settings, wake: Any, niceness: int) -> None:

@@ -3,7 +3,10 @@ on the configured interval by the background worker process."""
 
 from __future__ import annotations
 
+import os
+import signal
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -16,6 +19,7 @@ from store.migrate import upgrade
 from store.models import Preregistration
 from tests.helpers import eventually, form
 from tests.slackapp import RunningApp
+from tests.slackfixtures import MEMBER, Direct, modal_values
 
 
 @pytest.fixture
@@ -57,3 +61,37 @@ def test_r5_serve_expires_on_its_own_timer_and_tells_the_partner(scheduled_app):
         lambda: PreregistrationService(db, clock).view(row.preregistration.id).status == "expired"
     )
     db.dispose()
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes `serve` spawned (not multiprocessing's resource tracker)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            try:
+                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(child)
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.reliability("fault", "background worker process killed: started again, nothing lost")
+def test_a_killed_worker_is_started_again_and_delivers(app, tried):
+    """`serve` watches its worker process; a notice recorded while it is dead goes out once
+    the replacement runs."""
+    tried(1)
+    direct = Direct(app.db_url)
+    direct.partner()
+    [worker] = _workers(app.proc.pid)
+    os.kill(worker, signal.SIGKILL)
+    response = app.view_submission(MEMBER, "preregister", modal_values(send="no"))
+    assert response.json()["response_action"] == "update"
+    [upload] = app.fake.wait_for("files.completeUploadExternal", timeout=30)
+    assert upload.args["channel_id"] == "D" + MEMBER
+    replacement = eventually(lambda: _workers(app.proc.pid), what="a new worker")
+    assert replacement != [worker]
