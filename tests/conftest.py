@@ -176,3 +176,13 @@ def app(running_app, fake_slack, smtp_server):
         smtp_server.start()
     smtp_server.mailbox.clear()
     return running_app
+
+
+@pytest.fixture
+def direct(app):
+    """The running app's database, used the way the operator and the service use it."""
+    from tests.slackfixtures import Direct
+
+    d = Direct(app.db_url)
+    yield d
+    d.close()

@@ -6,16 +6,9 @@ import pytest
 
 from tests.blockkit import assert_valid_message, assert_valid_view
 from tests.helpers import directory_row
-from tests.slackfixtures import MANAGER, MANAGER_EMAIL, MEMBER, OTHER_MEMBER, Direct, body_text
+from tests.slackfixtures import MANAGER, MANAGER_EMAIL, MEMBER, OTHER_MEMBER, body_text
 
 ACK_SANITY_BOUND = 2.5  # seconds; a sanity bound, not a latency measurement
-
-
-@pytest.fixture
-def direct(app):
-    d = Direct(app.db_url)
-    yield d
-    d.close()
 
 
 def command(app, text: str = "", user: str = MEMBER, channel: str = "CGENERAL") -> dict:

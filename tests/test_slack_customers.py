@@ -9,16 +9,9 @@ import pytest
 
 from handlers import views
 from tests.blockkit import assert_valid_message
-from tests.slackfixtures import MEMBER, OTHER_MEMBER, Direct, body_text, element, elements
+from tests.slackfixtures import MEMBER, OTHER_MEMBER, body_text, element, elements
 
 ACK_SANITY_BOUND = 2.5
-
-
-@pytest.fixture
-def direct(app):
-    d = Direct(app.db_url)
-    yield d
-    d.close()
 
 
 def reply_to(app, send) -> dict:  # type: ignore[no-untyped-def]

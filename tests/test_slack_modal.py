@@ -7,16 +7,9 @@ import pytest
 
 from tests.blockkit import assert_valid_view
 from tests.helpers import directory_row
-from tests.slackfixtures import MANAGER_EMAIL, MEMBER, OTHER_MEMBER, Direct, body_text, modal_values
+from tests.slackfixtures import MANAGER_EMAIL, MEMBER, OTHER_MEMBER, body_text, modal_values
 
 ACK_SANITY_BOUND = 2.5
-
-
-@pytest.fixture
-def direct(app):
-    d = Direct(app.db_url)
-    yield d
-    d.close()
 
 
 def submit(app, user: str = MEMBER, view_id: str | None = None, headers=None, **fields) -> dict:

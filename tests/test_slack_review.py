@@ -11,16 +11,9 @@ from handlers import views
 from tests.blockkit import assert_valid_message, assert_valid_view
 from tests.helpers import eventually
 from tests.slackapp import MANAGER_CHANNEL
-from tests.slackfixtures import MANAGER, MEMBER, Direct, body_text, element, modal_values
+from tests.slackfixtures import MANAGER, MEMBER, body_text, element, modal_values
 
 ACK_SANITY_BOUND = 2.5
-
-
-@pytest.fixture
-def direct(app):
-    d = Direct(app.db_url)
-    yield d
-    d.close()
 
 
 def message_of(call) -> dict:  # type: ignore[no-untyped-def]
