@@ -35,15 +35,15 @@ def build_web_app(services: Services, bolt_app: App) -> Flask:
         except UnicodeDecodeError:
             log.warning("refused a Slack request whose body is not UTF-8")
             return "malformed request", 400
-        signed = verifier.is_valid_request(body, dict(request.headers))
-        if not signed:
+        if not verifier.is_valid_request(body, dict(request.headers)):
             log.warning("refused a Slack request with a bad or stale signature")
-        elif not request.headers.get("X-Slack-Retry-Num") and not replays.first_time(
+            return "invalid request", 401
+        if not request.headers.get("X-Slack-Retry-Num") and not replays.first_time(
             request.headers.get("X-Slack-Signature", "")
         ):
             log.warning("refused a replayed Slack request")
             return "replayed request", 401
-        elif reason := problem(request.get_data(as_text=True), request.mimetype or None):
+        if reason := problem(request.get_data(as_text=True), request.mimetype or None):
             log.warning("refused a malformed Slack request: %s", reason)
             return "malformed request", 400
         return slack.handle(request)
