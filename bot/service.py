@@ -40,10 +40,12 @@ from bot.validation import (
     clean_mobile,
     clean_name,
     email_error,
+    has_control_chars,
     mobile_error,
     mobile_region,
     name_error,
     normalise_email,
+    printable,
 )
 from bot.workdays import add_working_days
 from store import audit, deliveries
@@ -276,6 +278,8 @@ class PreregistrationService:
         reason = " ".join(reason.split())
         if not reason:
             raise InvalidInput({"reason": "Give a reason for the rejection."})
+        if has_control_chars(reason):
+            raise InvalidInput({"reason": "The reason contains control or invisible characters."})
         if len(reason) > 500:
             raise InvalidInput({"reason": "The reason is too long (at most 500 characters)."})
         return self._decide(manager_id, preregistration_id, approve=False, reason=reason)
@@ -374,10 +378,11 @@ class PreregistrationService:
         return results
 
     def _delete_one(self, user: str, target: int | str, now: datetime) -> DeleteResult:
-        label = str(target)
+        label = printable(str(target))
+        not_an_email = isinstance(target, str) and email_error(target) is not None
         with self.db.session() as s:
             partner = self._partner_of(s, user)
-            row = self._find_own(s, partner.id, target)
+            row = None if not_an_email else self._find_own(s, partner.id, target)
             if row is None:
                 audit.record(
                     s,

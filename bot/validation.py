@@ -71,13 +71,24 @@ def mobile_region(e164: str) -> str | None:
     return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
 
 
+def has_control_chars(text: str) -> bool:
+    """Control characters (NUL among them, which PostgreSQL text cannot store) or invisible
+    format characters such as bidi overrides."""
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in text)
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """`text` with control characters replaced, cut to `limit`: safe to store and to echo."""
+    return "".join("\ufffd" if unicodedata.category(ch) == "Cc" else ch for ch in text[:limit])
+
+
 def name_error(raw: str) -> str | None:
     value = raw.strip()
     if not value:
         return "Enter the customer's full name."
     if len(value) > MAX_NAME_LENGTH:
         return f"The full name is too long (at most {MAX_NAME_LENGTH} characters)."
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in value):
+    if has_control_chars(value):
         return "The full name contains control or invisible characters."
     return None
 

@@ -494,3 +494,20 @@ def test_check_answers_without_claiming(service, partners, db, clock):
     taken = service.check(ACME, "ceo@customer.de")
     assert not taken.allowed and taken.code == "preregistered_by_another_partner"
     assert len(rows(db)) == 1
+
+
+def test_r9_delete_target_that_is_not_an_email_changes_nothing(service, partners, db):
+    service.preregister(ACME, form())
+    [result] = service.delete(ACME, ["ceo@customer.de\x00<!channel>"])
+    assert not result.deleted
+    assert "No customer" in result.message
+    assert "\x00" not in result.email
+    assert rows(db)[0].status == "preregistered"
+
+
+def test_r3_reject_reason_with_control_characters_is_refused(service, partners, db):
+    p = service.preregister(ACME, form(mobile="+33 6 12 34 56 78")).preregistration
+    with pytest.raises(InvalidInput) as err:
+        service.reject(MANAGER, p.id, "bad\x00reason")
+    assert "control" in err.value.errors["reason"]
+    assert rows(db)[0].status == "under_review"
