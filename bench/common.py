@@ -13,38 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-from sqlalchemy import create_engine, text
 
 from tests.mailbox import free_port
+from tests.pgdb import create_database, drop_database
 from tests.slackapp import BOT_TOKEN, INVITE_SECRET, MANAGER_CHANNEL, SIGNING_SECRET
 
 PG_ADMIN_URL = os.environ.get(
     "PREREG_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-
-
-def create_database(admin_url: str, name: str) -> str:
-    """Creates database `name` on the server of `admin_url`; returns its URL."""
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return admin_url.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    """Drops database `name`, ending any session still connected to it."""
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :n AND pid <> pg_backend_pid()"
-            ),
-            {"n": name},
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
 
 
 @contextmanager

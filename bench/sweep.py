@@ -33,7 +33,6 @@ from sqlalchemy import create_engine, event, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import create_database, drop_database  # noqa: E402
 from bot import notices  # noqa: E402
 from bot.app import Services, make_client  # noqa: E402
 from bot.clock import FixedClock  # noqa: E402
@@ -43,6 +42,7 @@ from bot.settings import Settings  # noqa: E402
 from bot.sweep import SweepReport, run_sweep  # noqa: E402
 from store.db import Database  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
+from tests.pgdb import create_database, drop_database  # noqa: E402
 
 ADMIN_URL = os.environ.get(
     "PREREG_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

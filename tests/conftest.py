@@ -24,6 +24,7 @@ from bot.service import PreregistrationService
 from store.db import Database
 from store.migrate import upgrade
 from store.models import Base
+from tests.pgdb import create_database, drop_database
 
 pytest_plugins = ["tests.reliability"]
 
@@ -52,23 +53,10 @@ def pg_url() -> Iterator[str]:
             pytest.fail(f"CI requires PostgreSQL: {reason}")
         pytest.skip(reason)
     name = f"prereg_test_{uuid.uuid4().hex[:10]}"
-    # pre-ping: tests/test_faults.py restarts the server, which kills pooled connections
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    url = create_database(PG_ADMIN_URL, name)
     upgrade(url)
     yield url
-    with admin.connect() as conn:
-        conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :n AND pid <> pg_backend_pid()"
-            ),
-            {"n": name},
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    drop_database(PG_ADMIN_URL, name)
 
 
 @pytest.fixture(scope="session")
