@@ -126,6 +126,32 @@ def prepare_database(url: str, rows: int, reviews: int) -> list[int]:
     return ids
 
 
+def settle(url: str, timeout: float = 300.0) -> int:
+    """Waits out the work `serve` does once at start: its first sweep sends every seeded
+    partner's daily digest (~2,000 Slack posts). Steady state, not that burst, is measured.
+    Returns how many notices went out meanwhile."""
+    engine = create_engine(url)
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    try:
+        while time.monotonic() < deadline and quiet < 3:
+            with engine.connect() as conn:
+                digests, pending = conn.execute(
+                    text(
+                        "SELECT count(*) FILTER (WHERE kind = 'digest'),"
+                        " count(*) FILTER (WHERE status = 'pending') FROM deliveries"
+                    )
+                ).one()
+            quiet = quiet + 1 if digests and not pending else 0
+            time.sleep(0.5)
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT count(*) FROM deliveries WHERE status = 'sent'")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+
+
 def measure(base_url: str, bodies: Callable[[], str], total: int, clients: int) -> list[float]:
     local = threading.local()
     lock = threading.Lock()
@@ -164,6 +190,7 @@ def main() -> int:
         ours, ours_url = start_prereg(url, slack_url, workdir)
         base, base_url = start_baseline(slack_url, workdir)
         try:
+            print(f"start-up sweep settled: {settle(url)} notices sent before measuring")
             fake_ids = itertools.count(1)
             rows = []
             for level in LEVELS:

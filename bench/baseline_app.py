@@ -20,7 +20,7 @@ from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_sdk import WebClient
 from waitress import serve
 
-from bot.app import LISTENER_THREADS
+from handlers.after_ack import WORK_THREADS
 
 MODAL = {
     "type": "modal",
@@ -39,7 +39,7 @@ def build() -> Flask:
         signing_secret=os.environ["SLACK_SIGNING_SECRET"],
         client=client,
         token_verification_enabled=False,
-        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS),
+        listener_executor=ThreadPoolExecutor(max_workers=WORK_THREADS),
     )
 
     @bolt.command("/preregister")

@@ -7,7 +7,6 @@ handlers/; nothing in the rules imports these.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from slack_bolt import App
@@ -21,10 +20,12 @@ from slack_sdk.http_retry.builtin_handlers import (
 import handlers
 from bot.clock import Clock, SystemClock
 from bot.delivery import Deliverer, SenderRegistry, WakeSignal
+from bot.member_cache import MemberCache
 from bot.rules import RuleSettings
 from bot.service import PreregistrationService
 from bot.settings import Settings
 from store.db import Database
+from store.directory_watch import DirectoryWatch
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class Services:
     registry: SenderRegistry
     deliverer: Deliverer
     client: WebClient
+    member_watch: DirectoryWatch | None = None
+    """Keeps the service's member cache fresh; started by `serve` and `socket`."""
 
 
 def make_client(settings: Settings) -> WebClient:
@@ -68,7 +71,11 @@ def create_services(
     pool = WORKER_POOL_SIZE if worker else settings.db_pool_size
     db = Database(settings.database_url, pool_size=pool, max_overflow=pool // 4)
     rules = RuleSettings(holidays=settings.holidays)
-    service = PreregistrationService(db, clock, rules)
+    members, watch = None, None
+    if settings.member_cache and db.is_postgres and not worker:
+        members = MemberCache()
+        watch = DirectoryWatch(db.url, changed=members.changed, lost=members.lost)
+    service = PreregistrationService(db, clock, rules, members)
     registry = SenderRegistry()
     deliverer = Deliverer(db, clock, registry, wake=wake)
     services = Services(
@@ -79,19 +86,10 @@ def create_services(
         registry=registry,
         deliverer=deliverer,
         client=make_client(settings),
+        member_watch=watch,
     )
     handlers.register_senders(registry, services)
     return services
-
-
-LISTENER_THREADS = 32
-
-
-def listener_executor() -> ThreadPoolExecutor:
-    """Bolt runs each listener in this pool and answers Slack once the listener acks. Its
-    default of 5 threads lets work done after `ack()` (a database transaction, a reply to
-    response_url) hold up the acks of the requests behind it."""
-    return ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener")
 
 
 def build_bolt_app(services: Services) -> App:
@@ -101,7 +99,8 @@ def build_bolt_app(services: Services) -> App:
         client=services.client,
         token_verification_enabled=False,
         logger=logging.getLogger("prereg_bot.slack"),
-        listener_executor=listener_executor(),
+        # Slack is answered when a listener returns; see handlers/after_ack.py.
+        process_before_response=True,
     )
     handlers.register(app, services)
     return app

@@ -29,6 +29,8 @@ def serve(settings: Settings) -> int:
     services = create_services(settings, wake=worker.wake)
     web = build_web_app(services, build_bolt_app(services))
     worker.start()
+    if services.member_watch is not None:
+        services.member_watch.start()
     server = create_server(web, host="0.0.0.0", port=settings.port, threads=16)
     log.info("prereg-bot serving on port %s", settings.port)
 
@@ -38,6 +40,8 @@ def serve(settings: Settings) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if services.member_watch is not None:
+            services.member_watch.stop()
         worker.stop()
         services.db.dispose()
     return 0
@@ -52,6 +56,8 @@ def socket_mode(settings: Settings) -> int:
     services = create_services(settings, wake=worker.wake)
     app = build_bolt_app(services)
     worker.start()
+    if services.member_watch is not None:
+        services.member_watch.start()
     handler = SocketModeHandler(app, settings.slack_app_token)
     handler.connect()
     log.info("prereg-bot connected in Socket Mode")
@@ -63,6 +69,8 @@ def socket_mode(settings: Settings) -> int:
         pass
     finally:
         handler.close()
+        if services.member_watch is not None:
+            services.member_watch.stop()
         worker.stop()
         services.db.dispose()
     return 0

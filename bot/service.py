@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from bot import notices
 from bot.clock import Clock
 from bot.errors import InvalidInput, NotFound, Refused
+from bot.member_cache import MemberCache
 from bot.models import (
     DeleteResult,
     Eligibility,
@@ -59,20 +60,35 @@ log = logging.getLogger(__name__)
 
 
 class PreregistrationService:
-    def __init__(self, db: Database, clock: Clock, rules: RuleSettings | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        rules: RuleSettings | None = None,
+        members: MemberCache | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.rules = rules or RuleSettings()
+        self.members = members
 
     # --- who is asking -------------------------------------------------------------------
 
     def partner_of(self, slack_user_id: str) -> PartnerView:
-        """The member's partner, or Refused('not_a_member')."""
+        """The member's partner, or Refused('not_a_member'). Through the member cache when
+        there is one: this only gates opening the form; every change re-reads in its transaction."""
+        if self.members is not None:
+            partner = self.members.get(slack_user_id, self._read_partner)
+        else:
+            partner = self._read_partner(slack_user_id)
+        if partner is None:
+            raise refusal("not_a_member")
+        return partner
+
+    def _read_partner(self, slack_user_id: str) -> PartnerView | None:
         with self.db.read() as conn:
             row = partner_store.partner_row_for_member(conn, slack_user_id)
-        if row is None:
-            raise refusal("not_a_member")
-        return PartnerView.from_row(row)
+        return None if row is None else PartnerView.from_row(row)
 
     def ready_partner(self, slack_user_id: str) -> PartnerView:
         """The member's partner if it may preregister at all (R1), else Refused."""
@@ -340,9 +356,9 @@ class PreregistrationService:
         """Records a manager's Approve click for the background worker, which decides it with
         `approve` and answers at `reply_to`. Keeps the click's request to one insert; a retry
         of the same click (same `click_id`) is recorded once. Returns whether it was new."""
-        with self.db.session() as s:
+        with self.db.single_statement() as conn:
             return deliveries.enqueue(
-                s,
+                conn,
                 kind=notices.DECISION_CLICK,
                 dedupe_key=f"{notices.DECISION_CLICK}:{preregistration_id}:{manager_id}:{click_id}"[
                     :200

@@ -75,6 +75,7 @@ class Settings:
     digest_hour_utc: int = 8
     run_scheduler: bool = True
     db_pool_size: int = 40
+    member_cache: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,8 +83,11 @@ class Settings:
         try:
             starttls = _bool(env.get("SMTP_STARTTLS"), False)
             scheduler = _bool(env.get("PREREG_SCHEDULER"), True)
+            member_cache = _bool(env.get("PREREG_MEMBER_CACHE"), True)
         except ConfigError as exc:
-            raise ConfigError(f"SMTP_STARTTLS / PREREG_SCHEDULER: {exc}") from None
+            raise ConfigError(
+                f"SMTP_STARTTLS / PREREG_SCHEDULER / PREREG_MEMBER_CACHE: {exc}"
+            ) from None
         api_url = env.get("SLACK_API_URL") or "https://slack.com/api/"
         if not api_url.endswith("/"):
             api_url += "/"
@@ -110,6 +114,7 @@ class Settings:
             digest_hour_utc=_int(env, "PREREG_DIGEST_HOUR_UTC", 8),
             run_scheduler=scheduler,
             db_pool_size=_int(env, "PREREG_DB_POOL_SIZE", 40),
+            member_cache=member_cache,
         )
 
     def require(self, *names: str) -> None:

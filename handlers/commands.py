@@ -10,8 +10,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import InvalidInput, NotFound, Refused
 from handlers import views
+from handlers.after_ack import after_ack
 from handlers.customers import render_list
-from handlers.errors import guarded
 from handlers.mrkdwn import escape
 
 log = logging.getLogger(__name__)
@@ -124,9 +124,8 @@ def register(app: Any, services: Any) -> None:
             respond(views.ephemeral(f"Usage: `/preregister {word} here` or `{word} off`"))
 
     @app.command(COMMAND)
-    @guarded
-    def preregister(ack, body, command, respond, client) -> None:  # type: ignore[no-untyped-def]
-        ack()
+    @after_ack
+    def preregister(body, command, respond, client) -> None:  # type: ignore[no-untyped-def]
         user = command["user_id"]
         words = (command.get("text") or "").split()
         sub, args = (words[0].lower(), words[1:]) if words else ("", [])

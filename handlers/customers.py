@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.errors import Refused
 from handlers import views
-from handlers.errors import guarded
+from handlers.after_ack import after_ack
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,8 @@ def selected_ids(body: dict[str, Any]) -> list[int]:
 
 
 def register(app: Any, services: Any) -> None:
-    @guarded
-    def redraw(ack, body, action, respond) -> None:  # type: ignore[no-untyped-def]
-        ack()
+    @after_ack
+    def redraw(body, action, respond) -> None:  # type: ignore[no-untyped-def]
         user = body["user"]["id"]
         offset, filter_key, shown, _ = parse_state(action.get("value"))
         try:
@@ -103,9 +102,8 @@ def register(app: Any, services: Any) -> None:
         ack()  # ticking a box changes nothing until "Delete selected"
 
     @app.action(views.LIST_DELETE_ACTION)
-    @guarded
-    def delete_one(ack, body, action, respond) -> None:  # type: ignore[no-untyped-def]
-        ack()
+    @after_ack
+    def delete_one(body, action, respond) -> None:  # type: ignore[no-untyped-def]
         user = body["user"]["id"]
         offset, filter_key, shown, target = parse_state(action.get("value"))
         try:
@@ -119,9 +117,8 @@ def register(app: Any, services: Any) -> None:
             respond(refusal(services, refused))
 
     @app.action(views.LIST_DELETE_SELECTED_ACTION)
-    @guarded
-    def delete_selected(ack, body, action, respond) -> None:  # type: ignore[no-untyped-def]
-        ack()
+    @after_ack
+    def delete_selected(body, action, respond) -> None:  # type: ignore[no-untyped-def]
         user = body["user"]["id"]
         offset, filter_key, shown, _ = parse_state(action.get("value"))
         ids = selected_ids(body)

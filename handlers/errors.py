@@ -1,17 +1,13 @@
 """The one error handler: log the failure, tell the user briefly, never show a stack trace.
 
-Bolt (1.30) loses an ack when a listener raises right after calling `ack()` (its runner resets
-the acknowledged response), and Slack would then see a 404. So listeners that ack first are
-wrapped in `guarded`, which reports such failures the same way as the `@app.error` handler and
-does not re-raise; failures before the ack (view submissions) reach `@app.error`.
+Failures before the ack (view submissions) reach `@app.error`; failures in work done after the
+ack (handlers/after_ack.py) are reported with `report`, the same way.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import BoltResponse
@@ -34,23 +30,6 @@ def report(error: BaseException, body: dict[str, Any]) -> None:
             WebhookClient(response_url, timeout=5).send_dict(message)
         except Exception:  # noqa: BLE001 - telling the user is best effort
             log.warning("could not tell the user about the error", exc_info=True)
-
-
-def guarded(listener: Callable[..., None]) -> Callable[..., None]:
-    """For listeners taking `ack` and `body` that ack first: failures after the ack are
-    reported here instead of being raised into Bolt."""
-
-    @functools.wraps(listener)
-    def run(*args: Any, **kwargs: Any) -> None:
-        try:
-            listener(*args, **kwargs)
-        except Exception as error:
-            ack = kwargs.get("ack")
-            if ack is None or getattr(ack, "response", None) is None:
-                raise
-            report(error, kwargs.get("body") or {})
-
-    return run
 
 
 def register(app: Any, services: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.errors import Refused
 from handlers import views
+from handlers.after_ack import after_ack
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ def build_home(services: Any, user: str) -> dict[str, Any]:
 
 def register(app: Any, services: Any) -> None:
     @app.event("app_home_opened")
+    @after_ack
     def home_opened(event, client) -> None:  # type: ignore[no-untyped-def]
         if event.get("tab", "home") != "home":
             return

@@ -26,7 +26,7 @@ from bot.mailer import (
 )
 from bot.models import PreregView
 from bot.qr import qr_png
-from handlers.errors import guarded
+from handlers.after_ack import after_ack
 from handlers.mrkdwn import escape, format_when, link
 
 log = logging.getLogger(__name__)
@@ -224,9 +224,8 @@ def _reply(body: dict[str, Any], respond: Any, client: Any, text: str) -> None:
 
 def register(app: Any, services: Any) -> None:
     @app.action(ACTION_SEND_EMAIL)
-    @guarded
-    def send_invitation_email(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
-        ack()
+    @after_ack
+    def send_invitation_email(body: dict[str, Any], respond: Any, client: Any) -> None:
         user = body["user"]["id"]
         value = (body.get("actions") or [{}])[0].get("value") or ""
         if not value.isdigit():

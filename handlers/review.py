@@ -13,7 +13,7 @@ from bot import notices
 from bot.delivery import Job, PermanentFailure, persist
 from bot.errors import InvalidInput, NotFound, Refused
 from handlers import views
-from handlers.errors import guarded
+from handlers.after_ack import after_ack
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +101,8 @@ def register(app: Any, services: Any) -> None:
     service = services.service
 
     @app.action(views.APPROVE_ACTION)
-    @guarded
-    def approve(ack, body, action, respond) -> None:  # type: ignore[no-untyped-def]
-        ack()
+    @after_ack
+    def approve(body, action, respond) -> None:  # type: ignore[no-untyped-def]
         pid = _preregistration_id(action.get("value"))
         if pid is None:
             _tell(respond, ":warning: This button does not name a request.")
@@ -113,9 +112,8 @@ def register(app: Any, services: Any) -> None:
         services.deliverer.kick()
 
     @app.action(views.REJECT_ACTION)
-    @guarded
-    def reject(ack, body, action, respond, client) -> None:  # type: ignore[no-untyped-def]
-        ack()
+    @after_ack
+    def reject(body, action, respond, client) -> None:  # type: ignore[no-untyped-def]
         user = body["user"]["id"]
         pid = _preregistration_id(action.get("value"))
         if pid is None:

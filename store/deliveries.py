@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -13,8 +13,21 @@ from sqlalchemy.orm import Session
 from store.models import Delivery
 
 
+def _insert_if_new(dialect: str) -> Insert:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(Delivery.__table__)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(Delivery.__table__.c.id)
+    )
+
+
+# Built once per dialect: enqueueing is on the request path (an Approve click is one enqueue).
+_INSERT_IF_NEW = {dialect: _insert_if_new(dialect) for dialect in ("postgresql", "sqlite")}
+
+
 def enqueue(
-    session: Session,
+    session: Session | Connection,
     *,
     kind: str,
     dedupe_key: str,
@@ -24,25 +37,21 @@ def enqueue(
     not_before: datetime | None = None,
 ) -> bool:
     """Adds the notice unless one with the same key exists. Returns whether it was added."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = (
-        insert(Delivery.__table__)
-        .values(
-            kind=kind,
-            dedupe_key=dedupe_key,
-            payload=payload,
-            status="pending",
-            attempts=0,
-            next_attempt_at=not_before or now,
-            preregistration_id=preregistration_id,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(Delivery.__table__.c.id)
-    )
+    row = {
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "payload": payload,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": not_before or now,
+        "preregistration_id": preregistration_id,
+        "created_at": now,
+    }
+    stmt = _INSERT_IF_NEW[
+        session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
+    ]
     # RETURNING, not rowcount: with an implicit RETURNING psycopg reports rowcount -1.
-    return session.execute(stmt).first() is not None
+    return session.execute(stmt, row).first() is not None
 
 
 def by_key(session: Session, dedupe_key: str) -> Delivery | None:

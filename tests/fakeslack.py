@@ -44,6 +44,11 @@ class Upload:
     filename: str | None = None
 
 
+class _Server(ThreadingHTTPServer):
+    # Slack does not reset connections under load; the default backlog of 5 would.
+    request_queue_size = 128
+
+
 @dataclass
 class FakeSlack:
     calls: list[Call] = field(default_factory=list)
@@ -55,7 +60,7 @@ class FakeSlack:
     latency: float = 0.0
     slow: dict[str, float] = field(default_factory=dict)  # method -> extra seconds before answering
     url: str = ""
-    _server: ThreadingHTTPServer | None = None
+    _server: _Server | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -76,7 +81,7 @@ class FakeSlack:
             def do_GET(self) -> None:  # noqa: N802
                 fake._handle(self)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
         self.url = f"http://{host}:{port}/api/"
