@@ -160,12 +160,18 @@ def app_env(db_url: str, slack_url: str, port: int) -> dict[str, str]:
     }
 
 
-def start_prereg(db_url: str, slack_url: str, workdir: Path) -> tuple[Process, str]:
+def start_prereg(
+    db_url: str,
+    slack_url: str,
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
+    name: str = "serve",
+) -> tuple[Process, str]:
     port = free_port()
     proc = Process(
         [sys.executable, "-m", "bot.cli", "serve"],
-        app_env(db_url, slack_url, port),
-        workdir / "serve.log",
+        {**app_env(db_url, slack_url, port), **(extra_env or {})},
+        workdir / f"{name}.log",
     )
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/healthz", proc)

@@ -4,12 +4,16 @@ cache is live and kept fresh by the database's notifications; on SQLite there is
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import create_engine, text
 
 from bot.member_cache import MemberCache
 from tests.helpers import eventually
 from tests.slackfixtures import MEMBER
+
+NOTIFICATIONS_LAND = 0.5  # seconds; ample for a notification between two local processes
 
 
 class Loads:
@@ -112,6 +116,9 @@ def test_on_postgresql_the_gate_is_read_from_memory_and_the_triggers_keep_it_fre
     if not app.db_url.startswith("postgresql"):
         pytest.skip("the member cache runs on PostgreSQL only (it needs LISTEN/NOTIFY)")
     direct.partner()
+    # The notifications of that insert reach the app asynchronously and empty the cache; let
+    # them land before the look-up that fills it, so nothing empties it afterwards.
+    time.sleep(NOTIFICATIONS_LAND)
     assert eventually(lambda: opens_form(app), what="the member gets the form")
     sql(app, "ALTER TABLE partners DISABLE TRIGGER partners_directory_changed")
     try:
