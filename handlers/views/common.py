@@ -1,0 +1,178 @@
+"""What every surface shares: the Block Kit primitives, status words, manager contacts, and the
+ephemeral, refusal and error replies.
+
+Nothing here talks to Slack or the database. Every user-typed string goes through `escape`
+(mrkdwn) or is put into a plain_text object, so a customer named `<!channel>` pings no one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.models import PreregView
+from handlers.mrkdwn import escape, format_date, format_when, mention, truncate
+
+VALUE_ACTION = "value"
+
+STATUS_LABELS = {
+    "under_review": "Under review",
+    "preregistered": "Preregistered",
+    "associated": "Associated",
+    "rejected": "Rejected",
+    "expired": "Expired",
+    "deleted": "Deleted",
+}
+STATUS_EMOJI = {
+    "under_review": ":hourglass_flowing_sand:",
+    "preregistered": ":white_check_mark:",
+    "associated": ":handshake:",
+    "rejected": ":no_entry:",
+    "expired": ":calendar:",
+    "deleted": ":wastebasket:",
+}
+
+
+# --- small pieces -----------------------------------------------------------------------------
+
+
+def plain(text: str, limit: int = 3000) -> dict[str, Any]:
+    return {"type": "plain_text", "text": truncate(text, limit), "emoji": True}
+
+
+def md(text: str, limit: int = 3000) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": truncate(text, limit)}
+
+
+def section(text: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "section", "text": md(text), **extra}
+
+
+def context(*texts: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [md(t) for t in texts]}
+
+
+def header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": plain(text, 150)}
+
+
+def divider() -> dict[str, Any]:
+    return {"type": "divider"}
+
+
+def button(
+    text: str,
+    action_id: str,
+    value: str,
+    style: str | None = None,
+    confirm: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": plain(text, 75),
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        element["style"] = style
+    if confirm:
+        element["confirm"] = confirm
+    return element
+
+
+def when(at: datetime) -> str:
+    """A time every reader sees in their own zone (Slack's date token), UTC text as fallback."""
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{format_when(at)}>"
+
+
+def day(at: datetime) -> str:
+    return f"<!date^{int(at.timestamp())}^{{date_long}}|{format_date(at)}>"
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status.replace("_", " ").capitalize())
+
+
+def contact_lines(contacts: Sequence[tuple[str, str | None]]) -> str:
+    """R13: who to ask, as mrkdwn."""
+    if not contacts:
+        return (
+            ":busts_in_silhouette: Need help? No ecosystem manager is registered yet; ask the "
+            "person who installed prereg-bot."
+        )
+    people = ", ".join(
+        mention(user) + (f" ({escape(email)})" if email else "") for user, email in contacts[:5]
+    )
+    return f":busts_in_silhouette: Need help? Your ecosystem manager: {people}"
+
+
+def contact_plain(contacts: Sequence[tuple[str, str | None]]) -> str:
+    """R13 for plain-text places (modal field errors): emails only, mentions do not render."""
+    emails = [email for _, email in contacts if email]
+    if not emails:
+        return "Questions? Ask your ecosystem manager."
+    return "Questions? Ecosystem manager: " + ", ".join(emails[:3])
+
+
+def ephemeral(text: str, blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A response_url body visible only to the person who asked."""
+    return {
+        "response_type": "ephemeral",
+        "text": text,
+        "blocks": blocks or [section(text)],
+    }
+
+
+def refusal_message(cause: str, contacts: Sequence[tuple[str, str | None]]) -> dict[str, Any]:
+    """A refusal in words plus who can help (R13). `cause` is our own text, escaped anyway."""
+    text = f":warning: {escape(cause)}"
+    return ephemeral(text, [section(text), context(contact_lines(contacts))])
+
+
+# --- shared by more than one surface ----------------------------------------------------------
+
+
+def next_step(p: PreregView) -> str:
+    if p.status == "under_review":
+        return (
+            "Ecosystem managers review it because the customer's country differs from your "
+            "business country. You'll get a DM with their decision."
+        )
+    if p.status != "preregistered":
+        return ""
+    if p.invited_at is not None:
+        return "The invitation has gone out."
+    if p.send_invitation:
+        return f"The invitation email is being sent to {escape(p.email)}."
+    return "You'll get the invitation link and QR code in a DM to share with the customer."
+
+
+def _review_why(p: PreregView) -> str:
+    return escape(
+        p.review_reason
+        or f"The customer's country ({p.customer_country}) differs from the partner's business "
+        f"country ({p.partner_country})."
+    )
+
+
+# --- errors (handlers/errors.py) --------------------------------------------------------------
+
+
+def error_message() -> dict[str, Any]:
+    text = ":warning: Something went wrong on our side. Please try again in a moment."
+    return ephemeral(text)
+
+
+def error_modal() -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "title": plain("Something went wrong", 24),
+        "close": plain("Close", 24),
+        "blocks": [
+            section(
+                ":warning: Something went wrong on our side. Please try again in a moment; "
+                "check `/preregister list` to see whether your request went through."
+            )
+        ],
+    }

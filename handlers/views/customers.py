@@ -1,0 +1,265 @@
+"""The customer list (R9, R11) with its filters, paging and deletion, and the replies to
+`/preregister delete` and `/preregister check`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import phonenumbers
+
+from bot.models import DeleteResult, Eligibility, Page, PreregView
+from bot.rules import DELETABLE_STATUSES
+from handlers.mrkdwn import escape, truncate
+from handlers.views.common import (
+    STATUS_EMOJI,
+    STATUS_LABELS,
+    button,
+    contact_lines,
+    context,
+    day,
+    divider,
+    ephemeral,
+    header,
+    plain,
+    section,
+    status_label,
+    when,
+)
+
+LIST_TOGGLE_ACTION = "customers_toggle_contacts"
+LIST_PAGE_ACTION = "customers_page"
+LIST_DELETE_ACTION = "customers_delete"
+LIST_SELECT_ACTION = "customers_select"
+LIST_DELETE_SELECTED_ACTION = "customers_delete_selected"
+LIST_SELECT_BLOCK = "customers_select"
+SEND_INVITATION_ACTION = "send_invitation_email"  # listener lives in handlers/invitations.py
+
+PAGE_SIZE = 10  # a checkboxes element holds at most 10 options
+DELETABLE = frozenset(DELETABLE_STATUSES)  # shown with a Delete button
+
+# list filters: what `/preregister list [status]` accepts, mapped to service statuses
+DEFAULT_FILTER = "current"
+FILTERS: dict[str, tuple[str, ...] | None] = {
+    "current": ("under_review", "preregistered", "associated", "rejected", "expired"),
+    "all": None,
+    **{status: (status,) for status in STATUS_LABELS},
+}
+
+
+def mask_email(email: str) -> str:
+    """R11: `ceo@customer.de` -> `c••@customer.de` (first letter and domain stay readable)."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}••@{domain}" if domain else "••••"
+
+
+def mask_mobile(mobile: str) -> str:
+    """R11: `+4915123456789` -> `+49 15•• •••• •89`: country code, two leading and two
+    trailing digits stay readable."""
+    try:
+        number = phonenumbers.parse(mobile, None)
+        shown = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        prefix = f"+{number.country_code}"
+    except phonenumbers.NumberParseException:
+        shown, prefix = mobile, ""
+    rest = shown[len(prefix) :] if shown.startswith(prefix) else shown
+    digits = [i for i, ch in enumerate(rest) if ch.isdigit()]
+    keep = set(digits[:2] + digits[-2:]) if len(digits) > 4 else set()
+    masked = "".join(ch if (not ch.isdigit() or i in keep) else "•" for i, ch in enumerate(rest))
+    return prefix + masked
+
+
+def list_state(offset: int, filter_key: str, shown: bool) -> dict[str, Any]:
+    return {"o": offset, "f": filter_key, "c": int(shown)}
+
+
+def _customer_row(p: PreregView, shown: bool, state: dict[str, Any]) -> list[dict[str, Any]]:
+    email = escape(p.email) if shown else mask_email(escape(p.email))
+    mobile = escape(p.mobile) if shown else mask_mobile(p.mobile)
+    lines = [
+        f"*{escape(truncate(p.full_name, 100))}* · {STATUS_EMOJI.get(p.status, '')} "
+        f"{status_label(p.status)}",
+        f"{email} · {mobile}",
+    ]
+    if p.status == "preregistered" and p.expires_at is not None:
+        lines.append(f"Valid until {day(p.expires_at)}")
+    elif p.status == "under_review" and p.review_due_at is not None:
+        lines.append(f"Review due by {when(p.review_due_at)}")
+    row: dict[str, Any] = section("\n".join(lines), block_id=f"row_{p.id}")
+    if p.status in DELETABLE:
+        row["accessory"] = button(
+            "Delete",
+            LIST_DELETE_ACTION,
+            json.dumps({"id": p.id, **state}),
+            style="danger",
+            confirm={
+                "title": plain("Delete this customer?", 100),
+                "text": plain(
+                    f"Delete {truncate(p.full_name, 80)}? The preregistration ends at once and "
+                    "the customer is free for other partners.",
+                    300,
+                ),
+                "confirm": plain("Delete", 30),
+                "deny": plain("Cancel", 30),
+                "style": "danger",
+            },
+        )
+    blocks = [row]
+    if p.status == "preregistered" and p.invited_at is None:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"invite_{p.id}",
+                "elements": [button("Send invitation email", SEND_INVITATION_ACTION, str(p.id))],
+            }
+        )
+    return blocks
+
+
+def customer_list(
+    page: Page,
+    filter_key: str = DEFAULT_FILTER,
+    shown: bool = False,
+    notice: Sequence[str] = (),
+) -> dict[str, Any]:
+    """One page of the partner's customers as an ephemeral message (at most ~27 blocks)."""
+    state = list_state(page.offset, filter_key, shown)
+    label = (
+        "all statuses"
+        if filter_key == "all"
+        else ("current customers" if filter_key == DEFAULT_FILTER else status_label(filter_key))
+    )
+    blocks: list[dict[str, Any]] = [header("Your customers")]
+    if notice:
+        blocks.append(section("\n".join(notice)))
+    if page.total == 0:
+        blocks.append(section(f"No customers ({label}). Preregister one with `/preregister`."))
+        return {
+            "response_type": "ephemeral",
+            "replace_original": True,
+            "text": f"No customers ({label}).",
+            "blocks": blocks,
+        }
+    first, last = page.offset + 1, page.offset + len(page.items)
+    blocks.append(
+        context(
+            f"{first}–{last} of {page.total} ({label}) · contact details "
+            + ("shown" if shown else "hidden")
+        )
+    )
+    blocks.append(divider())
+    for p in page.items:
+        blocks.extend(_customer_row(p, shown, state))
+    selectable = [p for p in page.items if p.status != "deleted"]
+    if selectable:
+        blocks.append(divider())
+        blocks.append(
+            {
+                "type": "actions",
+                # a fresh block id per rendering, so Slack drops old ticks after a redraw
+                "block_id": LIST_SELECT_BLOCK + "".join(f"_{p.id}" for p in selectable),
+                "elements": [
+                    {
+                        "type": "checkboxes",
+                        "action_id": LIST_SELECT_ACTION,
+                        "options": [
+                            {
+                                "text": plain(
+                                    f"{truncate(p.full_name, 50)} ({status_label(p.status)})", 75
+                                ),
+                                "value": str(p.id),
+                            }
+                            for p in selectable
+                        ],
+                    },
+                    button(
+                        "Delete selected",
+                        LIST_DELETE_SELECTED_ACTION,
+                        json.dumps(state),
+                        style="danger",
+                        confirm={
+                            "title": plain("Delete the selected?", 100),
+                            "text": plain(
+                                "Delete every selected customer? Under review and Associated "
+                                "customers cannot be deleted and stay as they are.",
+                                300,
+                            ),
+                            "confirm": plain("Delete", 30),
+                            "deny": plain("Cancel", 30),
+                            "style": "danger",
+                        },
+                    ),
+                ],
+            }
+        )
+    nav = [
+        button(
+            "Hide contact details" if shown else "Show contact details",
+            LIST_TOGGLE_ACTION,
+            json.dumps(list_state(page.offset, filter_key, not shown)),
+        )
+    ]
+    if page.has_previous:
+        nav.append(
+            button(
+                "Previous",
+                f"{LIST_PAGE_ACTION}_prev",
+                json.dumps(list_state(max(0, page.offset - page.limit), filter_key, shown)),
+            )
+        )
+    if page.has_next:
+        nav.append(
+            button(
+                "Next",
+                f"{LIST_PAGE_ACTION}_next",
+                json.dumps(list_state(page.offset + page.limit, filter_key, shown)),
+            )
+        )
+    blocks.append({"type": "actions", "block_id": "customers_nav", "elements": nav})
+    return {
+        "response_type": "ephemeral",
+        "replace_original": True,
+        "text": f"Your customers: {first}–{last} of {page.total}",
+        "blocks": blocks,
+    }
+
+
+def delete_results(results: Sequence[DeleteResult]) -> list[str]:
+    """One mrkdwn line per target: deleted, or why not (R9)."""
+    return [
+        (":wastebasket: " if r.deleted else ":no_entry_sign: ") + escape(r.message) for r in results
+    ]
+
+
+def delete_message(
+    results: Sequence[DeleteResult], contacts: Sequence[tuple[str, str | None]]
+) -> dict[str, Any]:
+    lines = delete_results(results)
+    blocks = [section("\n".join(lines))]
+    if any(not r.deleted for r in results):
+        blocks.append(context(contact_lines(contacts)))
+    return ephemeral(truncate("\n".join(lines), 3000), blocks)
+
+
+# --- check ------------------------------------------------------------------------------------
+
+
+def check_message(
+    email: str, result: Eligibility, contacts: Sequence[tuple[str, str | None]]
+) -> dict[str, Any]:
+    who = f"*{escape(email)}*"
+    if result.allowed:
+        text = f":white_check_mark: {who} could be preregistered now."
+        if result.needs_review:
+            text += (
+                " Its country differs from your business country, so the request would go to "
+                "the ecosystem managers for review."
+            )
+        blocks = [section(text), context("Nothing was claimed. Use `/preregister` to claim it.")]
+        return ephemeral(text, blocks)
+    text = f":no_entry_sign: {who} cannot be preregistered now: {escape(result.message)}"
+    return ephemeral(
+        text,
+        [section(text), context("Nothing was claimed."), context(contact_lines(contacts))],
+    )

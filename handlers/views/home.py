@@ -1,0 +1,97 @@
+"""App Home: the partner's quota and customers for members, the review queue for managers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bot.models import PartnerSummary, PreregView
+from handlers.mrkdwn import escape, truncate
+from handlers.views.common import (
+    STATUS_LABELS,
+    _review_why,
+    contact_lines,
+    context,
+    divider,
+    header,
+    md,
+    section,
+    status_label,
+    when,
+)
+
+HOME_QUEUE_LIMIT = 30
+HOME_EXPIRING_LIMIT = 10  # keeps the section well under 3000 characters
+
+
+def _partner_home(summary: PartnerSummary) -> list[dict[str, Any]]:
+    used, limit = summary.quota_used, summary.quota_limit
+    filled = min(10, round(10 * used / limit)) if limit else 0
+    bar = "▰" * filled + "▱" * (10 - filled)
+    blocks: list[dict[str, Any]] = [
+        header(truncate(f"Your partner: {summary.partner.name}", 150)),
+        section(f"*Quota:* {used} / {limit} customers Under review or Preregistered\n`{bar}`"),
+    ]
+    counts = [
+        md(f"*{status_label(status)}*\n{summary.counts.get(status, 0)}") for status in STATUS_LABELS
+    ]
+    blocks.append({"type": "section", "block_id": "home_counts", "fields": counts})
+    if summary.expiring_soon:
+        soon = [p for p in summary.expiring_soon if p.expires_at is not None]
+        lines = [
+            f"• {escape(truncate(p.full_name, 60))}: expires {when(p.expires_at)}"
+            for p in soon[:HOME_EXPIRING_LIMIT]
+        ]
+        if len(soon) > HOME_EXPIRING_LIMIT:
+            lines.append(f"…and {len(soon) - HOME_EXPIRING_LIMIT} more (`/preregister list`)")
+        blocks.append(section("*Expiring in the next 7 days*\n" + "\n".join(lines)))
+    else:
+        blocks.append(section("*Expiring in the next 7 days*\nNothing."))
+    blocks.append(context("`/preregister` to add a customer · `/preregister list` to see them"))
+    return blocks
+
+
+def _manager_home(queue: Sequence[PreregView], manager_channel: str | None) -> list[dict[str, Any]]:
+    where = f" Decide in <#{escape(manager_channel)}>." if manager_channel else ""
+    blocks: list[dict[str, Any]] = [header("Review queue")]
+    if not queue:
+        blocks.append(section("No requests are waiting for review."))
+        return blocks
+    blocks.append(context(f"{len(queue)} waiting, oldest first.{where}"))
+    for p in queue[:HOME_QUEUE_LIMIT]:
+        due = f" · due {when(p.review_due_at)}" if p.review_due_at else ""
+        blocks.append(
+            section(
+                f"*{escape(truncate(p.full_name, 80))}* ({escape(p.email)}) for "
+                f"*{escape(p.partner_name)}*\nSubmitted {when(p.submitted_at)}{due}\n"
+                f"{_review_why(p)}"
+            )
+        )
+    return blocks
+
+
+def home_view(
+    summary: PartnerSummary | None,
+    queue: Sequence[PreregView] | None,
+    contacts: Sequence[tuple[str, str | None]],
+    manager_channel: str | None = None,
+) -> dict[str, Any]:
+    """Partner section for members, review queue for managers, both for someone who is both."""
+    blocks: list[dict[str, Any]] = []
+    if summary is not None:
+        blocks.extend(_partner_home(summary))
+    if queue is not None:
+        if blocks:
+            blocks.append(divider())
+        blocks.extend(_manager_home(queue, manager_channel))
+    if summary is None and queue is None:
+        blocks.append(header("prereg-bot"))
+        blocks.append(
+            section(
+                "You are not set up as a member of a partner yet, so there is nothing to show. "
+                "Ask your ecosystem manager to add you."
+            )
+        )
+    blocks.append(divider())
+    blocks.append(context(contact_lines(contacts)))
+    return {"type": "home", "callback_id": "home", "blocks": blocks}
