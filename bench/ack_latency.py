@@ -10,7 +10,7 @@ PostgreSQL holding 100,000 preregistrations. Reported: p50 and p99 of the HTTP r
 cost of reading the member's partner from the database on every request is shown too (that
 row is reported, not counted against the goal: it is not how `serve` runs).
 
-    .venv/bin/python -m bench.ack_latency [--rows 100000] [--requests 600] [--rounds 3]
+    .venv/bin/python -m bench.ack_latency [--rows 100000] [--requests 1500] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -157,13 +157,20 @@ def settle(url: str, timeout: float = 300.0) -> int:
 
 
 def measure(base_url: str, bodies: Callable[[], str], total: int, clients: int) -> list[float]:
+    """Round trips of `total` requests from `clients` threads, each with one keep-alive
+    connection that is opened (and warmed) before the clock starts and closed afterwards: a
+    connection left open would count against the server's connection limit in the next run."""
     local = threading.local()
     lock = threading.Lock()
+    sessions: list[requests.Session] = []
+    everyone = threading.Barrier(clients)
 
     def one(_: int) -> float:
         session = getattr(local, "session", None)
         if session is None:
             session = local.session = requests.Session()
+            with lock:
+                sessions.append(session)
         with lock:
             body = bodies()
         headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body)}
@@ -174,9 +181,17 @@ def measure(base_url: str, bodies: Callable[[], str], total: int, clients: int) 
             raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
         return elapsed
 
+    def warm_up(n: int) -> float:
+        everyone.wait()  # one request on every thread, so every connection is open
+        return one(n)
+
     with ThreadPoolExecutor(max_workers=clients) as pool:
-        list(pool.map(one, range(min(clients, 20))))  # warm-up: connections, caches
-        return list(pool.map(one, range(total)))
+        try:
+            list(pool.map(warm_up, range(clients)))
+            return list(pool.map(one, range(total)))
+        finally:
+            for session in sessions:
+                session.close()
 
 
 Contender = tuple[Process, str, Callable[[], str]]
@@ -200,12 +215,12 @@ def alternate(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--requests", type=int, default=600, help="per app, endpoint and level")
-    parser.add_argument("--rounds", type=int, default=3, help="alternations of the two apps")
+    parser.add_argument("--requests", type=int, default=1500, help="per app, endpoint and level")
+    parser.add_argument("--rounds", type=int, default=5, help="alternations of the apps")
     args = parser.parse_args()
     print("command: .venv/bin/python -m bench.ack_latency", *sys.argv[1:])
     workdir = Path(tempfile.mkdtemp(prefix="prereg-bench-"))
-    total_reviews = (args.requests + 20 * args.rounds) * len(LEVELS) + 100
+    total_reviews = (args.requests + sum(LEVELS) * args.rounds) * len(LEVELS) + 100
     with scratch_postgres() as url:
         review_ids = iter(prepare_database(url, args.rows, total_reviews))
         standin, slack_url = start_slack_standin(workdir)
@@ -241,6 +256,7 @@ def main() -> int:
                             level,
                         )
                     )
+                    settle(url)  # the worker's share of those clicks, before the next cell
             print(
                 f"database: PostgreSQL with {args.rows:,} preregistrations; "
                 f"{args.requests} requests each"
