@@ -209,8 +209,8 @@ class Deliverer:
             return "failed" if give_up else "retry"
 
         def finish() -> None:
-            with self.db.session() as s:
-                delivery_store.finish(s, job.id, token, now=self.clock.now(), result=result)
+            with self.db.single_statement() as conn:
+                delivery_store.finish(conn, job.id, token, now=self.clock.now(), result=result)
 
         persist(finish, f"that {job.dedupe_key} was sent")
         return "sent"
