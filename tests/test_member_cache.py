@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bot.member_cache import MemberCache
+from store.directory_watch import DirectoryWatch
 from tests.helpers import eventually
 from tests.slackfixtures import MEMBER
 
@@ -128,3 +129,46 @@ def test_on_postgresql_the_gate_is_read_from_memory_and_the_triggers_keep_it_fre
         sql(app, "ALTER TABLE partners ENABLE TRIGGER partners_directory_changed")
     set_contact(app, None)  # heard
     assert eventually(lambda: not opens_form(app), what="the refusal once the change is heard")
+
+
+def test_the_watch_stops_caching_while_its_connection_is_gone_and_resumes(pg_only_url):
+    cache, load = MemberCache(), Loads()
+    heard = {"changed": 0, "lost": 0}
+
+    def changed() -> None:
+        heard["changed"] += 1
+        cache.changed()
+
+    def lost() -> None:
+        heard["lost"] += 1
+        cache.lost()
+
+    watch = DirectoryWatch(pg_only_url, changed=changed, lost=lost, poll_seconds=0.2).start()
+    engine = create_engine(pg_only_url)
+    try:
+        eventually(lambda: watch.listening.is_set() and cache.live, what="listening")
+        with engine.begin() as conn:  # the database drops the watch's connection
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                )
+            )
+        eventually(lambda: heard["lost"] >= 1, what="the loss reported")
+        eventually(lambda: watch.listening.is_set() and cache.live, what="listening again")
+        cache.get("U1", load)
+        cache.get("U1", load)
+        assert load.count == 1  # cached again
+        with engine.begin() as conn:  # a change after the reconnection is heard
+            conn.execute(
+                text(
+                    "INSERT INTO partners (name, country, lock_version, created_at)"
+                    " VALUES ('Heard GmbH', 'DE', 0, now())"
+                )
+            )
+        eventually(lambda: cache.get("U1", load) and load.count == 2, what="the change heard")
+    finally:
+        watch.stop()
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM partners WHERE name = 'Heard GmbH'"))
+        engine.dispose()
