@@ -130,23 +130,31 @@ def _view(services: Any, job: Job, *, preregistered: bool) -> PreregView:
     return view
 
 
-def _dm(services: Any, user: str) -> str:
-    return services.client.conversations_open(users=user)["channel"]["id"]
+def _dm(services: Any, user: str, known: dict[str, str]) -> str:
+    """The app's direct-message channel with `user`. It never changes, so Slack is asked once
+    per process and user (an approval sends up to three DMs to the same member)."""
+    channel = known.get(user)
+    if channel is None:
+        channel = known[user] = services.client.conversations_open(users=user)["channel"]["id"]
+    return channel
 
 
-def _post_dm(services: Any, user: str, text: str, **extra: Any) -> dict[str, Any]:
-    channel = _dm(services, user)
+def _post_dm(
+    services: Any, known: dict[str, str], user: str, text: str, **extra: Any
+) -> dict[str, Any]:
+    channel = _dm(services, user, known)
     response = services.client.chat_postMessage(channel=channel, text=text, **extra)
     return {"channel": channel, "ts": response.get("ts")}
 
 
 def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job], Any]]:
     service = services.service
+    dm_channels: dict[str, str] = {}
 
     def share(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=True)
         url = invitations.link_for(view)
-        channel = _dm(services, view.submitted_by)
+        channel = _dm(services, view.submitted_by, dm_channels)
         services.client.files_upload_v2(
             channel=channel,
             content=qr_png(url),
@@ -163,24 +171,24 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
 
     def share_button(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=True)
-        return _post_dm(services, view.submitted_by, **share_button_message(view))
+        return _post_dm(services, dm_channels, view.submitted_by, **share_button_message(view))
 
     def associated(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=False)
-        return _post_dm(services, view.submitted_by, associated_text(view))
+        return _post_dm(services, dm_channels, view.submitted_by, associated_text(view))
 
     def pending(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=True)
-        return _post_dm(services, view.submitted_by, email_pending_text(view))
+        return _post_dm(services, dm_channels, view.submitted_by, email_pending_text(view))
 
     def failing(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=True)
         text = email_failing_text(view, invitations.link_for(view))
-        return _post_dm(services, view.submitted_by, text)
+        return _post_dm(services, dm_channels, view.submitted_by, text)
 
     def sent_late(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=False)
-        return _post_dm(services, view.submitted_by, email_sent_late_text(view))
+        return _post_dm(services, dm_channels, view.submitted_by, email_sent_late_text(view))
 
     return {
         notices.INVITATION_EMAIL: InvitationEmailSender(
