@@ -209,7 +209,7 @@ class Deliverer:
             return "failed" if give_up else "retry"
 
         def finish() -> None:
-            with self.db.single_statement() as conn:
+            with self.db.autocommit() as conn:
                 delivery_store.finish(conn, job.id, token, now=self.clock.now(), result=result)
 
         persist(finish, f"that {job.dedupe_key} was sent")

@@ -86,7 +86,7 @@ class PreregistrationService:
         return partner
 
     def _read_partner(self, slack_user_id: str) -> PartnerView | None:
-        with self.db.read() as conn:
+        with self.db.autocommit() as conn:
             row = partner_store.partner_row_for_member(conn, slack_user_id)
         return None if row is None else PartnerView.from_row(row)
 
@@ -98,7 +98,7 @@ class PreregistrationService:
         return partner
 
     def is_manager(self, slack_user_id: str) -> bool:
-        with self.db.read() as conn:
+        with self.db.autocommit() as conn:
             return partner_store.manager_exists(conn, slack_user_id)
 
     def ensure_manager(
@@ -356,7 +356,7 @@ class PreregistrationService:
         """Records a manager's Approve click for the background worker, which decides it with
         `approve` and answers at `reply_to`. Keeps the click's request to one insert; a retry
         of the same click (same `click_id`) is recorded once. Returns whether it was new."""
-        with self.db.single_statement() as conn:
+        with self.db.autocommit() as conn:
             return deliveries.enqueue(
                 conn,
                 kind=notices.DECISION_CLICK,

@@ -12,7 +12,6 @@ ack, which put ~10 ms on every ack; its lazy listeners deep-copy the whole reque
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
@@ -20,8 +19,6 @@ from typing import Any
 from slack_bolt.kwargs_injection.args import Args
 
 from handlers.errors import report
-
-log = logging.getLogger(__name__)
 
 WORK_THREADS = 32
 """Work after the ack waits on Slack and the database, so many threads, little CPU each."""

@@ -81,12 +81,9 @@ def register_senders(registry: Any, services: Any) -> None:
         except (Refused, NotFound) as refused:
             reply_to = payload.get("response_url")
             if reply_to:
-                WebhookClient(str(reply_to), timeout=10).send_dict(
-                    {
-                        "response_type": "ephemeral",
-                        "replace_original": False,
-                        "text": f":no_entry_sign: {refused.message}",
-                    }
+                _tell(
+                    WebhookClient(str(reply_to), timeout=10).send_dict,
+                    f":no_entry_sign: {refused.message}",
                 )
             return {"refused": refused.message}
         services.deliverer.kick()
