@@ -23,6 +23,12 @@ class PartnerView:
     def has_reserved_contact(self) -> bool:
         return bool(self.contact_email or self.contact_mobile)
 
+    @property
+    def digest_channel(self) -> str | None:
+        """Where the daily digest goes: the digest channel, else the notice channel; None means
+        each member gets it as a direct message."""
+        return self.digest_channel_id or self.notice_channel_id
+
     @classmethod
     def from_row(cls, row: Any) -> PartnerView:
         """From a row with the columns of `store.partners.partner_row_for_member`."""

@@ -182,7 +182,7 @@ class ReminderSenders:
             return {"skipped": "nothing under review or preregistered"}
         if member:
             return self._post(job, member, digest_message(digest, self._tz(member)))
-        channel = digest.partner.digest_channel_id or digest.partner.notice_channel_id
+        channel = digest.partner.digest_channel
         if channel:
             try:
                 return self._post(job, channel, digest_message(digest, None))
