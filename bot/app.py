@@ -7,9 +7,10 @@ handlers/; nothing in the rules imports these.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from slack_bolt import App
+from slack_bolt import App, BoltContext, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -24,6 +25,7 @@ from bot.member_cache import MemberCache
 from bot.rules import RuleSettings
 from bot.service import PreregistrationService
 from bot.settings import Settings
+from bot.slack_client import KeepAliveWebClient
 from store.db import Database
 from store.directory_watch import DirectoryWatch
 
@@ -46,8 +48,15 @@ class Services:
 
 
 def make_client(settings: Settings) -> WebClient:
-    """Web API client honouring SLACK_API_URL, retrying rate limits and server errors."""
-    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
+    """Web API client honouring SLACK_API_URL, retrying rate limits and server errors, and
+    keeping its connections open (bot/slack_client.py)."""
+    # slack_sdk formats a debug line with each request's whole body unless its logger's own
+    # level is set: an unset level counts as DEBUG there, whatever the handlers would print.
+    logger = logging.getLogger("prereg_bot.slack_api")
+    logger.setLevel(logger.getEffectiveLevel())
+    client = KeepAliveWebClient(
+        token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10, logger=logger
+    )
     client.retry_handlers = [
         ConnectionErrorRetryHandler(max_retry_count=2),
         RateLimitErrorRetryHandler(max_retry_count=2),
@@ -102,5 +111,14 @@ def build_bolt_app(services: Services) -> App:
         # Slack is answered when a listener returns; see handlers/after_ack.py.
         process_before_response=True,
     )
+
+    @app.middleware
+    def shared_client(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
+        """Listeners get the process's one Web API client, whose connections to Slack stay
+        open, instead of the new client Bolt makes for every request. There is one bot token
+        and nothing changes it, so sharing the client is safe."""
+        context["client"] = services.client
+        return next()
+
     handlers.register(app, services)
     return app

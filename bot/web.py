@@ -35,11 +35,14 @@ def build_web_app(services: Services, bolt_app: App) -> Flask:
         except UnicodeDecodeError:
             log.warning("refused a Slack request whose body is not UTF-8")
             return "malformed request", 400
-        if not verifier.is_valid_request(body, dict(request.headers)):
+        headers = request.headers
+        if not verifier.is_valid(
+            body, headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature")
+        ):
             log.warning("refused a Slack request with a bad or stale signature")
             return "invalid request", 401
-        if not request.headers.get("X-Slack-Retry-Num") and not replays.first_time(
-            request.headers.get("X-Slack-Signature", "")
+        if not headers.get("X-Slack-Retry-Num") and not replays.first_time(
+            headers.get("X-Slack-Signature", "")
         ):
             log.warning("refused a replayed Slack request")
             return "replayed request", 401

@@ -71,6 +71,10 @@ class FakeSlack:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # An answer is written as headers, then body. Without TCP_NODELAY the body waits
+            # for the client's delayed ACK (~40 ms) on a kept-alive connection; Slack's
+            # servers answer at once.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: object) -> None:
                 return
