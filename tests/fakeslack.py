@@ -47,6 +47,11 @@ class Upload:
 class _Server(ThreadingHTTPServer):
     # Slack does not reset connections under load; the default backlog of 5 would.
     request_queue_size = 128
+    connections = 0  # accepted so far: kept-alive connections carry many calls each
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.connections += 1
+        super().process_request(request, client_address)
 
 
 @dataclass
@@ -107,6 +112,10 @@ class FakeSlack:
             self.down_until = 0.0
             self.latency = 0.0
             self.slow.clear()
+
+    @property
+    def connections(self) -> int:
+        return self._server.connections if self._server is not None else 0
 
     @property
     def response_url(self) -> str:
