@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from slack_bolt import App, BoltContext, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -28,6 +28,9 @@ from bot.settings import Settings
 from bot.slack_client import KeepAliveWebClient
 from store.db import Database
 from store.directory_watch import DirectoryWatch
+
+if TYPE_CHECKING:  # Bolt is imported when an app is built: `prereg-bot sweep` needs none
+    from slack_bolt import App, BoltContext, BoltResponse
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +105,8 @@ def create_services(
 
 
 def build_bolt_app(services: Services) -> App:
+    from slack_bolt import App
+
     settings = services.settings
     app = App(
         signing_secret=settings.slack_signing_secret,

@@ -13,6 +13,7 @@ from bot.app import Services
 from bot.invite_pages import invite_blueprint
 from bot.replay import ReplayGuard
 from bot.slack_shape import problem
+from handlers.after_ack import after_ack
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,10 @@ def build_web_app(services: Services, bolt_app: App) -> Flask:
         if reason := problem(request.get_data(as_text=True), request.mimetype or None):
             log.warning("refused a malformed Slack request: %s", reason)
             return "malformed request", 400
-        return slack.handle(request)
+        with after_ack.holding() as held:
+            response = slack.handle(request)
+        response.call_on_close(held.release)  # once the server has written the ack
+        return response
 
     @web.get("/healthz")
     def healthz() -> tuple[dict[str, str], int]:

@@ -3,6 +3,8 @@
 The Bolt app runs with `process_before_response=True`, so Slack gets its HTTP answer the moment a
 listener returns. `after_ack` makes a listener that acks at once and hands the work (database,
 Web API calls, replies to response_url) to a thread pool, with the arguments it asked for.
+Over HTTP the work is held until the server has written the ack (`AfterAck.holding`, used by
+bot/web.py), so that it does not compete with the ack it follows.
 
 Bolt's default runner instead starts each listener on a pool and polls every 10 ms for its
 ack, which put ~10 ms on every ack; its lazy listeners deep-copy the whole request, which cost
@@ -12,21 +14,41 @@ ack, which put ~10 ms on every ack; its lazy listeners deep-copy the whole reque
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any
-
-from slack_bolt.kwargs_injection.args import Args
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from handlers.errors import report
+
+if TYPE_CHECKING:
+    from slack_bolt.kwargs_injection.args import Args
 
 WORK_THREADS = 32
 """Work after the ack waits on Slack and the database, so many threads, little CPU each."""
 
 
+class Held:
+    """Work a request's listeners handed over, waiting until Slack has its answer."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+        self._jobs: list[tuple[Any, ...]] = []
+
+    def add(self, *job: Any) -> None:
+        self._jobs.append(job)
+
+    def release(self) -> None:
+        jobs, self._jobs = self._jobs, []
+        for job in jobs:
+            self._executor.submit(*job)
+
+
 class AfterAck:
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
+        self._local = threading.local()
 
     def __call__(self, work: Callable[..., None]) -> Callable[[Args], None]:
         names = list(inspect.signature(work).parameters)
@@ -35,12 +57,31 @@ class AfterAck:
         def listener(args: Args) -> None:
             args.ack()
             kwargs = {name: getattr(args, name) for name in names}
-            self.executor.submit(self._run, work, kwargs, args.body)
+            job = (self._run, work, kwargs, args.body)
+            held: Held | None = getattr(self._local, "held", None)
+            if held is None:
+                self.executor.submit(*job)
+            else:
+                held.add(*job)
 
         listener.__name__ = work.__name__
         listener.__qualname__ = work.__qualname__
         listener.__doc__ = work.__doc__
         return listener
+
+    @contextmanager
+    def holding(self) -> Iterator[Held]:
+        """Within this block, work handed over on this thread waits in the Held until the
+        caller releases it: the web app does so once the answer to Slack has been written, so
+        the work does not compete with writing it. If the block fails, the work starts at once."""
+        held = self._local.held = Held(self.executor)
+        try:
+            yield held
+        except BaseException:
+            held.release()
+            raise
+        finally:
+            self._local.held = None
 
     @staticmethod
     def _run(work: Callable[..., None], kwargs: dict[str, Any], body: dict[str, Any]) -> None:

@@ -10,7 +10,6 @@ import json
 import logging
 from typing import Any
 
-from slack_bolt import BoltResponse
 from slack_sdk.webhook import WebhookClient
 
 from handlers import views
@@ -33,6 +32,8 @@ def report(error: BaseException, body: dict[str, Any]) -> None:
 
 
 def register(app: Any, services: Any) -> None:
+    from slack_bolt import BoltResponse
+
     @app.error
     def on_error(error, body, response) -> BoltResponse | None:  # type: ignore[no-untyped-def]
         not_yet_acked = response is not None
