@@ -138,10 +138,11 @@ def smtp_server():
 
 
 @pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+    scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def running_app(request, fake_slack, smtp_server, tmp_path_factory):
-    """`prereg-bot serve` in a subprocess, one per test module and database backend."""
+    """`prereg-bot serve` in a subprocess, one per database backend for the whole run (each test
+    starts from empty tables: see `app`)."""
     from tests.slackapp import RunningApp
 
     workdir = tmp_path_factory.mktemp("app")
