@@ -37,9 +37,12 @@ def build_web_app(services: Services, bolt_app: App) -> Flask:
             log.warning("refused a Slack request whose body is not UTF-8")
             return "malformed request", 400
         headers = request.headers
-        if not verifier.is_valid(
-            body, headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature")
-        ):
+        timestamp = headers.get("X-Slack-Request-Timestamp", "")
+        # Unix seconds. The verifier would raise on anything but digits, and on a huge number.
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            log.warning("refused a Slack request with a bad or stale signature")
+            return "invalid request", 401
+        if not verifier.is_valid(body, timestamp, headers.get("X-Slack-Signature")):
             log.warning("refused a Slack request with a bad or stale signature")
             return "invalid request", 401
         if not headers.get("X-Slack-Retry-Num") and not replays.first_time(

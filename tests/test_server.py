@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import subprocess
 import sys
@@ -114,3 +116,26 @@ def test_socket_mode_needs_the_app_token(tmp_path):
     assert (
         done.stderr.strip() == "prereg-bot: missing required environment variable SLACK_APP_TOKEN"
     )
+
+
+@pytest.mark.reliability("attack", "forged Slack signature refused")
+def test_a_timestamp_that_is_not_a_number_is_refused_with_401(app, tried):
+    body = "command=%2Fpreregister&user_id=U1"
+    for timestamp in ("soon", "1e9", "-1", "0x10", "", "1" * 400):
+        tried()
+        digest = hmac.new(
+            SIGNING_SECRET.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256
+        ).hexdigest()
+        response = app.http.post(
+            app.base_url + "/slack/events",
+            data=body,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Slack-Request-Timestamp": timestamp,
+                "X-Slack-Signature": f"v0={digest}",
+            },
+            timeout=5,
+        )
+        assert response.status_code == 401, (timestamp, response.status_code)
+    assert "refused a Slack request with a bad or stale signature" in app.log()
+    assert app.fake.calls_to("views.open") == []
