@@ -69,13 +69,6 @@ class ConnectionPool:
                 return
         conn.close()
 
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, {}
-        for stack in idle.values():
-            for _, conn in stack:
-                conn.close()
-
 
 def _dropped(conn: http.client.HTTPConnection) -> bool:
     """An idle connection with something to read has been closed by the server (or is out of
@@ -123,9 +116,7 @@ class KeepAliveWebClient(WebClient):
                     continue
                 raise
             break
-        if headers.get("Connection", "").lower() == "close":
-            conn.close()
-        else:
+        if conn.sock is not None:  # http.client closes it when the answer says it will close
             self._pool.give_back(key, conn)
         if not 200 <= status < 300:  # as urllib's HTTPErrorProcessor does
             raise HTTPError(url, status, reason, headers, io.BytesIO(body))
@@ -133,10 +124,6 @@ class KeepAliveWebClient(WebClient):
             return {"status": status, "headers": headers, "body": body}
         charset = headers.get_content_charset() or "utf-8"
         return {"status": status, "headers": headers, "body": body.decode(charset)}
-
-    def close(self) -> None:
-        """Closes the idle connections (the client stays usable)."""
-        self._pool.close()
 
 
 def _exchange(

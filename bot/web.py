@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1_000_000
 
 
+def _unix_seconds(timestamp: str) -> bool:
+    """The verifier raises on a timestamp that is not digits, or is too big for a float."""
+    return timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12
+
+
 def build_web_app(services: Services, bolt_app: App) -> Flask:
     web = Flask("prereg_bot")
     web.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -38,11 +43,10 @@ def build_web_app(services: Services, bolt_app: App) -> Flask:
             return "malformed request", 400
         headers = request.headers
         timestamp = headers.get("X-Slack-Request-Timestamp", "")
-        # Unix seconds. The verifier would raise on anything but digits, and on a huge number.
-        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
-            log.warning("refused a Slack request with a bad or stale signature")
-            return "invalid request", 401
-        if not verifier.is_valid(body, timestamp, headers.get("X-Slack-Signature")):
+        if not (
+            _unix_seconds(timestamp)
+            and verifier.is_valid(body, timestamp, headers.get("X-Slack-Signature"))
+        ):
             log.warning("refused a Slack request with a bad or stale signature")
             return "invalid request", 401
         if not headers.get("X-Slack-Retry-Num") and not replays.first_time(

@@ -31,7 +31,9 @@ INVITE_SECRET = "test-invite-secret-0123456789abcdef"
 TEAM = {"id": "T1", "domain": "example"}
 
 
-def sign(body: str, timestamp: int | None = None, secret: str = SIGNING_SECRET) -> dict[str, str]:
+def sign(
+    body: str, timestamp: int | str | None = None, secret: str = SIGNING_SECRET
+) -> dict[str, str]:
     ts = str(int(time.time()) if timestamp is None else timestamp)
     base = f"v0:{ts}:{body}".encode()
     digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
@@ -154,7 +156,7 @@ class RunningApp:
         body: str,
         content_type: str = "application/x-www-form-urlencoded",
         headers: dict[str, str] | None = None,
-        timestamp: int | None = None,
+        timestamp: int | str | None = None,
         secret: str = SIGNING_SECRET,
     ) -> requests.Response:
         all_headers = {
