@@ -112,6 +112,9 @@ def build_bolt_app(services: Services) -> App:
         signing_secret=settings.slack_signing_secret,
         client=services.client,
         token_verification_enabled=False,
+        # bot/slack_endpoint.py checks each HTTP request's signature (and refuses replays)
+        # before Bolt sees it; Socket Mode needs no check.
+        request_verification_enabled=False,
         logger=logging.getLogger("prereg_bot.slack"),
         # Slack is answered when a listener returns; see handlers/after_ack.py.
         process_before_response=True,

@@ -1,16 +1,15 @@
 """The shape a signed Slack request must have before Bolt sees it.
 
 Bolt's own matchers index into the payload (`body["actions"][0]`, `body["view"]["type"]`) and
-raise on a payload Slack would never send, which Flask turns into a 500. A request that is
+raise on a payload Slack would never send, which would answer it with a 500. A request that is
 signed but malformed (bad JSON, no user, no view, an empty actions list) is refused here with
-a 400 and one log line instead; nothing reaches a handler, so nothing is stored.
+a 400 and one log line instead (bot/slack_endpoint.py); nothing reaches a handler, so nothing
+is stored.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from slack_bolt.request.internals import parse_body
 
 _VIEW_TYPES = ("view_submission", "view_closed")
 _USER_TYPES = ("block_actions", "view_submission", "view_closed", "shortcut", "message_action")
@@ -88,12 +87,8 @@ def _command_problem(body: dict[str, Any]) -> str | None:
     return None
 
 
-def problem(raw: str, content_type: str | None) -> str | None:
-    """Why this request body cannot be a Slack request we handle, or None when it can."""
-    try:
-        body = parse_body(raw, content_type)
-    except ValueError:
-        return "body is not valid JSON"
+def problem(body: Any) -> str | None:
+    """Why this parsed request body cannot be a Slack request we handle, or None when it can."""
     if not isinstance(body, dict):
         return "payload is not a JSON object"
     if "command" in body:

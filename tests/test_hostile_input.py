@@ -340,6 +340,23 @@ MALFORMED: dict[str, tuple[str, str]] = {
     "wrong content type": ("hello world", "text/plain"),
     "form sent as JSON content type": (form_body(command="/preregister"), "application/json"),
     "empty body": ("", "application/x-www-form-urlencoded"),
+    "JSON array": ("[1, 2]", "application/json"),
+    "enterprise is a number": (
+        payload(
+            {
+                "type": "block_actions",
+                "user": USER,
+                "enterprise": 5,
+                "actions": [{"action_id": "customers_delete", "value": "1"}],
+            }
+        ),
+        "application/x-www-form-urlencoded",
+    ),
+    "authorizations is a number": (
+        json.dumps({"type": "event_callback", "authorizations": 3, "event": {"type": "x"}}),
+        "application/json",
+    ),
+    "JSON nested 50,000 deep": ("[" * 50_000 + "]" * 50_000, "application/json"),
 }
 
 

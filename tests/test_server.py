@@ -55,6 +55,13 @@ def test_huge_body_is_refused(app, tried):
     assert response.status_code == 413
 
 
+def test_slack_events_answers_post_only(app):
+    response = app.http.get(app.base_url + "/slack/events", timeout=5)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+    assert app.http.get(app.base_url + "/slack/events/x", timeout=5).status_code == 404
+
+
 def start_without(command: str, tmp_path, **env: str) -> subprocess.CompletedProcess[str]:
     """Runs `prereg-bot <command>` with no Slack or SMTP variables but those given."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMTP_"))}
