@@ -557,7 +557,7 @@ class PreregistrationService:
     def view(self, preregistration_id: int) -> PreregView | None:
         """Any preregistration, for system work (notices, invitation pages)."""
         with self.db.session() as s:
-            row = prereg_store.get(s, preregistration_id)
+            row = prereg_store.get_with_partner(s, preregistration_id)
             return PreregView.of(row, row.partner) if row is not None else None
 
     def list_customers(

@@ -150,10 +150,17 @@ def running_app(request, fake_slack, smtp_server, tmp_path_factory):
         url = f"sqlite:///{workdir / 'app.db'}"
         upgrade(url)
     else:
-        url = request.getfixturevalue("pg_url")
+        request.getfixturevalue("pg_url")  # skips, or fails in CI, without a server
+        # A database of its own: the app's worker polls the outbox all run long, and must not
+        # claim the rows of the tests that use `pg_url` meanwhile.
+        name = f"prereg_app_{uuid.uuid4().hex[:10]}"
+        url = create_database(PG_ADMIN_URL, name)
+        upgrade(url)
     app = RunningApp(url, fake_slack, smtp_server, workdir).start()
     yield app
     app.stop()
+    if request.param != "sqlite":
+        drop_database(PG_ADMIN_URL, name)
 
 
 @pytest.fixture

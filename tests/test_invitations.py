@@ -253,6 +253,28 @@ def test_r8_qr_code_decodes_to_exactly_the_link(invitations, prereg):
     assert decode_qr(png) == link
 
 
+@pytest.mark.parametrize("box_size", [1, 3, 8])
+def test_qr_png_pixels_are_the_code_modules(box_size):
+    """The PNG is written by hand (bot/qr.py): every pixel must be its module's colour, with
+    the 4-module white border, in a PNG that Pillow reads."""
+    import qrcode
+
+    data = "https://prereg.example.com/invite/" + "t" * 90
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=0)
+    code.add_data(data)
+    modules = code.get_matrix()
+    image = Image.open(io.BytesIO(qr_png(data, box_size=box_size))).convert("L")
+    assert image.size == (len(modules) * box_size,) * 2
+    pixels = image.load()
+    for y in range(image.size[1]):
+        for x in range(image.size[0]):
+            dark = modules[y // box_size][x // box_size]
+            assert pixels[x, y] == (0 if dark else 255), (x, y)
+    assert not any(modules[0]) and not any(row[0] for row in modules)  # the border is white
+    if box_size >= 3:
+        assert decode_qr(qr_png(data, box_size=box_size)) == data
+
+
 # --- Slack texts and Block Kit (pure builders in handlers/invitations.py) ----------------------
 
 
