@@ -1,6 +1,6 @@
 """Benchmark: how fast `prereg-bot serve` acknowledges Slack, beside a minimal Bolt app.
 
-Both apps run as separate processes served the same way (Flask adapter on Waitress), talk to
+Both apps run as separate processes served the same way (on Waitress), talk to
 the same Slack stand-in process, and get the same correctly signed requests from the same
 client threads, alternating app by app at each concurrency level. prereg-bot runs against
 PostgreSQL holding 100,000 preregistrations. Reported: p50 and p99 of the HTTP round trip

@@ -1,6 +1,6 @@
 """The baseline of the ack-latency benchmark: the least a Bolt app can do for the same
-requests, served the same way as `prereg-bot serve` (Flask adapter on Waitress, 16 threads, the same
-size of Bolt listener pool).
+requests, served the same way as `prereg-bot serve` (Waitress, 16 threads, the same size of
+Bolt listener pool), through Bolt's Flask adapter as Bolt's own examples do.
 It verifies the signature, acks, and calls the same Web API method on the same Slack stand-in
 (views.open for the slash command, chat.update for a button click).
 

@@ -1,7 +1,7 @@
 """Composition root: builds the services, the Bolt app and the web app from Settings.
 
-The only module in bot/ (with bot/web.py, bot/server.py and bot/cli.py) that imports
-handlers/; nothing in the rules imports these.
+The only module in bot/ (with bot/web.py, bot/slack_endpoint.py, bot/server.py and
+bot/cli.py) that imports handlers/; nothing in the rules imports these.
 """
 
 from __future__ import annotations

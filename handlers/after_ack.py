@@ -4,7 +4,7 @@ The Bolt app runs with `process_before_response=True`, so Slack gets its HTTP an
 listener returns. `after_ack` makes a listener that acks at once and hands the work (database,
 Web API calls, replies to response_url) to a thread pool, with the arguments it asked for.
 Over HTTP the work is held until the server has written the ack (`AfterAck.holding`, used by
-bot/web.py), so that it does not compete with the ack it follows.
+bot/slack_endpoint.py), so that it does not compete with the ack it follows.
 
 Bolt's default runner instead starts each listener on a pool and polls every 10 ms for its
 ack, which put ~10 ms on every ack; its lazy listeners deep-copy the whole request, which cost
