@@ -6,7 +6,7 @@ WSGI app in front of Flask:
 - the signature is checked once, here; Bolt's own check is off (bot/app.py);
 - no Flask request context and no Flask response are built.
 
-This took ~16% off the CPU of each request in the web process (bench/ack_latency.py,
+This took ~17% off the CPU of each request in the web process (bench/ack_latency.py,
 docs/performance.md).
 """
 
