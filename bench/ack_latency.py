@@ -178,10 +178,10 @@ def measure(base_url: str, bodies: Callable[[], str], total: int, clients: int) 
             with lock:
                 connections.append(conn)
         with lock:
-            body = bodies().encode()
-        headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body.decode())}
+            body = bodies()
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body)}
         start = time.perf_counter()
-        conn.request("POST", "/slack/events", body=body, headers=headers)
+        conn.request("POST", "/slack/events", body=body.encode(), headers=headers)
         response = conn.getresponse()
         answer = response.read()
         elapsed = time.perf_counter() - start

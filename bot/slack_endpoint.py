@@ -87,12 +87,8 @@ class SlackEndpoint:
             return _text(400, "malformed request")
         with after_ack.holding() as held:
             answer = self._bolt.dispatch(bolt_request)
-        response = Response(answer.body, answer.status)
-        for name, values in answer.headers.items():
-            if name.lower() == "content-type":
-                response.headers.pop("Content-Type", None)
-            for value in values:
-                response.headers.add(name, value)
+        headers = [(name, value) for name, values in answer.headers.items() for value in values]
+        response = Response(answer.body, answer.status, headers=headers)  # Bolt's content type
         response.call_on_close(held.release)  # once the server has written the ack
         return response
 

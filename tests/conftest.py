@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,6 +46,18 @@ def _pg_reason() -> str | None:
         return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {type(exc).__name__}: {exc}"
 
 
+@contextmanager
+def _migrated_pg_database(prefix: str) -> Iterator[str]:
+    """A new, migrated PostgreSQL database on the test server, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = create_database(PG_ADMIN_URL, name)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        drop_database(PG_ADMIN_URL, name)
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     reason = _pg_reason()
@@ -52,11 +65,8 @@ def pg_url() -> Iterator[str]:
         if IN_CI:
             pytest.fail(f"CI requires PostgreSQL: {reason}")
         pytest.skip(reason)
-    name = f"prereg_test_{uuid.uuid4().hex[:10]}"
-    url = create_database(PG_ADMIN_URL, name)
-    upgrade(url)
-    yield url
-    drop_database(PG_ADMIN_URL, name)
+    with _migrated_pg_database("prereg_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -146,21 +156,18 @@ def running_app(request, fake_slack, smtp_server, tmp_path_factory):
     from tests.slackapp import RunningApp
 
     workdir = tmp_path_factory.mktemp("app")
-    if request.param == "sqlite":
-        url = f"sqlite:///{workdir / 'app.db'}"
-        upgrade(url)
-    else:
-        request.getfixturevalue("pg_url")  # skips, or fails in CI, without a server
-        # A database of its own: the app's worker polls the outbox all run long, and must not
-        # claim the rows of the tests that use `pg_url` meanwhile.
-        name = f"prereg_app_{uuid.uuid4().hex[:10]}"
-        url = create_database(PG_ADMIN_URL, name)
-        upgrade(url)
-    app = RunningApp(url, fake_slack, smtp_server, workdir).start()
-    yield app
-    app.stop()
-    if request.param != "sqlite":
-        drop_database(PG_ADMIN_URL, name)
+    with ExitStack() as cleanup:
+        if request.param == "sqlite":
+            url = f"sqlite:///{workdir / 'app.db'}"
+            upgrade(url)
+        else:
+            request.getfixturevalue("pg_url")  # skips, or fails in CI, without a server
+            # A database of its own: the app's worker polls the outbox all run long, and must
+            # not claim the rows of the tests that use `pg_url` meanwhile.
+            url = cleanup.enter_context(_migrated_pg_database("prereg_app"))
+        app = RunningApp(url, fake_slack, smtp_server, workdir).start()
+        cleanup.callback(app.stop)
+        yield app
 
 
 @pytest.fixture

@@ -7,8 +7,10 @@ import io
 from datetime import timedelta
 
 import pytest
+import qrcode
 import zxingcpp
 from PIL import Image
+from qrcode.constants import ERROR_CORRECT_M
 
 from bot import notices
 from bot.invitations import (
@@ -21,7 +23,7 @@ from bot.invitations import (
     TokenSigner,
     page_for,
 )
-from bot.qr import qr_png
+from bot.qr import MASK_PATTERN, qr_png
 from store import deliveries
 from tests.helpers import add_partner, form
 
@@ -257,10 +259,8 @@ def test_r8_qr_code_decodes_to_exactly_the_link(invitations, prereg):
 def test_qr_png_pixels_are_the_code_modules(box_size):
     """The PNG is written by hand (bot/qr.py): every pixel must be its module's colour, with
     the 4-module white border, in a PNG that Pillow reads."""
-    import qrcode
-
     data = "https://prereg.example.com/invite/" + "t" * 90
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=0)
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, mask_pattern=MASK_PATTERN)
     code.add_data(data)
     modules = code.get_matrix()
     image = Image.open(io.BytesIO(qr_png(data, box_size=box_size))).convert("L")
