@@ -20,7 +20,7 @@ from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_sdk import WebClient
 from waitress import serve
 
-from handlers.after_ack import WORK_THREADS
+from bot.slack.after_ack import WORK_THREADS
 
 MODAL = {
     "type": "modal",

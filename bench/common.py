@@ -169,7 +169,7 @@ def start_prereg(
 ) -> tuple[Process, str]:
     port = free_port()
     proc = Process(
-        [sys.executable, "-m", "bot.cli", "serve"],
+        [sys.executable, "-m", "bot.entry.cli", "serve"],
         {**app_env(db_url, slack_url, port), **(extra_env or {})},
         workdir / f"{name}.log",
     )

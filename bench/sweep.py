@@ -34,12 +34,12 @@ from sqlalchemy import create_engine, event, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot import notices  # noqa: E402
-from bot.app import Services, make_client  # noqa: E402
 from bot.clock import FixedClock  # noqa: E402
-from bot.delivery import Deliverer, Job, SenderRegistry  # noqa: E402
+from bot.entry.sweep import SweepReport, run_sweep  # noqa: E402
+from bot.outbox.delivery import Deliverer, Job, SenderRegistry  # noqa: E402
 from bot.service import PreregistrationService  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from bot.sweep import SweepReport, run_sweep  # noqa: E402
+from bot.wiring.app import Services, make_client  # noqa: E402
 from store.db import Database  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from tests.pgdb import create_database, drop_database  # noqa: E402

@@ -9,8 +9,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import InvalidInput, NotFound, Refused
+from bot.slack.after_ack import after_ack
 from handlers import views
-from handlers.after_ack import after_ack
 from handlers.customers import render_list
 from handlers.mrkdwn import escape
 

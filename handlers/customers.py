@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.errors import Refused
+from bot.slack.after_ack import after_ack
 from handlers import views
-from handlers.after_ack import after_ack
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The one error handler: log the failure, tell the user briefly, never show a stack trace.
 
 Failures before the ack (view submissions) reach `@app.error`; failures in work done after the
-ack (handlers/after_ack.py) are reported with `report`, the same way.
+ack (bot/slack/after_ack.py) are reported with `report`, the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 from slack_sdk.webhook import WebhookClient
 
+from bot.slack.after_ack import after_ack
 from handlers import views
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ def report(error: BaseException, body: dict[str, Any]) -> None:
 
 def register(app: Any, services: Any) -> None:
     from slack_bolt import BoltResponse
+
+    after_ack.report = report
 
     @app.error
     def on_error(error, body, response) -> BoltResponse | None:  # type: ignore[no-untyped-def]

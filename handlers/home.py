@@ -7,8 +7,8 @@ import logging
 from typing import Any
 
 from bot.errors import Refused
+from bot.slack.after_ack import after_ack
 from handlers import views
-from handlers.after_ack import after_ack
 
 log = logging.getLogger(__name__)
 

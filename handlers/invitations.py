@@ -1,7 +1,7 @@
 """Invitations in Slack (R8, R12): the link and QR code for the partner, the "Send invitation
 email" button, and the partner's notices about the email and the association.
 
-Senders (outbox kinds): `invitation_email` (bot/mailer.py), `invitation_share`,
+Senders (outbox kinds): `invitation_email` (bot/outbox/mailer.py), `invitation_share`,
 `invitation_share_button`, `associated`, `invitation_email_pending`,
 `invitation_email_failing`, `invitation_email_sent_late`.
 """
@@ -13,10 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 from bot import notices
-from bot.delivery import Job, PermanentFailure, persist
 from bot.errors import NotFound, Refused
 from bot.invitations import Invitations, record_notice
-from bot.mailer import (
+from bot.models import PreregView
+from bot.outbox.delivery import Job, PermanentFailure, persist
+from bot.outbox.mailer import (
     EMAIL_FAILING,
     EMAIL_PENDING,
     EMAIL_SENT_LATE,
@@ -24,9 +25,8 @@ from bot.mailer import (
     InvitationEmailSender,
     SmtpConfig,
 )
-from bot.models import PreregView
-from bot.qr import qr_png
-from handlers.after_ack import after_ack
+from bot.outbox.qr import qr_png
+from bot.slack.after_ack import after_ack
 from handlers.mrkdwn import escape, format_when, link
 
 log = logging.getLogger(__name__)

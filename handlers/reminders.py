@@ -18,8 +18,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot import notices
-from bot.delivery import Job, PermanentFailure, SenderRegistry
 from bot.models import PartnerView, PreregView
+from bot.outbox.delivery import Job, PermanentFailure, SenderRegistry
 from bot.schedule import ScheduledWork, SchedulePolicy
 from handlers.reminder_views import (
     digest_message,
@@ -60,7 +60,7 @@ def _error(exc: SlackApiError) -> str:
 
 class ReminderSenders:
     def __init__(self, services: Any, work: ScheduledWork) -> None:
-        """`services` is bot.app.Services (not imported: handlers never import the root)."""
+        """`services` is bot.wiring.app.Services (not imported: handlers never import the root)."""
         self.services = services
         self.work = work
 

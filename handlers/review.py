@@ -10,10 +10,10 @@ from typing import Any
 from slack_sdk.webhook import WebhookClient
 
 from bot import notices
-from bot.delivery import Job, PermanentFailure, persist
 from bot.errors import InvalidInput, NotFound, Refused
+from bot.outbox.delivery import Job, PermanentFailure, persist
+from bot.slack.after_ack import after_ack
 from handlers import views
-from handlers.after_ack import after_ack
 
 log = logging.getLogger(__name__)
 

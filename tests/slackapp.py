@@ -81,7 +81,7 @@ class RunningApp:
     def start(self, timeout: float = 30.0) -> RunningApp:
         log = open(self.workdir / f"serve-{self.port}.log", "wb")  # noqa: SIM115 - kept for the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve"], env=self.env, stdout=log, stderr=log
+            [sys.executable, "-m", "bot.entry.cli", "serve"], env=self.env, stdout=log, stderr=log
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -111,7 +111,7 @@ class RunningApp:
         self, *args: str, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "bot.cli", *args],
+            [sys.executable, "-m", "bot.entry.cli", *args],
             env={**self.env, **(env or {})},
             capture_output=True,
             text=True,

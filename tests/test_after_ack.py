@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from handlers.after_ack import AfterAck
+from bot.slack.after_ack import AfterAck
 
 
 class _Args:

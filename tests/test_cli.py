@@ -21,7 +21,7 @@ from tests.helpers import DIRECTORY_HEADER, directory_row, form
 def cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": db_url}
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "bot.entry.cli", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.delivery import (
+from bot.outbox.delivery import (
     BACKOFF,
     LEASE,
     Deliverer,

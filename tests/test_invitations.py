@@ -23,7 +23,7 @@ from bot.invitations import (
     TokenSigner,
     page_for,
 )
-from bot.qr import MASK_PATTERN, qr_png
+from bot.outbox.qr import MASK_PATTERN, qr_png
 from store import deliveries
 from tests.helpers import add_partner, form
 
@@ -257,7 +257,7 @@ def test_r8_qr_code_decodes_to_exactly_the_link(invitations, prereg):
 
 @pytest.mark.parametrize("box_size", [1, 3, 8])
 def test_qr_png_pixels_are_the_code_modules(box_size):
-    """The PNG is written by hand (bot/qr.py): every pixel must be its module's colour, with
+    """The PNG is written by hand (bot/outbox/qr.py): every pixel must be its module's colour, with
     the 4-module white border, in a PNG that Pillow reads."""
     data = "https://prereg.example.com/invite/" + "t" * 90
     code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, mask_pattern=MASK_PATTERN)

@@ -13,9 +13,9 @@ from aiosmtpd.smtp import AuthResult
 from PIL import Image
 
 from bot import notices
-from bot.delivery import Deliverer, SenderRegistry
 from bot.invitations import Invitations
-from bot.mailer import (
+from bot.outbox.delivery import Deliverer, SenderRegistry
+from bot.outbox.mailer import (
     EMAIL_FAILING,
     EMAIL_PENDING,
     EMAIL_SENT_LATE,

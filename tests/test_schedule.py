@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from bot import notices
 from bot.clock import FixedClock
-from bot.delivery import Job
 from bot.models import PreregView
+from bot.outbox.delivery import Job
 from bot.rules import RuleSettings
 from bot.schedule import (
     ScheduledWork,

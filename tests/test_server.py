@@ -67,7 +67,7 @@ def start_without(command: str, tmp_path, **env: str) -> subprocess.CompletedPro
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMTP_"))}
     clean.update(DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", **env)
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", command],
+        [sys.executable, "-m", "bot.entry.cli", command],
         env=clean,
         capture_output=True,
         text=True,

@@ -15,9 +15,9 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 
-from bot.app import make_client
 from bot.settings import Settings
-from bot.slack_client import KeepAliveWebClient
+from bot.slack.client import KeepAliveWebClient
+from bot.wiring.app import make_client
 from tests.fakeslack import FakeSlack
 
 

@@ -4,7 +4,7 @@ The Bolt app runs with `process_before_response=True`, so Slack gets its HTTP an
 listener returns. `after_ack` makes a listener that acks at once and hands the work (database,
 Web API calls, replies to response_url) to a thread pool, with the arguments it asked for.
 Over HTTP the work is held until the server has written the ack (`AfterAck.holding`, used by
-bot/slack_endpoint.py), so that it does not compete with the ack it follows.
+bot/web/slack_endpoint.py), so that it does not compete with the ack it follows.
 
 Bolt's default runner instead starts each listener on a pool and polls every 10 ms for its
 ack, which put ~10 ms on every ack; its lazy listeners deep-copy the whole request, which cost
@@ -14,16 +14,19 @@ ack, which put ~10 ms on every ack; its lazy listeners deep-copy the whole reque
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from handlers.errors import report
-
 if TYPE_CHECKING:
     from slack_bolt.kwargs_injection.args import Args
+
+log = logging.getLogger(__name__)
+
+Reporter = Callable[[BaseException, dict[str, Any]], None]
 
 WORK_THREADS = 32
 """Work after the ack waits on Slack and the database, so many threads, little CPU each."""
@@ -45,9 +48,15 @@ class Held:
             self._executor.submit(*job)
 
 
+def _log_only(error: BaseException, body: dict[str, Any]) -> None:
+    log.error("unhandled error in work after the ack", exc_info=error)
+
+
 class AfterAck:
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
+        self.report: Reporter = _log_only
+        """Told of a failure after the ack; handlers/errors.py sets the one that tells the user."""
         self._local = threading.local()
 
     def __call__(self, work: Callable[..., None]) -> Callable[[Args], None]:
@@ -83,13 +92,12 @@ class AfterAck:
         finally:
             self._local.held = None
 
-    @staticmethod
-    def _run(work: Callable[..., None], kwargs: dict[str, Any], body: dict[str, Any]) -> None:
+    def _run(self, work: Callable[..., None], kwargs: dict[str, Any], body: dict[str, Any]) -> None:
         """Failures after the ack cannot change Slack's answer: log them and tell the user."""
         try:
             work(**kwargs)
         except Exception as error:
-            report(error, body)
+            self.report(error, body)
 
 
 after_ack = AfterAck(ThreadPoolExecutor(WORK_THREADS, thread_name_prefix="after-ack"))

@@ -3,7 +3,7 @@
 Bolt's own matchers index into the payload (`body["actions"][0]`, `body["view"]["type"]`) and
 raise on a payload Slack would never send, which would answer it with a 500. A request that is
 signed but malformed (bad JSON, no user, no view, an empty actions list) is refused here with
-a 400 and one log line instead (bot/slack_endpoint.py); nothing reaches a handler, so nothing
+a 400 and one log line instead (bot/web/slack_endpoint.py); nothing reaches a handler, so nothing
 is stored.
 """
 

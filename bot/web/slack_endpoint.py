@@ -3,7 +3,7 @@
 Every slash command, click and form comes through here, so the path is kept lean, as a plain
 WSGI app in front of Flask:
 - the body is read and parsed once (Bolt's parse, then the shape check on its result);
-- the signature is checked once, here; Bolt's own check is off (bot/app.py);
+- the signature is checked once, here; Bolt's own check is off (bot/wiring/app.py);
 - no Flask request context and no Flask response are built.
 
 This took ~17% off the CPU of each request in the web process (bench/ack_latency.py,
@@ -23,9 +23,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Request, Response
 
 from bot.clock import Clock
-from bot.replay import ReplayGuard
-from bot.slack_shape import problem
-from handlers.after_ack import after_ack
+from bot.slack.after_ack import after_ack
+from bot.web.replay import ReplayGuard
+from bot.web.slack_shape import problem
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

@@ -9,9 +9,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bot.app import Services, build_bolt_app, create_services
+from bot.entry.worker import BackgroundWorker
 from bot.settings import SERVE_REQUIRED, SOCKET_REQUIRED, Settings
-from bot.worker import BackgroundWorker
+from bot.wiring.app import Services, build_bolt_app, build_web, create_services
 from store.migrate import upgrade
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,8 @@ def running(settings: Settings, *required: str) -> Iterator[Services]:
 def serve(settings: Settings) -> int:
     from waitress import create_server
 
-    from bot.web import build_web_app
-
     with running(settings, *SERVE_REQUIRED) as services:
-        web = build_web_app(services, build_bolt_app(services))
+        web = build_web(services)
         server = create_server(web, host="0.0.0.0", port=settings.port, threads=16)
         log.info("prereg-bot serving on port %s", settings.port)
         signal.signal(signal.SIGTERM, _interrupt)

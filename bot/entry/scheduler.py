@@ -6,8 +6,8 @@ import logging
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.app import Services
-from bot.sweep import run_sweep
+from bot.entry.sweep import run_sweep
+from bot.wiring.app import Services
 
 log = logging.getLogger(__name__)
 

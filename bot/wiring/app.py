@@ -1,7 +1,6 @@
 """Composition root: builds the services, the Bolt app and the web app from Settings.
 
-The only module in bot/ (with bot/web.py, bot/slack_endpoint.py, bot/server.py and
-bot/cli.py) that imports handlers/; nothing in the rules imports these.
+The only module in bot/ that imports handlers/; only the entry points (bot/entry/) import it.
 """
 
 from __future__ import annotations
@@ -20,16 +19,17 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 import handlers
 from bot.clock import Clock, SystemClock
-from bot.delivery import Deliverer, SenderRegistry, WakeSignal
 from bot.member_cache import MemberCache
+from bot.outbox.delivery import Deliverer, SenderRegistry, WakeSignal
 from bot.rules import RuleSettings
 from bot.service import PreregistrationService
 from bot.settings import Settings
-from bot.slack_client import KeepAliveWebClient
+from bot.slack.client import KeepAliveWebClient
 from store.db import Database
 from store.directory_watch import DirectoryWatch
 
 if TYPE_CHECKING:  # Bolt is imported when an app is built: `prereg-bot sweep` needs none
+    from flask import Flask
     from slack_bolt import App, BoltContext, BoltResponse
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class Services:
 
 def make_client(settings: Settings) -> WebClient:
     """Web API client honouring SLACK_API_URL, retrying rate limits and server errors, and
-    keeping its connections open (bot/slack_client.py)."""
+    keeping its connections open (bot/slack/client.py)."""
     # slack_sdk formats a debug line with each request's whole body unless its logger's own
     # level is set: an unset level counts as DEBUG there, whatever the handlers would print.
     logger = logging.getLogger("prereg_bot.slack_api")
@@ -112,11 +112,11 @@ def build_bolt_app(services: Services) -> App:
         signing_secret=settings.slack_signing_secret,
         client=services.client,
         token_verification_enabled=False,
-        # bot/slack_endpoint.py checks each HTTP request's signature (and refuses replays)
+        # bot/web/slack_endpoint.py checks each HTTP request's signature (and refuses replays)
         # before Bolt sees it; Socket Mode needs no check.
         request_verification_enabled=False,
         logger=logging.getLogger("prereg_bot.slack"),
-        # Slack is answered when a listener returns; see handlers/after_ack.py.
+        # Slack is answered when a listener returns; see bot/slack/after_ack.py.
         process_before_response=True,
     )
 
@@ -130,3 +130,20 @@ def build_bolt_app(services: Services) -> App:
 
     handlers.register(app, services)
     return app
+
+
+def build_web(services: Services) -> Flask:
+    """The WSGI app of `serve`: the Bolt app behind the Slack endpoint, health, invitations."""
+    from bot.web.app import build_web_app
+    from bot.web.invite_pages import invite_blueprint
+
+    pages = invite_blueprint(
+        services.service, services.settings, services.clock, services.deliverer.kick
+    )
+    return build_web_app(
+        build_bolt_app(services),
+        signing_secret=services.settings.slack_signing_secret or "",
+        clock=services.clock,
+        database_answers=services.db.ping,
+        pages=pages,
+    )

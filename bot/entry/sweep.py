@@ -12,9 +12,9 @@ import logging
 from dataclasses import astuple, dataclass
 from datetime import datetime
 
-from bot.app import Services
-from bot.delivery import DeliveryReport
+from bot.outbox.delivery import DeliveryReport
 from bot.schedule import ScheduledWork, SchedulePolicy, ScheduleReport
+from bot.wiring.app import Services
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,8 @@ def run_sweep(services: Services, at: datetime | None = None) -> SweepReport:
 def run_sweep_command(settings, at: datetime | None) -> int:  # type: ignore[no-untyped-def]
     """`prereg-bot sweep [--at ISO]`. With --at the whole run (claims, retry times, what the
     notices say) happens as of that instant."""
-    from bot.app import create_services
     from bot.clock import FixedClock
+    from bot.wiring.app import create_services
     from store.migrate import upgrade
 
     upgrade(settings.database_url)

@@ -28,8 +28,8 @@ RESTART_CHECK_SECONDS = 1.0
 
 def worker_main(settings: Settings, wake: Any, niceness: int) -> None:
     """Entry point of the child process."""
-    from bot.app import create_services
-    from bot.scheduler import start_scheduler
+    from bot.entry.scheduler import start_scheduler
+    from bot.wiring.app import create_services
 
     os.nice(niceness)
     logging.basicConfig(

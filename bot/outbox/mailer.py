@@ -1,8 +1,8 @@
 """The invitation email (R8 yes): composed with the link and its QR code, sent over SMTP.
 
-Sending runs from the outbox (bot/delivery.py): a failed send raises, so the Deliverer retries
-it with backoff; the preregistration itself never depends on mail. The partner is told in
-Slack when the email is pending (after the first failure), when it keeps failing, and when
+Sending runs from the outbox (bot/outbox/delivery.py): a failed send raises, so the Deliverer
+retries it with backoff; the preregistration itself never depends on mail. The partner is told
+in Slack when the email is pending (after the first failure), when it keeps failing, and when
 it finally went out.
 """
 
@@ -19,10 +19,10 @@ from email.utils import format_datetime, make_msgid
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from bot.delivery import Job, PermanentFailure, persist
 from bot.invitations import Invitations, record_notice
 from bot.models import PreregView
-from bot.qr import qr_png
+from bot.outbox.delivery import Job, PermanentFailure, persist
+from bot.outbox.qr import qr_png
 from bot.service import PreregistrationService
 from bot.settings import Settings
 from store import deliveries
@@ -37,7 +37,7 @@ EMAIL_SENT_LATE = "invitation_email_sent_late"  # went out after having been rep
 FAILING_AFTER_ATTEMPT = 3
 
 _templates = Environment(
-    loader=PackageLoader("bot", "templates"),
+    loader=PackageLoader("bot.outbox", "templates"),
     autoescape=select_autoescape(["html"]),
 )
 

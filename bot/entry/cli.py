@@ -83,11 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     command = args.command
     if command == "serve":
-        from bot.server import serve
+        from bot.entry.server import serve
 
         return serve(settings)
     if command == "socket":
-        from bot.server import socket_mode
+        from bot.entry.server import socket_mode
 
         return socket_mode(settings)
     if command == "db":
@@ -102,7 +102,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _sweep(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.sweep import run_sweep_command
+    from bot.entry.sweep import run_sweep_command
 
     at = None
     if args.at:

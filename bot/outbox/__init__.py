@@ -1,0 +1,1 @@
+"""Background delivery: the outbox of notices, sent once with retries; the email and its QR code."""
