@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO
@@ -12,20 +11,12 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.clock import Clock
 from bot.errors import InvalidInput
+from bot.identity import parse_member
 from bot.validation import clean_country, clean_email, clean_mobile
 from store import audit
 from store import partners as partner_store
 from store import preregistrations as prereg_store
 from store.db import Database
-
-_SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
-
-
-def clean_slack_user_id(raw: str, field: str = "member") -> str:
-    value = raw.strip()
-    if not _SLACK_USER_ID.match(value):
-        raise InvalidInput({field: f"{raw!r} is not a Slack user id (it looks like U0123ABCD)."})
-    return value
 
 
 @dataclass(frozen=True)
@@ -40,9 +31,14 @@ class PartnerRow:
 
 
 class Admin:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, home: str | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.home = home
+        """The vendor's team or org id: a bare user id is a member of it (bot/identity.py)."""
+
+    def _member_key(self, raw: str) -> str:
+        return parse_member(raw, self.home)
 
     def add_partner(
         self,
@@ -61,7 +57,7 @@ class Admin:
         country_code = _collect(errors, clean_country, country)
         if not members:
             errors["member"] = "Give at least one --member SLACK_USER_ID."
-        member_ids = [_collect(errors, clean_slack_user_id, m) for m in members]
+        member_ids = [_collect(errors, self._member_key, m) for m in members]
         email = (
             _collect(errors, clean_email, contact_email, field="contact_email")
             if contact_email
@@ -110,7 +106,7 @@ class Admin:
             ) from None
 
     def add_manager(self, slack_user_id: str, email: str | None = None) -> bool:
-        user = clean_slack_user_id(slack_user_id, field="manager")
+        user = parse_member(slack_user_id, self.home, field="manager")
         contact = clean_email(email, field="email") if email else None
         with self.db.session() as s:
             created = partner_store.add_manager(s, user, contact, self.clock.now())

@@ -51,6 +51,16 @@ CAUSES: dict[str, tuple[str, str | None]] = {
         "You are not set up as a member of a partner yet. Ask your ecosystem manager to add you.",
         None,
     ),
+    "workspace_not_linked": (
+        "This Slack workspace is not linked to a partner yet. Your Slack admin can ask for the "
+        "link on the app's Home tab; an ecosystem manager then approves it.",
+        None,
+    ),
+    "not_picked": (
+        "Your company has not added you to the people who may preregister customers. Ask your "
+        "Slack admin (on the app's Home tab) or your ecosystem manager.",
+        None,
+    ),
     "no_reserved_contact": (
         "Your partner has no reserved contact email or mobile number, which is needed before "
         "it can preregister customers. Ask your ecosystem manager to add one.",

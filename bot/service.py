@@ -10,12 +10,14 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import notices
 from bot.clock import Clock
 from bot.errors import InvalidInput, NotFound, Refused
+from bot.identity import org_of, same_org_key
 from bot.member_cache import MemberCache
 from bot.models import (
     DeleteResult,
@@ -53,6 +55,7 @@ from store import audit, deliveries
 from store import directory as directory_store
 from store import partners as partner_store
 from store import preregistrations as prereg_store
+from store import workspaces as workspace_store
 from store.db import Database
 from store.models import QUOTA_STATUSES, Partner, Preregistration
 
@@ -87,8 +90,21 @@ class PreregistrationService:
 
     def _read_partner(self, slack_user_id: str) -> PartnerView | None:
         with self.db.autocommit() as conn:
-            row = partner_store.partner_row_for_member(conn, slack_user_id)
+            row = partner_store.partner_row_for_member(conn, slack_user_id, org_of(slack_user_id))
+            if row is None:
+                self._not_a_member_because(conn, slack_user_id)
         return None if row is None else PartnerView.from_row(row)
+
+    def _not_a_member_because(self, conn: Connection, key: str) -> None:
+        """Raises the refusal that tells a user of another workspace what to do (R13)."""
+        org = org_of(key)
+        if org is None:
+            return
+        installs = workspace_store.rows_for_org(conn, org)
+        if installs and all(w.partner_id is None for w in installs):
+            raise refusal("workspace_not_linked")
+        if installs:
+            raise refusal("not_picked")
 
     def ready_partner(self, slack_user_id: str) -> PartnerView:
         """The member's partner if it may preregister at all (R1), else Refused."""
@@ -247,7 +263,7 @@ class PreregistrationService:
                 if existing is not None:
                     return Outcome(PreregView.of(existing, existing.partner), created=False)
             live = prereg_store.live_for_email(s, normalise_email(form.email))
-            partner_id = partner_store.member_partner_id(s, user)
+            partner_id = partner_store.member_partner_id(s, user, org_of(user))
         if live is None:
             raise exc
         refused = live_claim_refusal(live.status, live.partner_id == partner_id)
@@ -602,6 +618,8 @@ class PreregistrationService:
             "notice_channel": partner_store.set_notice_channel,
             "digest_channel": partner_store.set_digest_channel,
         }[which]
+        if channel_id is not None:
+            channel_id = same_org_key(slack_user_id, channel_id)
         with self.db.session() as s:
             partner = self._partner_of(s, slack_user_id)
             setter(s, partner.id, channel_id)
@@ -675,7 +693,7 @@ class PreregistrationService:
     # --- internals -------------------------------------------------------------------------
 
     def _partner_of(self, s: Session, slack_user_id: str) -> Partner:
-        partner = partner_store.partner_for_member(s, slack_user_id)
+        partner = partner_store.partner_for_member(s, slack_user_id, org_of(slack_user_id))
         if partner is None:
             raise refusal("not_a_member")
         return partner
@@ -704,7 +722,7 @@ class PreregistrationService:
                     actor=actor,
                     action=action,
                     result=f"refused:{refused.code}",
-                    partner_id=partner_store.member_partner_id(s, actor),
+                    partner_id=partner_store.member_partner_id(s, actor, org_of(actor)),
                     detail=detail,
                 )
         except Exception:

@@ -58,6 +58,9 @@ class Settings:
     slack_signing_secret: str | None = None
     slack_app_token: str | None = None
     slack_api_url: str = "https://slack.com/api/"
+    slack_client_id: str | None = None
+    slack_client_secret: str | None = None
+    vendor_team_id: str | None = None
     manager_channel_id: str | None = None
     public_base_url: str | None = None
     invite_secret: str | None = None
@@ -97,6 +100,9 @@ class Settings:
             slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
             slack_app_token=env.get("SLACK_APP_TOKEN") or None,
             slack_api_url=api_url,
+            slack_client_id=env.get("SLACK_CLIENT_ID") or None,
+            slack_client_secret=env.get("SLACK_CLIENT_SECRET") or None,
+            vendor_team_id=env.get("VENDOR_TEAM_ID") or None,
             manager_channel_id=env.get("MANAGER_CHANNEL_ID") or None,
             public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
             invite_secret=env.get("INVITE_SECRET") or None,
@@ -117,6 +123,17 @@ class Settings:
             member_cache=member_cache,
         )
 
+    @property
+    def distributed(self) -> bool:
+        """Partners install the app in their own workspaces by OAuth (README: distributed mode)."""
+        return bool(self.slack_client_id and self.slack_client_secret)
+
+    @property
+    def home_team(self) -> str | None:
+        """The vendor's workspace or org: where a bare user id lives. None in single-workspace
+        mode without VENDOR_TEAM_ID, where every user id is of the one workspace."""
+        return self.vendor_team_id
+
     def require(self, *names: str) -> None:
         """Raise ConfigError naming the first missing variable (by its environment name)."""
         for name in names:
@@ -124,8 +141,7 @@ class Settings:
                 raise ConfigError(f"missing required environment variable {name}")
 
 
-SERVE_REQUIRED = (
-    "SLACK_BOT_TOKEN",
+COMMON_REQUIRED = (
     "SLACK_SIGNING_SECRET",
     "MANAGER_CHANNEL_ID",
     "PUBLIC_BASE_URL",
@@ -133,4 +149,15 @@ SERVE_REQUIRED = (
     "SMTP_HOST",
     "SMTP_FROM",
 )
-SOCKET_REQUIRED = (*SERVE_REQUIRED, "SLACK_APP_TOKEN")
+
+
+def serve_required(settings: Settings) -> tuple[str, ...]:
+    """What `serve` needs: a bot token in single-workspace mode; in distributed mode the tokens
+    come from installations, and VENDOR_TEAM_ID says which one is the vendor's."""
+    if settings.distributed:
+        return ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "VENDOR_TEAM_ID", *COMMON_REQUIRED)
+    return ("SLACK_BOT_TOKEN", *COMMON_REQUIRED)
+
+
+def socket_required(settings: Settings) -> tuple[str, ...]:
+    return (*serve_required(settings), "SLACK_APP_TOKEN")

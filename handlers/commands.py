@@ -125,8 +125,8 @@ def register(app: Any, services: Any) -> None:
 
     @app.command(COMMAND)
     @after_ack
-    def preregister(body, command, respond, client) -> None:  # type: ignore[no-untyped-def]
-        user = command["user_id"]
+    def preregister(body, command, respond, client, context) -> None:  # type: ignore[no-untyped-def]
+        user = context["actor"]
         words = (command.get("text") or "").split()
         sub, args = (words[0].lower(), words[1:]) if words else ("", [])
         try:

@@ -86,8 +86,8 @@ def selected_ids(body: dict[str, Any]) -> list[int]:
 
 def register(app: Any, services: Any) -> None:
     @after_ack
-    def redraw(body, action, respond) -> None:  # type: ignore[no-untyped-def]
-        user = body["user"]["id"]
+    def redraw(body, action, respond, context) -> None:  # type: ignore[no-untyped-def]
+        user = context["actor"]
         offset, filter_key, shown, _ = parse_state(action.get("value"))
         try:
             respond(render_list(services, user, offset, filter_key, shown, replace=True))
@@ -103,8 +103,8 @@ def register(app: Any, services: Any) -> None:
 
     @app.action(views.LIST_DELETE_ACTION)
     @after_ack
-    def delete_one(body, action, respond) -> None:  # type: ignore[no-untyped-def]
-        user = body["user"]["id"]
+    def delete_one(body, action, respond, context) -> None:  # type: ignore[no-untyped-def]
+        user = context["actor"]
         offset, filter_key, shown, target = parse_state(action.get("value"))
         try:
             if target is None:
@@ -118,8 +118,8 @@ def register(app: Any, services: Any) -> None:
 
     @app.action(views.LIST_DELETE_SELECTED_ACTION)
     @after_ack
-    def delete_selected(body, action, respond) -> None:  # type: ignore[no-untyped-def]
-        user = body["user"]["id"]
+    def delete_selected(body, action, respond, context) -> None:  # type: ignore[no-untyped-def]
+        user = context["actor"]
         offset, filter_key, shown, _ = parse_state(action.get("value"))
         ids = selected_ids(body)
         try:

@@ -28,8 +28,7 @@ def build_home(services: Any, user: str) -> dict[str, Any]:
 def register(app: Any, services: Any) -> None:
     @app.event("app_home_opened")
     @after_ack
-    def home_opened(event, client) -> None:  # type: ignore[no-untyped-def]
+    def home_opened(event, client, context) -> None:  # type: ignore[no-untyped-def]
         if event.get("tab", "home") != "home":
             return
-        user = event["user"]
-        client.views_publish(user_id=user, view=build_home(services, user))
+        client.views_publish(user_id=event["user"], view=build_home(services, context["actor"]))

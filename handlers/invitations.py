@@ -27,7 +27,9 @@ from bot.outbox.mailer import (
 )
 from bot.outbox.qr import qr_png
 from bot.slack.after_ack import after_ack
+from bot.slack.workspaces import WorkspaceUnavailable
 from handlers.mrkdwn import escape, format_when, link
+from handlers.reach import or_email
 
 log = logging.getLogger(__name__)
 
@@ -130,21 +132,29 @@ def _view(services: Any, job: Job, *, preregistered: bool) -> PreregView:
     return view
 
 
-def _dm(services: Any, user: str, known: dict[str, str]) -> str:
-    """The app's direct-message channel with `user`. It never changes, so Slack is asked once
-    per process and user (an approval sends up to three DMs to the same member)."""
-    channel = known.get(user)
+def _dm(client: Any, user: str, key: str, known: dict[str, str]) -> str:
+    """The app's direct-message channel with the member of `key`. It never changes, so Slack is
+    asked once per process and member (an approval sends up to three DMs to the same member)."""
+    channel = known.get(key)
     if channel is None:
-        channel = known[user] = services.client.conversations_open(users=user)["channel"]["id"]
+        channel = known[key] = client.conversations_open(users=user)["channel"]["id"]
     return channel
 
 
 def _post_dm(
-    services: Any, known: dict[str, str], user: str, text: str, **extra: Any
+    services: Any, known: dict[str, str], view: PreregView, text: str, **extra: Any
 ) -> dict[str, Any]:
-    channel = _dm(services, user, known)
-    response = services.client.chat_postMessage(channel=channel, text=text, **extra)
-    return {"channel": channel, "ts": response.get("ts")}
+    """A DM to the member who submitted `view`, in their workspace; by email to the partner's
+    contact if that workspace's installation is gone."""
+
+    def in_slack() -> dict[str, Any]:
+        with services.slack.reaching(view.submitted_by) as (client, user):
+            channel = _dm(client, user, view.submitted_by, known)
+            response = client.chat_postMessage(channel=channel, text=text, **extra)
+        return {"channel": channel, "ts": response.get("ts")}
+
+    subject = f"prereg-bot: preregistration {view.id}"
+    return or_email(services, view.partner_id, subject, text, in_slack)
 
 
 def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job], Any]]:
@@ -154,41 +164,53 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
     def share(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=True)
         url = invitations.link_for(view)
-        channel = _dm(services, view.submitted_by, dm_channels)
-        services.client.files_upload_v2(
-            channel=channel,
-            content=qr_png(url),
-            filename=f"invitation-{view.id}.png",
-            title="Invitation QR code",
-            initial_comment=share_comment(view, url),
-        )
-        if persist(
-            lambda: record_notice(service, SHARE_BUTTON, view.id),
-            f"the button that follows invitation share {view.id}",
-        ):
-            services.deliverer.kick()
-        return {"channel": channel}
+
+        def in_slack() -> dict[str, Any]:
+            with services.slack.reaching(view.submitted_by) as (client, user):
+                channel = _dm(client, user, view.submitted_by, dm_channels)
+                client.files_upload_v2(
+                    channel=channel,
+                    content=qr_png(url),
+                    filename=f"invitation-{view.id}.png",
+                    title="Invitation QR code",
+                    initial_comment=share_comment(view, url),
+                )
+            if persist(
+                lambda: record_notice(service, SHARE_BUTTON, view.id),
+                f"the button that follows invitation share {view.id}",
+            ):
+                services.deliverer.kick()
+            return {"channel": channel}
+
+        subject = f"prereg-bot: invitation link (preregistration {view.id})"
+        return or_email(services, view.partner_id, subject, share_comment(view, url), in_slack)
 
     def share_button(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=True)
-        return _post_dm(services, dm_channels, view.submitted_by, **share_button_message(view))
+        try:
+            with services.slack.reaching(view.submitted_by) as (client, user):
+                channel = _dm(client, user, view.submitted_by, dm_channels)
+                response = client.chat_postMessage(channel=channel, **share_button_message(view))
+        except WorkspaceUnavailable:  # a button is of no use by email: the link went already
+            return {"skipped": "workspace unavailable"}
+        return {"channel": channel, "ts": response.get("ts")}
 
     def associated(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=False)
-        return _post_dm(services, dm_channels, view.submitted_by, associated_text(view))
+        return _post_dm(services, dm_channels, view, associated_text(view))
 
     def pending(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=True)
-        return _post_dm(services, dm_channels, view.submitted_by, email_pending_text(view))
+        return _post_dm(services, dm_channels, view, email_pending_text(view))
 
     def failing(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=True)
         text = email_failing_text(view, invitations.link_for(view))
-        return _post_dm(services, dm_channels, view.submitted_by, text)
+        return _post_dm(services, dm_channels, view, text)
 
     def sent_late(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=False)
-        return _post_dm(services, dm_channels, view.submitted_by, email_sent_late_text(view))
+        return _post_dm(services, dm_channels, view, email_sent_late_text(view))
 
     return {
         notices.INVITATION_EMAIL: InvitationEmailSender(
@@ -233,8 +255,10 @@ def _reply(body: dict[str, Any], respond: Any, client: Any, text: str) -> None:
 def register(app: Any, services: Any) -> None:
     @app.action(ACTION_SEND_EMAIL)
     @after_ack
-    def send_invitation_email(body: dict[str, Any], respond: Any, client: Any) -> None:
-        user = body["user"]["id"]
+    def send_invitation_email(
+        body: dict[str, Any], respond: Any, client: Any, context: Any
+    ) -> None:
+        user = context["actor"]
         value = (body.get("actions") or [{}])[0].get("value") or ""
         if not value.isdigit():
             _reply(body, respond, client, "That button is out of date; list your customers again.")

@@ -44,8 +44,8 @@ def register(app: Any, services: Any) -> None:
     service = services.service
 
     @app.view(views.PREREGISTER_CALLBACK)
-    def submitted(ack, body, view) -> None:  # type: ignore[no-untyped-def]
-        user = body["user"]["id"]
+    def submitted(ack, body, view, context) -> None:  # type: ignore[no-untyped-def]
+        user = context["actor"]
         form = read_form(view)
         try:
             outcome = service.preregister(user, form, request_key=view["id"])

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.identity import user_id_of
+
 
 def escape(text: str | None) -> str:
     """Slack's own escaping: `&`, `<`, `>` (the only characters that form control sequences)."""
@@ -14,9 +16,10 @@ def escape(text: str | None) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def mention(user_id: str) -> str:
-    """A user mention; ids come from Slack or the operator, never from free text."""
-    return f"<@{escape(user_id)}>"
+def mention(user_key: str) -> str:
+    """A user mention of a stored key (bot/identity.py); ids come from Slack or the operator,
+    never from free text."""
+    return f"<@{escape(user_id_of(user_key))}>"
 
 
 def link(url: str, label: str) -> str:

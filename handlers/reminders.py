@@ -21,6 +21,8 @@ from bot import notices
 from bot.models import PartnerView, PreregView
 from bot.outbox.delivery import Job, PermanentFailure, SenderRegistry
 from bot.schedule import ScheduledWork, SchedulePolicy
+from bot.slack.workspaces import WorkspaceUnavailable
+from handlers.reach import or_email
 from handlers.reminder_views import (
     digest_message,
     expired_message,
@@ -72,27 +74,32 @@ class ReminderSenders:
             raise PermanentFailure(f"preregistration {job.payload['preregistration_id']} is gone")
         return prereg
 
-    def _tz(self, user: str) -> str | None:
-        """The user's own time zone from Slack; None (shown as UTC) when Slack cannot say."""
+    def _tz(self, member: str) -> str | None:
+        """The member's own time zone from Slack; None (shown as UTC) when Slack cannot say."""
         try:
-            response = self.services.client.users_info(user=user)
+            with self.services.slack.reaching(member) as (client, user):
+                response = client.users_info(user=user)
         except SlackApiError as exc:
-            log.warning("users.info %s failed (%s): times shown in UTC", user, _error(exc))
+            log.warning("users.info %s failed (%s): times shown in UTC", member, _error(exc))
+            return None
+        except WorkspaceUnavailable:
             return None
         return (response.get("user") or {}).get("tz") or None
 
-    def _post(self, job: Job, channel: str, message: dict[str, Any], **extra: Any) -> dict:
+    def _post(self, job: Job, target: str, message: dict[str, Any], **extra: Any) -> dict:
+        """To a user or channel key (bot/identity.py), with its workspace's token."""
         try:
-            response = self.services.client.chat_postMessage(
-                channel=channel,
-                text=message["text"],
-                blocks=message["blocks"],
-                metadata={
-                    "event_type": METADATA_EVENT,
-                    "event_payload": {"kind": job.kind, "dedupe_key": job.dedupe_key},
-                },
-                **extra,
-            )
+            with self.services.slack.reaching(target) as (client, channel):
+                response = client.chat_postMessage(
+                    channel=channel,
+                    text=message["text"],
+                    blocks=message["blocks"],
+                    metadata={
+                        "event_type": METADATA_EVENT,
+                        "event_payload": {"kind": job.kind, "dedupe_key": job.dedupe_key},
+                    },
+                    **extra,
+                )
         except SlackApiError as exc:
             if _error(exc) in PERMANENT_ERRORS:
                 raise PermanentFailure(f"Slack refused the post: {_error(exc)}") from exc
@@ -100,9 +107,21 @@ class ReminderSenders:
         return {"channel": response.get("channel"), "ts": response.get("ts")}
 
     def _post_partner(
+        self, job: Job, partner: PartnerView, member: str, message: dict[str, Any]
+    ) -> dict:
+        """To the partner's notice channel if there is one the bot can post in, else by DM to
+        `member`; by email to its reserved contact if its workspace's installation is gone."""
+        return or_email(
+            self.services,
+            partner.id,
+            f"prereg-bot: {partner.name}",
+            message["text"],
+            lambda: self._to_channel_or_member(job, partner.notice_channel_id, member, message),
+        )
+
+    def _to_channel_or_member(
         self, job: Job, channel: str | None, member: str, message: dict[str, Any]
     ) -> dict:
-        """To the channel if there is one the bot can post in, else by DM to `member`."""
         if channel:
             try:
                 return self._post(job, channel, message)
@@ -111,6 +130,11 @@ class ReminderSenders:
                     raise
                 log.warning("notice channel %s unusable (%s): DM instead", channel, _error(exc))
         return self._post(job, member, message)
+
+    def _or_email(self, partner: PartnerView, message: dict[str, Any], post: Any) -> dict:
+        return or_email(
+            self.services, partner.id, f"prereg-bot: {partner.name}", message["text"], post
+        )
 
     def _post_escalation(self, job: Job, prereg: PreregView, message: dict, **extra: Any) -> dict:
         manager_channel = self.services.settings.manager_channel_id
@@ -141,7 +165,7 @@ class ReminderSenders:
         prereg = self._prereg(job)
         partner = self._partner(prereg.partner_id)
         message = expired_message(prereg, self._tz(prereg.submitted_by))
-        return self._post_partner(job, partner.notice_channel_id, prereg.submitted_by, message)
+        return self._post_partner(job, partner, prereg.submitted_by, message)
 
     def expiry_reminder(self, job: Job) -> dict:
         prereg = self._prereg(job)
@@ -151,7 +175,7 @@ class ReminderSenders:
         partner = self._partner(prereg.partner_id)
         days = int(job.payload.get("days_before") or 1)
         message = reminder_message(prereg, days, self._tz(prereg.submitted_by))
-        return self._post_partner(job, partner.notice_channel_id, prereg.submitted_by, message)
+        return self._post_partner(job, partner, prereg.submitted_by, message)
 
     def review_due_soon(self, job: Job) -> dict:
         prereg = self._prereg(job)
@@ -181,11 +205,15 @@ class ReminderSenders:
         if digest.is_empty:
             return {"skipped": "nothing under review or preregistered"}
         if member:
-            return self._post(job, member, digest_message(digest, self._tz(member)))
+            message = digest_message(digest, self._tz(member))
+            return self._or_email(digest.partner, message, lambda: self._post(job, member, message))
         channel = digest.partner.digest_channel
         if channel:
+            message = digest_message(digest, None)
             try:
-                return self._post(job, channel, digest_message(digest, None))
+                return self._or_email(
+                    digest.partner, message, lambda: self._post(job, channel, message)
+                )
             except SlackApiError as exc:
                 if _error(exc) not in CHANNEL_GONE:
                     raise

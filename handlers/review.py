@@ -14,6 +14,7 @@ from bot.errors import InvalidInput, NotFound, Refused
 from bot.outbox.delivery import Job, PermanentFailure, persist
 from bot.slack.after_ack import after_ack
 from handlers import views
+from handlers.reach import or_email
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,10 @@ def _tell(respond: Any, text: str) -> None:
 
 def register_senders(registry: Any, services: Any) -> None:
     service = services.service
-    client = services.client
+
+    def vendor() -> Any:
+        """The vendor's workspace, where MANAGER_CHANNEL_ID is."""
+        return services.slack.for_org(None)
 
     def subject(job: Job) -> Any:
         pid = job.payload.get("preregistration_id")
@@ -53,7 +57,7 @@ def register_senders(registry: Any, services: Any) -> None:
             if p.status == "under_review"
             else views.review_decided_message(p)
         )
-        reply = client.chat_postMessage(channel=channel, **message)
+        reply = vendor().chat_postMessage(channel=channel, **message)
         persist(
             lambda: service.set_review_message(p.id, reply["channel"], reply["ts"]),
             f"where review request {p.id} was posted",
@@ -64,14 +68,20 @@ def register_senders(registry: Any, services: Any) -> None:
         p = subject(job)
         result: dict[str, Any] = {}
         if p.review_channel_id and p.review_message_ts:
-            client.chat_update(
+            vendor().chat_update(
                 channel=p.review_channel_id,
                 ts=p.review_message_ts,
                 **views.review_decided_message(p),
             )
             result["updated"] = p.review_message_ts
-        dm = client.chat_postMessage(channel=p.submitted_by, **views.review_outcome_dm(p))
-        result["dm"] = dm.get("ts")
+        outcome = views.review_outcome_dm(p)
+
+        def dm() -> dict[str, Any]:
+            with services.slack.reaching(p.submitted_by) as (client, user):
+                return {"dm": client.chat_postMessage(channel=user, **outcome).get("ts")}
+
+        title = f"prereg-bot: review decided (preregistration {p.id})"
+        result |= or_email(services, p.partner_id, title, outcome["text"], dm)
         return result
 
     def decide_click(job: Job) -> dict[str, Any] | None:
@@ -99,19 +109,19 @@ def register(app: Any, services: Any) -> None:
 
     @app.action(views.APPROVE_ACTION)
     @after_ack
-    def approve(body, action, respond) -> None:  # type: ignore[no-untyped-def]
+    def approve(body, action, respond, context) -> None:  # type: ignore[no-untyped-def]
         pid = _preregistration_id(action.get("value"))
         if pid is None:
             _tell(respond, ":warning: This button does not name a request.")
             return
         click_id = str(action.get("action_ts") or body.get("trigger_id") or "")
-        service.queue_approval(body["user"]["id"], pid, click_id, body.get("response_url"))
+        service.queue_approval(context["actor"], pid, click_id, body.get("response_url"))
         services.deliverer.kick()
 
     @app.action(views.REJECT_ACTION)
     @after_ack
-    def reject(body, action, respond, client) -> None:  # type: ignore[no-untyped-def]
-        user = body["user"]["id"]
+    def reject(body, action, respond, client, context) -> None:  # type: ignore[no-untyped-def]
+        user = context["actor"]
         pid = _preregistration_id(action.get("value"))
         if pid is None:
             _tell(respond, ":warning: This button does not name a request.")
@@ -130,8 +140,8 @@ def register(app: Any, services: Any) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=views.reject_modal(p, metadata))
 
     @app.view(views.REJECT_CALLBACK)
-    def reason_submitted(ack, body, view) -> None:  # type: ignore[no-untyped-def]
-        user = body["user"]["id"]
+    def reason_submitted(ack, body, view, context) -> None:  # type: ignore[no-untyped-def]
+        user = context["actor"]
         try:
             meta = json.loads(view.get("private_metadata") or "{}")
         except ValueError:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -53,7 +55,8 @@ class Partner(Base):
 class PartnerMember(Base):
     __tablename__ = "partner_members"
 
-    slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slack_user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """A key of bot/identity.py: a bare user id (the vendor's workspace) or ORG:USER."""
     partner_id: Mapped[int] = mapped_column(
         ForeignKey("partners.id", ondelete="CASCADE"), index=True
     )
@@ -65,8 +68,56 @@ class PartnerMember(Base):
 class Manager(Base):
     __tablename__ = "managers"
 
-    slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slack_user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     email: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Workspace(Base):
+    """A Slack workspace (or Enterprise Grid org) that installed the app, and the partner it is
+    linked to. The tokens themselves live in slack-sdk's installation store tables."""
+
+    __tablename__ = "workspaces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    install_key: Mapped[str] = mapped_column(String(80), unique=True)
+    """`enterprise_id or -` : `team_id or -`, one row per installation target."""
+    org_id: Mapped[str] = mapped_column(String(32), index=True)
+    """The prefix of its users' keys (bot/identity.py): the org id in a Grid, else the team id."""
+    enterprise_id: Mapped[str | None] = mapped_column(String(32))
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(200))
+    is_enterprise_install: Mapped[bool] = mapped_column(Boolean, default=False)
+    partner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("partners.id", ondelete="SET NULL"), index=True
+    )
+    everyone_may_preregister: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    installed_by: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="installed")
+    installed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LinkRequest(Base):
+    """A workspace's request, made in Slack, to be linked to a partner (reviewed by managers)."""
+
+    __tablename__ = "link_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    company_name: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    contact_mobile: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    review_channel_id: Mapped[str | None] = mapped_column(String(32))
+    review_message_ts: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -101,16 +152,16 @@ class Preregistration(Base):
     status: Mapped[str] = mapped_column(String(20))
     customer_country: Mapped[str | None] = mapped_column(String(2))
     review_reason: Mapped[str | None] = mapped_column(Text)
-    submitted_by: Mapped[str] = mapped_column(String(32))
+    submitted_by: Mapped[str] = mapped_column(String(64))
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     review_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_by: Mapped[str | None] = mapped_column(String(64))
     decision_reason: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     associated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    deleted_by: Mapped[str | None] = mapped_column(String(32))
+    deleted_by: Mapped[str | None] = mapped_column(String(64))
     expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     invited_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     request_key: Mapped[str | None] = mapped_column(String(128), unique=True)
@@ -203,3 +254,14 @@ class SlackEvent(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# slack-sdk's installation and OAuth state tables (migration 0004 creates them), known here so
+# that the schema in one place lists every table the app's database holds.
+SLACK_INSTALLATIONS = SQLAlchemyInstallationStore.build_installations_table(
+    Base.metadata, "slack_installations"
+)
+SLACK_BOTS = SQLAlchemyInstallationStore.build_bots_table(Base.metadata, "slack_bots")
+SLACK_OAUTH_STATES = SQLAlchemyOAuthStateStore.build_oauth_states_table(
+    Base.metadata, "slack_oauth_states"
+)

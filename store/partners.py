@@ -8,16 +8,30 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from store.models import Manager, Partner, PartnerMember
+from store.models import Manager, Partner, PartnerMember, Workspace
+
+# A member is either named (partner_members) or, when `org` is given, anyone of a workspace
+# whose admins let everyone preregister for the partner it is linked to.
+_EVERYONE_OF_ORG = (
+    (Workspace.org_id == bindparam("org"))
+    & (Workspace.status == "installed")
+    & Workspace.everyone_may_preregister.is_(True)
+)
 
 
-def partner_for_member(session: Session, slack_user_id: str) -> Partner | None:
+def partner_for_member(
+    session: Session, slack_user_id: str, org: str | None = None
+) -> Partner | None:
     stmt = (
         select(Partner)
         .join(PartnerMember, PartnerMember.partner_id == Partner.id)
         .where(PartnerMember.slack_user_id == slack_user_id)
     )
-    return session.scalars(stmt).first()
+    partner = session.scalars(stmt).first()
+    if partner is None and org is not None:
+        everyone = select(Partner).join(Workspace, Workspace.partner_id == Partner.id)
+        partner = session.scalars(everyone.where(_EVERYONE_OF_ORG), {"org": org}).first()
+    return partner
 
 
 _PARTNER_COLUMNS = (
@@ -41,9 +55,21 @@ _MEMBER_PARTNER = (
 _MANAGER = select(Manager.slack_user_id).where(Manager.slack_user_id == bindparam("slack_user_id"))
 
 
-def partner_row_for_member(conn: Connection, slack_user_id: str) -> Row[Any] | None:
+_EVERYONE_PARTNER = (
+    select(*_PARTNER_COLUMNS)
+    .join(Workspace, Workspace.partner_id == Partner.id)
+    .where(_EVERYONE_OF_ORG)
+)
+
+
+def partner_row_for_member(
+    conn: Connection, slack_user_id: str, org: str | None = None
+) -> Row[Any] | None:
     """The member's partner as a plain row: the cheap look-up for the request path."""
-    return conn.execute(_MEMBER_PARTNER, {"slack_user_id": slack_user_id}).first()
+    row = conn.execute(_MEMBER_PARTNER, {"slack_user_id": slack_user_id}).first()
+    if row is None and org is not None:
+        row = conn.execute(_EVERYONE_PARTNER, {"org": org}).first()
+    return row
 
 
 def manager_exists(conn: Connection | Session, slack_user_id: str) -> bool:
@@ -71,10 +97,14 @@ def member_ids(session: Session, partner_id: int) -> list[str]:
     return list(session.scalars(stmt.order_by(PartnerMember.slack_user_id)))
 
 
-def member_partner_id(session: Session, slack_user_id: str) -> int | None:
-    return session.scalar(
+def member_partner_id(session: Session, slack_user_id: str, org: str | None = None) -> int | None:
+    partner_id = session.scalar(
         select(PartnerMember.partner_id).where(PartnerMember.slack_user_id == slack_user_id)
     )
+    if partner_id is None and org is not None:
+        everyone = select(Workspace.partner_id).where(_EVERYONE_OF_ORG)
+        partner_id = session.scalar(everyone, {"org": org})
+    return partner_id
 
 
 def add_partner(

@@ -7,10 +7,14 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from bot.clock import SystemClock
 from bot.errors import InvalidInput
 from bot.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from bot.workspaces import WorkspaceView
 
 log = logging.getLogger("prereg_bot")
 
@@ -31,16 +35,36 @@ def build_parser() -> argparse.ArgumentParser:
     add = partner.add_parser("add", help="create a partner with its Slack members")
     add.add_argument("--name", required=True)
     add.add_argument("--country", required=True, help="business country, ISO 3166 alpha-2")
-    add.add_argument("--member", action="append", default=[], metavar="SLACK_USER_ID")
+    add.add_argument(
+        "--member",
+        action="append",
+        default=[],
+        metavar="[TEAM_ID:]USER_ID",
+        help="a Slack member; a bare user id is of the vendor's workspace",
+    )
     add.add_argument("--contact-email")
     add.add_argument("--contact-mobile")
     partner.add_parser("list", help="list partners")
+    plink = partner.add_parser("link", help="link an installed workspace to a partner")
+    plink.add_argument("--partner", required=True, metavar="NAME")
+    plink.add_argument(
+        "--team", required=True, metavar="TEAM_ID", help="team id (or org id, org-wide install)"
+    )
+
+    workspaces = sub.add_parser("workspaces", help="workspaces that installed the app")
+    workspaces.add_subparsers(dest="action", required=True).add_parser(
+        "list", help="each installation: team, name, linked partner, installed or revoked"
+    )
 
     manager = sub.add_parser("manager", help="manage ecosystem managers").add_subparsers(
         dest="action", required=True
     )
     madd = manager.add_parser("add", help="register an ecosystem manager")
-    madd.add_argument("slack_user_id", metavar="SLACK_USER_ID")
+    madd.add_argument(
+        "slack_user_id",
+        metavar="[TEAM_ID:]USER_ID",
+        help="a bare user id is of the vendor's workspace",
+    )
     madd.add_argument("--email", help="contact email shown to partners (R13)")
 
     directory = sub.add_parser("directory", help="the vendor's customer directory").add_subparsers(
@@ -124,7 +148,7 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
 
     upgrade(settings.database_url)
     db = Database(settings.database_url)
-    admin = Admin(db, SystemClock())
+    admin = Admin(db, SystemClock(), home=settings.home_team)
     try:
         if args.command == "partner" and args.action == "add":
             pid = admin.add_partner(
@@ -138,6 +162,18 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
                     f"{p.id}\t{p.name}\t{p.country}\t{contact}\t"
                     f"live {p.live}/100\tmembers {','.join(p.members)}"
                 )
+        elif args.command == "partner" and args.action == "link":
+            from bot.workspaces import Workspaces
+
+            linked = Workspaces(db, SystemClock()).link(args.team, args.partner)
+            print(
+                f"workspace {linked.org_id} ({linked.name or 'unnamed'}) linked to {args.partner!r}"
+            )
+        elif args.command == "workspaces":
+            from bot.workspaces import Workspaces
+
+            for w in Workspaces(db, SystemClock()).listing():
+                print(_workspace_line(w))
         elif args.command == "manager":
             created = admin.add_manager(args.slack_user_id, args.email)
             print(f"manager {args.slack_user_id} {'added' if created else 'updated'}")
@@ -163,6 +199,15 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     finally:
         db.dispose()
+
+
+def _workspace_line(w: WorkspaceView) -> str:
+    where = f"{w.enterprise_id} (org-wide)" if w.is_enterprise_install else w.team_id
+    when = w.revoked_at if w.status == "revoked" else w.installed_at
+    return (
+        f"{where}\t{w.name or '-'}\t{w.partner_name or 'not linked'}\t"
+        f"{w.status} {when:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 if __name__ == "__main__":

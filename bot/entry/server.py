@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bot.entry.worker import BackgroundWorker
-from bot.settings import SERVE_REQUIRED, SOCKET_REQUIRED, Settings
+from bot.settings import Settings, serve_required, socket_required
 from bot.wiring.app import Services, build_bolt_app, build_web, create_services
 from store.migrate import upgrade
 
@@ -44,7 +44,7 @@ def running(settings: Settings, *required: str) -> Iterator[Services]:
 def serve(settings: Settings) -> int:
     from waitress import create_server
 
-    with running(settings, *SERVE_REQUIRED) as services:
+    with running(settings, *serve_required(settings)) as services:
         web = build_web(services)
         server = create_server(web, host="0.0.0.0", port=settings.port, threads=16)
         log.info("prereg-bot serving on port %s", settings.port)
@@ -57,7 +57,7 @@ def serve(settings: Settings) -> int:
 def socket_mode(settings: Settings) -> int:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    with running(settings, *SOCKET_REQUIRED) as services:
+    with running(settings, *socket_required(settings)) as services:
         handler = SocketModeHandler(build_bolt_app(services), settings.slack_app_token)
         handler.connect()
         log.info("prereg-bot connected in Socket Mode")

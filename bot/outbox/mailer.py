@@ -197,3 +197,17 @@ class InvitationEmailSender:
             reported = deliveries.by_key(s, f"{EMAIL_PENDING}:{pid}") is not None
         if reported and record_notice(self.service, EMAIL_SENT_LATE, pid):
             self.kick()
+
+
+def compose_notice(to: str, subject: str, text: str, sender: str, at: datetime) -> EmailMessage:
+    """A plain notice by email: what a partner would have read in Slack, when its workspace
+    no longer has the app (the reserved contact of R1 receives it)."""
+    message = EmailMessage()
+    message["Subject"] = _one_line(subject)
+    message["From"] = sender
+    message["To"] = to
+    message["Date"] = format_datetime(at)
+    message["Message-ID"] = make_msgid("notice", domain=sender.rpartition("@")[2] or None)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text)
+    return message

@@ -95,9 +95,14 @@ def _stale(error: BaseException) -> bool:
 class KeepAliveWebClient(WebClient):
     """WebClient whose calls share a pool of keep-alive connections."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pool: ConnectionPool | None = None, **kwargs: Any) -> None:
+        """`pool`: share the connections of another client (one per workspace token)."""
         super().__init__(*args, **kwargs)
-        self._pool = ConnectionPool(self.timeout, self.ssl)
+        self._pool = pool or ConnectionPool(self.timeout, self.ssl)
+
+    @property
+    def pool(self) -> ConnectionPool:
+        return self._pool
 
     def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
         parts = urlsplit(url)

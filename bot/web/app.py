@@ -1,5 +1,5 @@
 """The WSGI app served by `prereg-bot serve`: Slack requests (bot/web/slack_endpoint.py), health
-check, invitation pages."""
+check, invitation pages, and in distributed mode the OAuth install pages (bot/slack/oauth.py)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,15 @@ def build_web_app(
         if database_answers():
             return {"status": "ok"}, 200
         return {"status": "database unavailable"}, 503
+
+    flow = bolt_app.oauth_flow
+    if flow is not None:  # distributed mode: "Add to Slack" and the OAuth redirect
+        from flask import request
+        from slack_bolt.adapter.flask import SlackRequestHandler
+
+        adapter = SlackRequestHandler(bolt_app)
+        for path in (flow.install_path, flow.redirect_uri_path):
+            web.add_url_rule(path, path, lambda: adapter.handle(request), methods=["GET"])
 
     web.register_blueprint(pages)
     return web

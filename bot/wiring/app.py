@@ -19,18 +19,23 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 import handlers
 from bot.clock import Clock, SystemClock
+from bot.identity import Actor, key_of
 from bot.member_cache import MemberCache
 from bot.outbox.delivery import Deliverer, SenderRegistry, WakeSignal
 from bot.rules import RuleSettings
 from bot.service import PreregistrationService
 from bot.settings import Settings
-from bot.slack.client import KeepAliveWebClient
+from bot.slack.actors import actor_key
+from bot.slack.client import ConnectionPool, KeepAliveWebClient
+from bot.slack.workspaces import SlackClients
+from bot.workspaces import Workspaces
 from store.db import Database
 from store.directory_watch import DirectoryWatch
 
 if TYPE_CHECKING:  # Bolt is imported when an app is built: `prereg-bot sweep` needs none
     from flask import Flask
     from slack_bolt import App, BoltContext, BoltResponse
+    from slack_sdk.oauth.installation_store import Installation, InstallationStore
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +51,30 @@ class Services:
     registry: SenderRegistry
     deliverer: Deliverer
     client: WebClient
+    slack: SlackClients
+    """The Web API client of each workspace (bot/slack/workspaces.py); `client` is its home."""
+    workspaces: Workspaces
+    installation_store: InstallationStore | None = None
+    """slack-sdk's store of the installations' tokens; distributed mode only."""
     member_watch: DirectoryWatch | None = None
     """Keeps the service's member cache fresh; started by `serve` and `socket`."""
 
 
-def make_client(settings: Settings) -> WebClient:
+def make_client(
+    settings: Settings, token: str | None = None, pool: ConnectionPool | None = None
+) -> WebClient:
     """Web API client honouring SLACK_API_URL, retrying rate limits and server errors, and
-    keeping its connections open (bot/slack/client.py)."""
+    keeping its connections open (bot/slack/client.py). `token` defaults to SLACK_BOT_TOKEN."""
     # slack_sdk formats a debug line with each request's whole body unless its logger's own
     # level is set: an unset level counts as DEBUG there, whatever the handlers would print.
     logger = logging.getLogger("prereg_bot.slack_api")
     logger.setLevel(logger.getEffectiveLevel())
     client = KeepAliveWebClient(
-        token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10, logger=logger
+        token=token or settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        logger=logger,
+        pool=pool,
     )
     client.retry_handlers = [
         ConnectionErrorRetryHandler(max_retry_count=2),
@@ -66,6 +82,42 @@ def make_client(settings: Settings) -> WebClient:
         ServerErrorRetryHandler(max_retry_count=2),
     ]
     return client
+
+
+def installation_store(settings: Settings, db: Database) -> InstallationStore:
+    """slack-sdk's SQLAlchemy store on the app's database (tables by migration 0004)."""
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+
+    return SQLAlchemyInstallationStore(client_id=settings.slack_client_id or "", engine=db.engine)
+
+
+def make_slack_clients(
+    settings: Settings, workspaces: Workspaces, store: InstallationStore | None
+) -> SlackClients:
+    pool: list[ConnectionPool] = []
+
+    def client_for(token: str | None) -> WebClient:
+        client = make_client(settings, token, pool[0] if pool else None)
+        pool[:] = [client.pool]  # type: ignore[attr-defined]
+        return client
+
+    rotator = None
+    if store is not None:
+        from slack_sdk.oauth.token_rotation import TokenRotator
+
+        rotator = TokenRotator(
+            client_id=settings.slack_client_id or "",
+            client_secret=settings.slack_client_secret or "",
+            client=make_client(settings, token=None),
+        )
+    return SlackClients(
+        client_for,
+        settings.slack_bot_token,
+        workspaces=workspaces if store is not None else None,
+        store=store,
+        rotator=rotator,
+        home_org=settings.home_team,
+    )
 
 
 WORKER_POOL_SIZE = 8  # the delivery threads, the sweep and a spare
@@ -90,6 +142,9 @@ def create_services(
     service = PreregistrationService(db, clock, rules, members)
     registry = SenderRegistry()
     deliverer = Deliverer(db, clock, registry, wake=wake)
+    workspaces = Workspaces(db, clock)
+    store = installation_store(settings, db) if settings.distributed else None
+    slack = make_slack_clients(settings, workspaces, store)
     services = Services(
         settings=settings,
         db=db,
@@ -97,7 +152,10 @@ def create_services(
         service=service,
         registry=registry,
         deliverer=deliverer,
-        client=make_client(settings),
+        client=slack.home,
+        slack=slack,
+        workspaces=workspaces,
+        installation_store=store,
         member_watch=watch,
     )
     handlers.register_senders(registry, services)
@@ -108,6 +166,7 @@ def build_bolt_app(services: Services) -> App:
     from slack_bolt import App
 
     settings = services.settings
+    distributed = _distributed_options(services) if settings.distributed else {}
     app = App(
         signing_secret=settings.slack_signing_secret,
         client=services.client,
@@ -118,18 +177,65 @@ def build_bolt_app(services: Services) -> App:
         logger=logging.getLogger("prereg_bot.slack"),
         # Slack is answered when a listener returns; see bot/slack/after_ack.py.
         process_before_response=True,
+        **distributed,
     )
+    home = settings.home_team
 
     @app.middleware
-    def shared_client(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
-        """Listeners get the process's one Web API client, whose connections to Slack stay
-        open, instead of the new client Bolt makes for every request. There is one bot token
-        and nothing changes it, so sharing the client is safe."""
-        context["client"] = services.client
+    def workspace_client(
+        body: dict, context: BoltContext, next: Callable[[], BoltResponse]
+    ) -> BoltResponse:
+        """Listeners get the Web API client of the workspace the request came from, one kept
+        per token so its connections to Slack stay open (Bolt makes a new one per request),
+        and the acting user's key (bot/identity.py) as `context["actor"]`."""
+        if settings.distributed:
+            context["client"] = services.slack.for_token(context.bot_token)
+        else:
+            context["client"] = services.client
+        context["actor"] = actor_key(body, context, home)
         return next()
 
     handlers.register(app, services)
     return app
+
+
+def _distributed_options(services: Services) -> dict[str, object]:
+    """Bolt's OAuth flow and per-installation authorisation (distributed mode)."""
+    from bot.slack.oauth import INSTALL_PATH, oauth_settings
+
+    settings = services.settings
+    assert services.installation_store is not None
+
+    def on_installed(installation: Installation) -> None:
+        installer = Actor(installation.user_id, installation.team_id, installation.enterprise_id)
+        services.workspaces.record_install(
+            enterprise_id=installation.enterprise_id,
+            team_id=installation.team_id,
+            name=installation.enterprise_name
+            if installation.is_enterprise_install
+            else installation.team_name,
+            is_enterprise_install=bool(installation.is_enterprise_install),
+            installed_by=key_of(installer, settings.home_team),
+        )
+        services.slack.forget(installer.org)
+
+    install_url = f"{settings.public_base_url or ''}{INSTALL_PATH}"
+    return {
+        "oauth_settings": oauth_settings(
+            client_id=settings.slack_client_id or "",
+            client_secret=settings.slack_client_secret or "",
+            store=services.installation_store,
+            engine=services.db.engine,
+            on_installed=on_installed,
+            help_line="If this keeps happening, ask your ecosystem manager for help.",
+        ),
+        "installation_store_bot_only": True,
+        "user_facing_authorize_error_message": (
+            "prereg-bot is not installed in this Slack workspace, or it was removed. "
+            f"Ask your Slack admin to install it: {install_url} . "
+            "Your ecosystem manager can help too."
+        ),
+    }
 
 
 def build_web(services: Services) -> Flask:

@@ -1,0 +1,55 @@
+"""Reaching a partner's people: in their own workspace with its token, or, when that
+workspace's installation is gone (uninstalled, tokens revoked), by email to the partner's
+reserved contact (R1), so that no notice keeps retrying against a dead token."""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from bot.outbox.delivery import PermanentFailure
+from bot.outbox.mailer import SmtpConfig, compose_notice, send
+from bot.slack.workspaces import WorkspaceUnavailable
+
+log = logging.getLogger(__name__)
+
+_LINK = re.compile(r"<([^|>]+)\|([^>]+)>")
+_BARE = re.compile(r"<([^>]+)>")
+
+
+def mrkdwn_to_plain(text: str) -> str:
+    """Slack mrkdwn as plain email text: `<url|label>` becomes `label (url)`, escapes undone."""
+    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})", text)
+    text = _BARE.sub(lambda m: m.group(1).lstrip("@#!"), text)
+    return html.unescape(text.replace("*", ""))
+
+
+def or_email(
+    services: Any, partner_id: int, subject: str, text: str, send_in_slack: Callable[[], Any]
+) -> Any:
+    """`send_in_slack()`, or the notice by email when the partner's workspace is gone."""
+    try:
+        return send_in_slack()
+    except WorkspaceUnavailable as gone:
+        return email_contact(services, partner_id, subject, text, gone)
+
+
+def email_contact(
+    services: Any, partner_id: int, subject: str, text: str, gone: WorkspaceUnavailable
+) -> dict[str, Any]:
+    contact = services.workspaces.partner_contact_email(partner_id)
+    config = SmtpConfig.from_settings(services.settings)
+    if contact is None or config is None:
+        raise PermanentFailure(
+            f"partner {partner_id}: Slack workspace unavailable ({gone.reason}) and no "
+            "reserved contact email to write to instead"
+        ) from gone
+    message = compose_notice(
+        contact, subject, mrkdwn_to_plain(text), config.sender, services.clock.now()
+    )
+    send(message, config)
+    log.info("partner %s notified by email: its Slack workspace is %s", partner_id, gone.reason)
+    return {"fallback": "email"}
