@@ -203,3 +203,17 @@ class SlackEvent(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class InviteAttempt(Base):
+    """Addresses compared on one invitation from one client (a keyed digest of its network
+    address, never the address itself), for the per-client lock-out (bot/invitations.py)."""
+
+    __tablename__ = "invite_attempts"
+
+    preregistration_id: Mapped[int] = mapped_column(
+        ForeignKey("preregistrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    client: Mapped[str] = mapped_column(String(32), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
