@@ -23,7 +23,8 @@ Guessing the address (R6). The link travels as a QR code and may be seen by othe
 - The page issues the form's token (bot/web/invite_pages.py), short-lived and bound to the
   client: a POST without a fresh page from the same client compares nothing and counts nothing.
 - Text outside R6's ASCII characters is refused before any comparison (no Unicode look-alike
-  can match: bot/validation.same_email) and does not count: it cannot be the address.
+  can match: bot/validation.is_rule_email, normalise_email) and does not count: it cannot be
+  the address.
 - The partner is alerted once (outbox notice GUESSING_ALERT) when wrong addresses on one
   invitation, all clients together, reach MAX_FAILED_ATTEMPTS within a LOCKOUT window.
 """

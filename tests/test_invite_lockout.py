@@ -11,6 +11,7 @@ import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 import requests
@@ -20,12 +21,18 @@ from sqlalchemy import select
 from bot.admin import Admin
 from bot.clock import SystemClock
 from bot.errors import InvalidInput, Refused
-from bot.invitations import GUESSING_ALERT, MAX_FAILED_ATTEMPTS, Invitations, InviteState
+from bot.invitations import (
+    GUESSING_ALERT,
+    LOCKOUT,
+    MAX_FAILED_ATTEMPTS,
+    Invitations,
+    InviteState,
+)
 from bot.service import PreregistrationService
 from bot.validation import normalise_email, same_email
 from store.db import Database
 from store.models import Delivery, InviteAttempt, Preregistration
-from tests.helpers import eventually, form
+from tests.helpers import add_partner, eventually, form
 from tests.slackapp import INVITE_SECRET
 
 ACME = "UACME1"
@@ -278,8 +285,6 @@ def test_look_alike_addresses_are_refused_on_the_invitation_page(app, world, tri
 @pytest.mark.reliability("bad input", "Unicode look-alikes of the registered email")
 def test_look_alike_addresses_are_refused_by_the_service(service, tried):
     tried(3 * len(LOOK_ALIKES))
-    from tests.helpers import add_partner
-
     add_partner(Admin(service.db, service.clock), "Acme GmbH", ACME)
     view = service.preregister(ACME, form(email=CUSTOMER)).preregistration
     invitations = Invitations(service, INVITE_SECRET, "https://invite.example")
@@ -296,3 +301,36 @@ def test_look_alike_addresses_are_refused_by_the_service(service, tried):
     assert service.view(view.id).status == "preregistered"
     assert same_email(" Kate@Digital-Services.DE ", CUSTOMER)
     assert invitations.accept(token, "KATE@digital-services.de").state is InviteState.ASSOCIATED
+
+
+# --- the rules without HTTP ----------------------------------------------------------------------
+
+
+def test_clients_are_keyed_without_their_address(service):
+    invitations = Invitations(service, INVITE_SECRET, "https://invite.example")
+    key = invitations.client_of("203.0.113.9")
+    assert len(key) == 32 and "203" not in key
+    assert invitations.client_of("::ffff:203.0.113.9") == key
+    assert invitations.client_of("203.0.113.10") != key
+    # one IPv6 subscriber (a /64) is one client, whichever address it picks
+    assert invitations.client_of("2001:db8:1:2::1") == invitations.client_of("2001:db8:1:2:ab::9")
+    assert invitations.client_of("2001:db8:1:3::1") != invitations.client_of("2001:db8:1:2::1")
+    other_secret = Invitations(service, INVITE_SECRET + "x", "https://invite.example")
+    assert other_secret.client_of("203.0.113.9") != key
+
+
+@pytest.mark.reliability("attack", "a third party locks the real customer out of the invitation")
+def test_each_client_has_its_own_lock_out_window(service, clock, tried):
+    tried(LIMIT + 3)
+    add_partner(Admin(service.db, service.clock), "Acme GmbH", ACME)
+    view = service.preregister(ACME, form(email=CUSTOMER)).preregistration
+    invitations = Invitations(service, INVITE_SECRET, "https://invite.example")
+    token = invitations.token_for(view)
+    abuser, customer = invitations.client_of("192.0.2.1"), invitations.client_of("192.0.2.2")
+    states = [invitations.accept(token, f"g{i}@x.de", abuser).state for i in range(LIMIT + 1)]
+    assert states == [InviteState.MISMATCH] * (LIMIT - 1) + [InviteState.LOCKED] * 2
+    assert invitations.accept(token, CUSTOMER, abuser).state is InviteState.LOCKED
+    assert invitations.accept(token, "typo@x.de", customer).attempts_left == LIMIT - 1
+    clock.advance(LOCKOUT + timedelta(seconds=1))
+    assert invitations.accept(token, "again@x.de", abuser).attempts_left == LIMIT - 1
+    assert invitations.accept(token, CUSTOMER, customer).state is InviteState.ASSOCIATED
