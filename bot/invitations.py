@@ -7,6 +7,26 @@ A token is `urlsafe-base64(version | preregistration id | email tag | MAC)`:
   registered email without putting the address itself into links and QR codes.
 A valid signature is not enough: the token works only while its preregistration (looked up
 through the service) is Preregistered, unexpired, and still has the same email.
+
+Guessing the address (R6). The link travels as a QR code and may be seen by others, so:
+- Lock-out per client, not per invitation: each client (a keyed digest of its network
+  address; an IPv6 address counts by its /64, what one subscriber gets) may have
+  MAX_FAILED_ATTEMPTS addresses compared per LOCKOUT window, then waits out the LOCKOUT.
+  A third party who locks itself out does not lock out the customer on another network.
+  (Clients behind one NAT share a count: an abuser in the customer's own office can still
+  delay them; the partner is alerted, see below.)
+- Count before checking: an attempt takes its slot in one conditional UPDATE before its address
+  is compared (store/invitations.py), so concurrent posts from one client get at most
+  MAX_FAILED_ATTEMPTS comparisons, the right address among them: racing wrong ones, the right
+  address associates only if it took one of those slots, and a locked client is refused
+  without any comparison. A slot is given back only when no address was compared.
+- The page issues the form's token (bot/web/invite_pages.py), short-lived and bound to the
+  client: a POST without a fresh page from the same client compares nothing and counts nothing.
+- Text outside R6's ASCII characters is refused before any comparison (no Unicode look-alike
+  can match: bot/validation.is_rule_email, normalise_email) and does not count: it cannot be
+  the address.
+- The partner is alerted once (outbox notice GUESSING_ALERT) when wrong addresses on one
+  invitation, all clients together, reach MAX_FAILED_ATTEMPTS within a LOCKOUT window.
 """
 
 from __future__ import annotations
@@ -15,6 +35,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import struct
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +44,7 @@ from enum import StrEnum
 from bot.errors import NotFound, Refused
 from bot.models import PreregView
 from bot.service import PreregistrationService
-from bot.validation import normalise_email
+from bot.validation import is_rule_email, normalise_email
 from store import deliveries
 from store import invitations as invitation_store
 
@@ -35,8 +56,10 @@ _TOKEN_BYTES = _HEAD.size + _TAG_BYTES + _MAC_BYTES
 _MAX_TOKEN_CHARS = 128
 
 MAX_FAILED_ATTEMPTS = 5
-"""Wrong addresses allowed on one invitation within LOCKOUT before it is locked."""
+"""Addresses one client may have compared on one invitation within LOCKOUT before it waits."""
 LOCKOUT = timedelta(minutes=15)
+GUESSING_ALERT = "invitation_guessing"
+"""Outbox kind {preregistration_id, wrong}: tell the partner their invitation is being guessed."""
 
 
 class TokenError(Exception):
@@ -118,6 +141,7 @@ class InviteState(StrEnum):
     ASSOCIATED = "associated"
     MISMATCH = "mismatch"
     MISSING_EMAIL = "missing_email"
+    INVALID_EMAIL = "invalid_email"
     LOCKED = "locked"
     FORM_EXPIRED = "form_expired"
 
@@ -137,6 +161,8 @@ class Invitation:
     preregistration: PreregView | None = None
     attempts_left: int | None = None
     retry_at: datetime | None = None
+    notified: bool = False
+    """A notice was recorded (the partner alerted): delivery should be woken."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +195,7 @@ class Invitations:
         self._base_url = (base_url or "").rstrip("/")
         self.max_failed_attempts = max_failed_attempts
         self.lockout = lockout
+        self._client_key = derive_key(secret or "", "invitation-client")
 
     @property
     def signer(self) -> TokenSigner:
@@ -185,6 +212,20 @@ class Invitations:
         if not self._base_url:
             raise RuntimeError("PUBLIC_BASE_URL is not set: invitation links cannot be made")
         return f"{self._base_url}/invite/{self.token_for(view)}"
+
+    def client_of(self, address: str | None) -> str:
+        """The key a client's attempts are counted under: a keyed digest of its network address
+        (no address is stored), IPv6 by its /64 prefix."""
+        text = address or ""
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError:
+            ip = None
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+            text = str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
+        elif isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            text = str(ip.ipv4_mapped)
+        return hmac.new(self._client_key, text.encode(), hashlib.sha256).hexdigest()[:32]
 
     # --- visiting --------------------------------------------------------------------------
 
@@ -203,49 +244,88 @@ class Invitations:
             return Invitation(InviteState.EXPIRED if lapsed else InviteState.VALID, view)
         return Invitation(_STATUS_STATES.get(view.status, InviteState.UNKNOWN), view)
 
-    def accept(self, token: str, email: str) -> Invitation:
+    def accept(self, token: str, email: str, client: str = "") -> Invitation:
         """The customer submitted the form: associate (R12) when the address matches (R6).
-        Wrong addresses are counted; past the limit the invitation is locked for a while."""
+        `client` is the key from `client_of`; see the module docstring for the lock-out."""
         invitation = self.resolve(token)
         if invitation.state is not InviteState.VALID:
             return invitation
         view = invitation.preregistration
         assert view is not None
-        retry_at = self.locked_until(view.id)
+        retry_at = self.locked_until(view.id, client)
         if retry_at is not None:
             return Invitation(InviteState.LOCKED, view, attempts_left=0, retry_at=retry_at)
         if not email.strip():
             return Invitation(InviteState.MISSING_EMAIL, view)
+        if not is_rule_email(email):
+            return Invitation(InviteState.INVALID_EMAIL, view)
+        number = self._reserve(view.id, client)
+        if number is None:
+            retry_at = self.locked_until(view.id, client) or self.service.clock.now() + self.lockout
+            return Invitation(InviteState.LOCKED, view, attempts_left=0, retry_at=retry_at)
         try:
             associated = self.service.associate(view.id, email)
         except NotFound:
+            self._refund(view.id, client)
             return Invitation(InviteState.UNKNOWN)
         except Refused as refused:
             if refused.code != "email_mismatch":
+                self._refund(view.id, client)
                 return self.resolve(token)
-            return self._count_mismatch(view)
+            return self._count_mismatch(view, number)
         return Invitation(InviteState.ASSOCIATED, associated)
 
-    def locked_until(self, preregistration_id: int) -> datetime | None:
+    def locked_until(self, preregistration_id: int, client: str = "") -> datetime | None:
+        """When this client may try again, if it used all its attempts in the last LOCKOUT."""
         now = self.service.clock.now()
         with self.service.db.session() as s:
-            count, last = invitation_store.failed_attempts(s, preregistration_id)
+            count, last = invitation_store.client_attempts(s, preregistration_id, client)
         if count >= self.max_failed_attempts and last is not None and now - last < self.lockout:
             return last + self.lockout
         return None
 
-    def _count_mismatch(self, view: PreregView) -> Invitation:
+    def _reserve(self, preregistration_id: int, client: str) -> int | None:
         now = self.service.clock.now()
         with self.service.db.session() as s:
-            count = invitation_store.record_failed_attempt(
+            return invitation_store.reserve_attempt(
+                s,
+                preregistration_id,
+                client,
+                now=now,
+                window_start=now - self.lockout,
+                limit=self.max_failed_attempts,
+            )
+
+    def _refund(self, preregistration_id: int, client: str) -> None:
+        with self.service.db.session() as s:
+            invitation_store.refund_attempt(s, preregistration_id, client)
+
+    def _count_mismatch(self, view: PreregView, number: int) -> Invitation:
+        """A wrong address, compared as attempt `number` of its client: counted in the
+        invitation's total, which alerts the partner once it reaches the limit."""
+        now = self.service.clock.now()
+        with self.service.db.session() as s:
+            total = invitation_store.record_failed_attempt(
                 s, view.id, now=now, window_start=now - self.lockout
             )
-        left = self.max_failed_attempts - count
+            notified = total >= self.max_failed_attempts and deliveries.enqueue(
+                s,
+                kind=GUESSING_ALERT,
+                dedupe_key=f"{GUESSING_ALERT}:{view.id}",
+                payload={"preregistration_id": view.id, "wrong": total},
+                now=now,
+                preregistration_id=view.id,
+            )
+        left = self.max_failed_attempts - number
         if left <= 0:
             return Invitation(
-                InviteState.LOCKED, view, attempts_left=0, retry_at=now + self.lockout
+                InviteState.LOCKED,
+                view,
+                attempts_left=0,
+                retry_at=now + self.lockout,
+                notified=notified,
             )
-        return Invitation(InviteState.MISMATCH, view, attempts_left=left)
+        return Invitation(InviteState.MISMATCH, view, attempts_left=left, notified=notified)
 
 
 def record_notice(service: PreregistrationService, kind: str, preregistration_id: int) -> bool:
@@ -308,6 +388,15 @@ def page_for(invitation: Invitation) -> InvitePage:
             "Enter your email address",
             "The form was sent without an email address.",
             f"Enter the email address you sign up with; it must be the one {who} registered.",
+            form=True,
+        )
+    if state is InviteState.INVALID_EMAIL:
+        return page(
+            422,
+            "That is not an email address we can accept",
+            "An email address may contain only the letters a to z, digits, the characters "
+            "_ - . and one @. Nothing was changed.",
+            f"Enter the email address you sign up with, exactly as {who} registered it.",
             form=True,
         )
     if state is InviteState.FORM_EXPIRED:

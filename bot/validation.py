@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 
 import phonenumbers
@@ -15,6 +16,7 @@ MAX_NAME_LENGTH = 100
 _EMAIL_CHARS = re.compile(r"^[A-Za-z0-9_.\-]+@[A-Za-z0-9_.\-]+$")
 _MOBILE_HINT = "Use international format, e.g. +49 1512 3456789."
 COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def email_error(raw: str) -> str | None:
@@ -33,7 +35,25 @@ def email_error(raw: str) -> str | None:
 
 
 def normalise_email(raw: str) -> str:
-    return raw.strip().lower()
+    """The address as compared and stored (`email_norm`): trimmed, ASCII letters lowercased.
+    Only A-Z are folded: `str.lower()` would turn look-alikes into the registered address
+    (KELVIN SIGN to `k`). Any other character is kept, so an address with one never equals a
+    registered address, which R6 keeps ASCII."""
+    return raw.strip().translate(_ASCII_LOWER)
+
+
+def is_rule_email(raw: str) -> bool:
+    """Whether the trimmed text has only R6's ASCII characters (letters, digits, `_-.@`)."""
+    return bool(_EMAIL_CHARS.fullmatch(raw.strip()))
+
+
+def same_email(given: str, registered: str) -> bool:
+    """R6's comparison: the same address up to ASCII case. Non-ASCII is refused before any
+    case is folded, so no Unicode look-alike of the registered address matches it."""
+    given, registered = given.strip(), registered.strip()
+    if not (given.isascii() and registered.isascii()):
+        return False
+    return normalise_email(given) == normalise_email(registered)
 
 
 def clean_email(raw: str, field: str = "email") -> str:

@@ -3,7 +3,7 @@ email" button, and the partner's notices about the email and the association.
 
 Senders (outbox kinds): `invitation_email` (bot/outbox/mailer.py), `invitation_share`,
 `invitation_share_button`, `associated`, `invitation_email_pending`,
-`invitation_email_failing`, `invitation_email_sent_late`.
+`invitation_email_failing`, `invitation_email_sent_late`, `invitation_guessing`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from bot import notices
 from bot.errors import NotFound, Refused
-from bot.invitations import Invitations, record_notice
+from bot.invitations import GUESSING_ALERT, Invitations, record_notice
 from bot.models import PreregView
 from bot.outbox.delivery import Job, PermanentFailure, persist
 from bot.outbox.mailer import (
@@ -101,6 +101,16 @@ def email_failing_text(view: PreregView, url: str) -> str:
         f"{FAILING_AFTER_ATTEMPT} attempts. It keeps being retried for several hours; "
         f"meanwhile you can share the {link(url, 'invitation link')} yourself "
         f"({_valid_until(view)})."
+    )
+
+
+def guessing_text(view: PreregView, wrong: int) -> str:
+    return (
+        f":rotating_light: Wrong email addresses were entered {wrong} times on the invitation "
+        f"for {_customer(view)}. Each device that tries too often is paused for a while; your "
+        "customer can still accept with the address you registered. If the link or QR code "
+        "reached people it should not have, delete this registration and register the "
+        "customer again: they get a new invitation with a new link."
     )
 
 
@@ -208,6 +218,11 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
         text = email_failing_text(view, invitations.link_for(view))
         return _post_dm(services, dm_channels, view, text)
 
+    def guessing(job: Job) -> dict[str, Any]:
+        view = _view(services, job, preregistered=True)
+        text = guessing_text(view, int(job.payload.get("wrong") or 0))
+        return _post_dm(services, dm_channels, view.submitted_by, text)
+
     def sent_late(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=False)
         return _post_dm(services, dm_channels, view, email_sent_late_text(view))
@@ -225,6 +240,7 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
         EMAIL_PENDING: pending,
         EMAIL_FAILING: failing,
         EMAIL_SENT_LATE: sent_late,
+        GUESSING_ALERT: guessing,
     }
 
 

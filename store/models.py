@@ -256,6 +256,20 @@ class SlackEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class InviteAttempt(Base):
+    """Addresses compared on one invitation from one client (a keyed digest of its network
+    address, never the address itself), for the per-client lock-out (bot/invitations.py)."""
+
+    __tablename__ = "invite_attempts"
+
+    preregistration_id: Mapped[int] = mapped_column(
+        ForeignKey("preregistrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    client: Mapped[str] = mapped_column(String(32), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 # slack-sdk's installation and OAuth state tables (migration 0004 creates them), known here so
 # that the schema in one place lists every table the app's database holds.
 SLACK_INSTALLATIONS = SQLAlchemyInstallationStore.build_installations_table(

@@ -18,11 +18,11 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from bot.invitations import Invitations
 from handlers.mrkdwn import escape
-from store.models import AuditEvent, Delivery, Preregistration
+from store.models import AuditEvent, Delivery, InviteAttempt, Preregistration
 from tests.helpers import eventually
 from tests.slackapp import INVITE_SECRET, SIGNING_SECRET
 from tests.slackfixtures import MEMBER, Direct, modal_values
@@ -242,6 +242,7 @@ def test_invitation_form_text_is_refused_or_accepted_and_echoed_escaped(app, dir
             .where(Preregistration.id == view.id)
             .values(invite_failed_attempts=0, invite_last_failed_at=None)
         )
+        s.execute(delete(InviteAttempt))
     link = Invitations(direct.service, INVITE_SECRET, app.base_url).link_for(view)
     http = requests.Session()
     form = http.get(link, timeout=10)

@@ -3,9 +3,15 @@
 What each state shows is decided in bot/invitations.py; this module handles HTTP: the CSRF
 check, the security headers, rendering. Server-side templates only, no JavaScript.
 
-CSRF: the form carries `issued.mac`, an HMAC over (invitation token, a random nonce kept in
-a SameSite=Strict cookie, issue time). A POST needs the cookie, a matching MAC and a form
-younger than FORM_MAX_AGE; anything else changes nothing and shows the form again.
+CSRF and the page token: the form carries `issued.mac`, an HMAC over (invitation token, a
+random nonce kept in a SameSite=Strict cookie, issue time, the client's key). A POST needs the
+cookie, a matching MAC, the same client that opened the page and a form younger than
+FORM_MAX_AGE; anything else compares no address, counts nothing and shows the form again.
+So every guess needs a fresh page, from the client whose attempts it is counted against.
+
+The client is REMOTE_ADDR: X-Forwarded-For is not trusted (anyone could send one to escape
+the per-client lock-out). Behind a reverse proxy, configure the WSGI server to set
+REMOTE_ADDR from the proxy's header (waitress `trusted_proxy`), never this module.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 CSRF_COOKIE = "invite_csrf"
-FORM_MAX_AGE_SECONDS = 2 * 60 * 60
+FORM_MAX_AGE_SECONDS = 30 * 60
 MAX_EMAIL_CHARS = 320
 
 SECURITY_HEADERS = {
@@ -50,15 +56,16 @@ class FormGuard:
         self._key = derive_key(secret, "invitation-form")
         self._now = now
 
-    def _mac(self, token: str, nonce: str, issued: int) -> str:
-        digest = hmac.new(self._key, f"{token}|{nonce}|{issued}".encode(), hashlib.sha256).digest()
+    def _mac(self, token: str, nonce: str, issued: int, client: str) -> str:
+        text = f"{token}|{nonce}|{issued}|{client}"
+        digest = hmac.new(self._key, text.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
-    def issue(self, token: str, nonce: str) -> str:
+    def issue(self, token: str, nonce: str, client: str) -> str:
         issued = int(self._now().timestamp())
-        return f"{issued}.{self._mac(token, nonce, issued)}"
+        return f"{issued}.{self._mac(token, nonce, issued, client)}"
 
-    def check(self, token: str, nonce: str | None, field: str | None) -> bool:
+    def check(self, token: str, nonce: str | None, field: str | None, client: str) -> bool:
         if not nonce or not field or "." not in field:
             return False
         issued_text, mac = field.split(".", 1)
@@ -68,7 +75,8 @@ class FormGuard:
         age = self._now().timestamp() - issued
         if not -300 <= age <= FORM_MAX_AGE_SECONDS:
             return False
-        return hmac.compare_digest(mac.encode(), self._mac(token, nonce, issued).encode())
+        expected = self._mac(token, nonce, issued, client)
+        return hmac.compare_digest(mac.encode(), expected.encode())
 
 
 def invite_blueprint(
@@ -89,6 +97,9 @@ def invite_blueprint(
         static_url_path="/invite-assets",
     )
 
+    def client() -> str:
+        return invitations.client_of(request.remote_addr)
+
     def render(token: str, invitation: Invitation, email: str = "") -> Response:
         page = page_for(invitation)
         nonce = request.cookies.get(CSRF_COOKIE) or ""
@@ -98,7 +109,7 @@ def invite_blueprint(
             "invite_page.html",
             page=page,
             action=url_for("invite.invitation", token=token),
-            csrf=guard.issue(token, nonce) if page.show_form else "",
+            csrf=guard.issue(token, nonce, client()) if page.show_form else "",
             email=email,
         )
         response = Response(html, status=page.http_status, mimetype="text/html")
@@ -140,14 +151,15 @@ def invite_blueprint(
         if invitation.state is not InviteState.VALID:
             refused(token, invitation)
             return render(token, invitation)
-        if not guard.check(token, request.cookies.get(CSRF_COOKIE), request.form.get("csrf")):
+        nonce, field = request.cookies.get(CSRF_COOKIE), request.form.get("csrf")
+        if not guard.check(token, nonce, field, client()):
             form_expired = Invitation(InviteState.FORM_EXPIRED, invitation.preregistration)
             refused(token, form_expired)
             return render(token, form_expired, email)
-        outcome = invitations.accept(token, email)
-        if outcome.state is InviteState.ASSOCIATED:
+        outcome = invitations.accept(token, email, client())
+        if outcome.state is InviteState.ASSOCIATED or outcome.notified:
             notices_recorded()
-        else:
+        if outcome.state is not InviteState.ASSOCIATED:
             refused(token, outcome)
         keep = email if outcome.state is InviteState.MISMATCH else ""
         return render(token, outcome, keep)
