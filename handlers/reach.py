@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.outbox.delivery import PermanentFailure
 from bot.outbox.mailer import SmtpConfig, compose_notice, send
-from bot.slack.workspaces import WorkspaceUnavailable
+from bot.slack.workspaces import TokenChanged, WorkspaceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,10 @@ def or_email(
 ) -> Any:
     """`send_in_slack()`, or the notice by email when the partner's workspace is gone."""
     try:
-        return send_in_slack()
+        try:
+            return send_in_slack()
+        except TokenChanged:
+            return send_in_slack()
     except WorkspaceUnavailable as gone:
         return email_contact(services, partner_id, subject, text, gone)
 

@@ -7,6 +7,7 @@ answers the next call(s) with that status; `fake.down(seconds)` refuses every ca
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import threading
@@ -24,6 +25,14 @@ class Call:
     headers: dict[str, str]
     at: float
 
+    @property
+    def token(self) -> str | None:
+        """The bearer token the call was made with (or its `token` argument)."""
+        auth = self.headers.get("authorization", "")
+        return (
+            auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else self.args.get("token")
+        )
+
     def json_arg(self, name: str) -> Any:
         value = self.args.get(name)
         return json.loads(value) if isinstance(value, str) else value
@@ -35,6 +44,21 @@ class Fault:
     retry_after: int | None = None
     times: int = 1
     body: dict[str, Any] | None = None
+
+
+@dataclass
+class Workspace:
+    """A workspace (or Grid org, org-wide) that can install the app: its bot token answers as
+    it, until revoked."""
+
+    team_id: str | None
+    name: str
+    enterprise_id: str | None = None
+    is_enterprise_install: bool = False
+    installer: str = "UADMIN"
+    token: str = ""
+    refresh_token: str | None = None
+    expires_in: int | None = None
 
 
 @dataclass
@@ -65,6 +89,11 @@ class FakeSlack:
     latency: float = 0.0
     slow: dict[str, float] = field(default_factory=dict)  # method -> extra seconds before answering
     url: str = ""
+    client_id: str = "CLIENT.ID"
+    client_secret: str = "client-secret"
+    tokens: dict[str, Workspace] = field(default_factory=dict)  # live bot token -> workspace
+    codes: dict[str, Workspace] = field(default_factory=dict)  # unused OAuth codes
+    refresh: dict[str, Workspace] = field(default_factory=dict)  # refresh token -> workspace
     _server: _Server | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -112,6 +141,9 @@ class FakeSlack:
             self.down_until = 0.0
             self.latency = 0.0
             self.slow.clear()
+            self.tokens.clear()
+            self.codes.clear()
+            self.refresh.clear()
 
     @property
     def connections(self) -> int:
@@ -120,6 +152,30 @@ class FakeSlack:
     @property
     def response_url(self) -> str:
         return self.url.replace("/api/", "/response/") + "hook"
+
+    def install(self, workspace: Workspace) -> str:
+        """Slack's half of an install: a fresh token for `workspace` and a one-time code the
+        app exchanges for it (oauth.v2.access)."""
+        n = next(self._ts)
+        owner = workspace.enterprise_id if workspace.is_enterprise_install else workspace.team_id
+        workspace.token = f"xoxb-{owner}-{n}"
+        if workspace.expires_in is not None:
+            workspace.refresh_token = f"xoxe-1-{owner}-{n}"
+        code = f"code-{owner}-{n}"
+        with self._lock:
+            self.codes[code] = workspace
+        return code
+
+    def revoke(self, workspace: Workspace) -> None:
+        """The workspace uninstalled the app: its tokens stop working."""
+        with self._lock:
+            self.tokens.pop(workspace.token, None)
+            if workspace.refresh_token:
+                self.refresh.pop(workspace.refresh_token, None)
+
+    def calls_with(self, token: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.token == token]
 
     def fail(
         self, method: str, status: int, retry_after: int | None = None, times: int = 1
@@ -186,7 +242,8 @@ class FakeSlack:
         args = _parse_args(raw, req.headers.get("Content-Type", ""), req.path)
         headers = {k.lower(): v for k, v in req.headers.items()}
         with self._lock:
-            self.calls.append(Call(method, args, headers, time.monotonic()))
+            call = Call(method, args, headers, time.monotonic())
+            self.calls.append(call)
             fault = self._take_fault(method)
         if time.monotonic() < self.down_until:
             return _reply(req, 503, b"service unavailable", "text/plain")
@@ -195,7 +252,7 @@ class FakeSlack:
             error = "ratelimited" if fault.status == 429 else "internal_error"
             body = json.dumps(fault.body or {"ok": False, "error": error}).encode()
             return _reply(req, fault.status, body, "application/json", extra)
-        body = json.dumps(self._answer(method, args)).encode()
+        body = json.dumps(self._answer(method, args, call)).encode()
         _reply(req, 200, body, "application/json")
 
     def _take_fault(self, method: str) -> Fault | None:
@@ -208,8 +265,66 @@ class FakeSlack:
             queue.pop(0)
         return fault
 
-    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+    def _oauth(self, args: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        auth = headers.get("authorization", "")
+        if auth.startswith("Basic "):  # slack_sdk sends the client's id and secret this way
+            client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+        else:
+            client_id, secret = args.get("client_id"), args.get("client_secret")
+        if (client_id, secret) != (self.client_id, self.client_secret):
+            return {"ok": False, "error": "invalid_client_id"}
+        with self._lock:
+            if args.get("grant_type") == "refresh_token":
+                workspace = self.refresh.get(str(args.get("refresh_token")))
+                if workspace is None:
+                    return {"ok": False, "error": "invalid_refresh_token"}
+                self.tokens.pop(workspace.token, None)
+                workspace.token = f"{workspace.token.split('~')[0]}~{next(self._ts)}"
+                self.tokens[workspace.token] = workspace
+            else:
+                workspace = self.codes.pop(str(args.get("code")), None)
+                if workspace is None:
+                    return {"ok": False, "error": "invalid_code"}
+                self.tokens[workspace.token] = workspace
+                if workspace.refresh_token:
+                    self.refresh[workspace.refresh_token] = workspace
+        answer: dict[str, Any] = {
+            "ok": True,
+            "app_id": "A1",
+            "access_token": workspace.token,
+            "token_type": "bot",
+            "scope": "commands,chat:write,im:write,users:read,files:write",
+            "bot_user_id": "UBOT",
+            "team": None
+            if workspace.is_enterprise_install
+            else {"id": workspace.team_id, "name": workspace.name},
+            "enterprise": {"id": workspace.enterprise_id, "name": workspace.name}
+            if workspace.enterprise_id
+            else None,
+            "is_enterprise_install": workspace.is_enterprise_install,
+            "authed_user": {"id": workspace.installer},
+        }
+        if workspace.refresh_token:
+            answer |= {"refresh_token": workspace.refresh_token, "expires_in": workspace.expires_in}
+        return answer
+
+    def _answer(self, method: str, args: dict[str, Any], call: Call) -> dict[str, Any]:
         ts = f"{1700000000 + next(self._ts)}.000100"
+        if method in ("oauth.v2.access", "oauth.v2.exchange"):
+            return self._oauth(args, call.headers)
+        token = call.token
+        if self.tokens and token not in self.tokens:
+            return {"ok": False, "error": "invalid_auth"}
+        workspace = self.tokens.get(token or "")
+        if method == "auth.test" and workspace is not None:
+            return {
+                "ok": True,
+                "user_id": "UBOT",
+                "bot_id": "BBOT",
+                "team_id": workspace.team_id,
+                "enterprise_id": workspace.enterprise_id,
+                "user": "prereg",
+            }
         if method == "auth.test":
             return {
                 "ok": True,

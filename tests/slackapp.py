@@ -174,10 +174,11 @@ class RunningApp:
         text: str = "",
         channel: str = "CGENERAL",
         headers: dict[str, str] | None = None,
+        team_id: str = TEAM["id"],
     ) -> requests.Response:
         form = {
             "token": "legacy",
-            "team_id": TEAM["id"],
+            "team_id": team_id,
             "team_domain": TEAM["domain"],
             "channel_id": channel,
             "channel_name": "general",
@@ -205,11 +206,13 @@ class RunningApp:
         private_metadata: str = "",
         view_id: str | None = None,
         headers: dict[str, str] | None = None,
+        team_id: str = TEAM["id"],
+        user_team_id: str | None = None,
     ) -> requests.Response:
         payload = {
             "type": "view_submission",
-            "team": TEAM,
-            "user": {"id": user, "team_id": TEAM["id"]},
+            "team": {"id": team_id, "domain": "example"},
+            "user": {"id": user, "team_id": user_team_id or team_id},
             "api_app_id": "A1",
             "trigger_id": f"trigger.{uuid.uuid4().hex}",
             "view": {
@@ -235,6 +238,8 @@ class RunningApp:
         extra_action: dict[str, Any] | None = None,
         view: dict[str, Any] | None = None,
         state: dict[str, Any] | None = None,
+        team_id: str = TEAM["id"],
+        user_team_id: str | None = None,
     ) -> requests.Response:
         action = {
             "action_id": action_id,
@@ -246,8 +251,8 @@ class RunningApp:
             action["value"] = value
         payload: dict[str, Any] = {
             "type": "block_actions",
-            "team": TEAM,
-            "user": {"id": user, "team_id": TEAM["id"]},
+            "team": {"id": team_id, "domain": "example"},
+            "user": {"id": user, "team_id": user_team_id or team_id},
             "api_app_id": "A1",
             "trigger_id": f"trigger.{uuid.uuid4().hex}",
             "response_url": self.fake.response_url,
@@ -268,11 +273,14 @@ class RunningApp:
             payload["state"] = state
         return self.interactive(payload)
 
-    def event(self, event: dict[str, Any]) -> requests.Response:
+    def event(self, event: dict[str, Any], team_id: str = TEAM["id"]) -> requests.Response:
         body = json.dumps(
             {
                 "token": "legacy",
-                "team_id": TEAM["id"],
+                "team_id": team_id,
+                "authorizations": [
+                    {"team_id": team_id, "enterprise_id": None, "is_enterprise_install": False}
+                ],
                 "api_app_id": "A1",
                 "type": "event_callback",
                 "event_id": f"Ev{uuid.uuid4().hex[:10]}",

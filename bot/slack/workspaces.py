@@ -49,6 +49,11 @@ class WorkspaceUnavailable(Exception):
         self.reason = reason
 
 
+class TokenChanged(Exception):
+    """Slack refused a token that the store has since replaced (a reinstall, a rotation heard
+    by another process): the call can be made again at once with the new one."""
+
+
 def is_dead_token(error: SlackApiError) -> bool:
     return error.response.get("error") in DEAD_TOKEN_ERRORS
 
@@ -104,7 +109,8 @@ class SlackClients:
     @contextmanager
     def reaching(self, key: str) -> Iterator[tuple[WebClient, str]]:
         """The client and the bare id for a user or channel key (bot/identity.py). A call in
-        the block that Slack answers with a dead token raises WorkspaceUnavailable."""
+        the block that Slack answers with a dead token raises TokenChanged if the store holds
+        a newer token, else WorkspaceUnavailable."""
         org, raw = split_key(key)
         client = self.for_org(org)
         try:
@@ -113,6 +119,12 @@ class SlackClients:
             if not self.distributed or not is_dead_token(error):
                 raise
             self.forget(org)
+            try:
+                fresh = self.for_org(org)
+            except WorkspaceUnavailable:
+                fresh = None
+            if fresh is not None and fresh.token != client.token:
+                raise TokenChanged(org) from error
             raise WorkspaceUnavailable(org, str(error.response.get("error"))) from error
 
     def forget(self, org: str | None) -> None:

@@ -169,7 +169,8 @@ def build_bolt_app(services: Services) -> App:
     distributed = _distributed_options(services) if settings.distributed else {}
     app = App(
         signing_secret=settings.slack_signing_secret,
-        client=services.client,
+        # In distributed mode every request's token comes from its installation.
+        client=services.slack.for_token(None) if settings.distributed else services.client,
         token_verification_enabled=False,
         # bot/web/slack_endpoint.py checks each HTTP request's signature (and refuses replays)
         # before Bolt sees it; Socket Mode needs no check.

@@ -1,0 +1,295 @@
+"""Distributed mode end to end: partners install the app in their own workspaces by OAuth, and
+every Web API call uses the token of the workspace it talks to.
+
+Three workspaces answer on the Slack stand-in: the vendor's (managers, the review channel) and
+two partners'. Each test installs them through `/slack/install` and `/slack/oauth_redirect` as
+an admin's browser would, then acts over signed HTTP; the stand-in records each call's token.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import urllib.parse
+from contextlib import ExitStack
+from datetime import UTC, timedelta
+
+import pytest
+import requests
+
+from bot.identity import Actor, key_of
+from bot.workspaces import Workspaces
+from store.migrate import upgrade
+from tests.conftest import _migrated_pg_database
+from tests.fakeslack import FakeSlack, Workspace
+from tests.helpers import eventually
+from tests.slackapp import MANAGER_CHANNEL, RunningApp
+from tests.slackfixtures import Direct, modal_values
+
+VENDOR = "TVENDOR"
+ACME_TEAM, BETA_TEAM = "TACME", "TBETA"
+MANAGER = "UMANAGER1"
+SELLER = "USELLER1"  # the same user id exists in both partner workspaces: two people
+
+
+@pytest.fixture(scope="module")
+def multi_slack():
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def distributed_app(request, multi_slack, smtp_server, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("distributed")
+    with ExitStack() as cleanup:
+        if request.param == "sqlite":
+            url = f"sqlite:///{workdir / 'app.db'}"
+            upgrade(url)
+        else:
+            request.getfixturevalue("pg_url")
+            url = cleanup.enter_context(_migrated_pg_database("prereg_dist"))
+        env = {
+            "SLACK_BOT_TOKEN": "",
+            "SLACK_CLIENT_ID": multi_slack.client_id,
+            "SLACK_CLIENT_SECRET": multi_slack.client_secret,
+            "VENDOR_TEAM_ID": VENDOR,
+        }
+        app = RunningApp(url, multi_slack, smtp_server, workdir, env=env).start()
+        cleanup.callback(app.stop)
+        yield app
+
+
+@pytest.fixture
+def world(distributed_app, multi_slack, smtp_server):
+    """Three installed workspaces, Acme linked to TACME with one picked seller, a manager in
+    the vendor's workspace; Beta (TBETA) installed but not linked."""
+    distributed_app.clean()
+    multi_slack.reset()
+    smtp_server.mailbox.clear()
+    vendor = Workspace(VENDOR, "Vendor Inc")
+    acme = Workspace(ACME_TEAM, "Acme Slack")
+    beta = Workspace(BETA_TEAM, "Beta Slack")
+    for workspace in (vendor, acme, beta):
+        assert "is now installed" in install(distributed_app, workspace).text
+    cli = distributed_app.cli
+    added = cli(
+        "partner", "add", "--name", "Acme GmbH", "--country", "DE",
+        "--member", f"{ACME_TEAM}:{SELLER}", "--contact-email", "desk@acme.example",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert cli("partner", "link", "--partner", "Acme GmbH", "--team", ACME_TEAM).returncode == 0
+    assert cli("manager", "add", MANAGER, "--email", "eco@vendor.example").returncode == 0
+    return {"vendor": vendor, "acme": acme, "beta": beta}
+
+
+def start_install(app: RunningApp) -> tuple[str, dict[str, str]]:
+    """Opens "Add to Slack": the state in the authorize link, and the state cookie. Bolt marks
+    the cookie Secure (as it must be in production, over HTTPS); the tests' server speaks plain
+    HTTP, so the cookie is handed back by hand, as a browser would over HTTPS."""
+    page = requests.get(app.base_url + "/slack/install", timeout=10)
+    assert page.status_code == 200
+    authorize = html.unescape(re.search(r'href="([^"]*oauth/v2/authorize[^"]*)"', page.text)[1])
+    state = urllib.parse.parse_qs(urllib.parse.urlsplit(authorize).query)["state"][0]
+    cookie = page.headers["Set-Cookie"].split(";")[0]
+    assert "Secure" in page.headers["Set-Cookie"] and "HttpOnly" in page.headers["Set-Cookie"]
+    return state, {"Cookie": cookie}
+
+
+def finish_install(app: RunningApp, code: str, state: str, cookie: dict[str, str]):
+    return requests.get(
+        app.base_url + "/slack/oauth_redirect",
+        params={"code": code, "state": state},
+        headers=cookie,
+        timeout=10,
+    )
+
+
+def install(app: RunningApp, workspace: Workspace) -> requests.Response:
+    """What an admin's browser does: open "Add to Slack", approve in Slack, come back."""
+    state, cookie = start_install(app)
+    return finish_install(app, app.fake.install(workspace), state, cookie)
+
+
+def used(fake: FakeSlack, method: str, workspace: Workspace) -> list:
+    return [c for c in fake.calls_to(method) if c.token == workspace.token]
+
+
+def test_install_stores_each_workspace_and_lists_it(world, distributed_app):
+    listing = distributed_app.cli("workspaces", "list")
+    assert listing.returncode == 0, listing.stderr
+    lines = {line.split("\t")[0]: line for line in listing.stdout.splitlines()}
+    assert set(lines) == {VENDOR, ACME_TEAM, BETA_TEAM}
+    assert "Acme GmbH" in lines[ACME_TEAM] and "installed" in lines[ACME_TEAM]
+    assert "not linked" in lines[BETA_TEAM]
+    exchanged = distributed_app.fake.calls_to("oauth.v2.access")
+    assert len(exchanged) == 3
+    assert all(c.headers["authorization"].startswith("Basic ") for c in exchanged)
+
+
+def test_each_call_uses_the_token_of_the_workspace_it_talks_to(world, distributed_app):
+    app, fake = distributed_app, distributed_app.fake
+    acme, vendor = world["acme"], world["vendor"]
+    app.command(SELLER, team_id=ACME_TEAM)
+    [opened] = fake.wait_for("views.open")
+    assert opened.token == acme.token
+    # a customer in another country goes to review in the vendor's channel
+    response = app.view_submission(
+        SELLER,
+        "preregister",
+        modal_values(email="client@customer.fr", mobile="+33 6 12 34 56 78"),
+        team_id=ACME_TEAM,
+    )
+    assert response.json()["response_action"] == "update"
+    [posted] = fake.wait_for(
+        "chat.postMessage", where=lambda c: c.args.get("channel") == MANAGER_CHANNEL
+    )
+    assert posted.token == vendor.token
+    direct = Direct(app.db_url)
+    try:
+        seller = key_of(Actor(SELLER, ACME_TEAM), VENDOR)
+        [row] = direct.service.list_customers(seller).items
+        eventually(lambda: direct.service.view(row.id).review_message_ts, what="review posted")
+        app.block_action(
+            MANAGER, "review_approve", str(row.id), channel=MANAGER_CHANNEL, team_id=VENDOR
+        )
+        eventually(lambda: direct.status(row.id) == "preregistered", what="approval")
+    finally:
+        direct.close()
+    [updated] = fake.wait_for("chat.update")
+    assert updated.token == vendor.token
+    dms = fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == SELLER)
+    assert {c.token for c in dms} == {acme.token}
+    assert not used(fake, "chat.postMessage", world["beta"])
+
+
+def test_the_same_user_id_in_another_workspace_is_another_person(world, distributed_app):
+    app, fake = distributed_app, distributed_app.fake
+    app.command(SELLER, team_id=BETA_TEAM)
+    [answer] = fake.wait_for_response()
+    assert "not linked to a partner" in answer["text"]
+    assert fake.calls_to("views.open") == []
+
+
+@pytest.mark.reliability("attack", "a user of workspace B acts with a payload naming workspace A")
+def test_payload_naming_another_workspace_does_not_make_a_member(world, distributed_app, tried):
+    """Slack authorises by the installing team (here Acme's), but the actor is a user of Beta
+    with Acme's seller's user id: never Acme's seller."""
+    app, fake = distributed_app, distributed_app.fake
+    tried(2)
+    response = app.view_submission(
+        SELLER, "preregister", modal_values(), team_id=ACME_TEAM, user_team_id=BETA_TEAM
+    )
+    assert response.status_code == 200
+    assert "errors" in response.json() or response.json().get("response_action") == "update"
+    direct = Direct(app.db_url)
+    try:
+        assert direct.service.list_customers(key_of(Actor(SELLER, ACME_TEAM), VENDOR)).total == 0
+    finally:
+        direct.close()
+    app.command(SELLER, team_id=BETA_TEAM)
+    assert "not linked" in fake.wait_for_response()[0]["text"]
+
+
+@pytest.mark.reliability("attack", "forged, replayed or cookie-less OAuth state; a code replayed")
+def test_oauth_state_and_code_cannot_be_forged_or_replayed(world, distributed_app, tried):
+    app, fake = distributed_app, distributed_app.fake
+    tried(4)
+    state, cookie = start_install(app)
+    evil = Workspace("TEVIL", "Evil Slack")
+    # no cookie: another browser finishing someone else's install
+    stranger = finish_install(app, fake.install(evil), state, {})
+    assert stranger.status_code == 400 and "did not start the installation" in stranger.text
+    forged = finish_install(app, fake.install(evil), "forged", cookie)
+    assert forged.status_code in (400, 401) and "did not complete" in forged.text
+    code = fake.install(evil)
+    assert finish_install(app, code, state, cookie).status_code == 200
+    # the state is used up, and so is the code (with a fresh state)
+    again = finish_install(app, code, state, cookie)
+    assert again.status_code in (400, 401) and "did not complete" in again.text
+    fresh_state, fresh_cookie = start_install(app)
+    replayed = finish_install(app, code, fresh_state, fresh_cookie)
+    assert replayed.status_code == 401 and "did not accept" in replayed.text
+    listing = app.cli("workspaces", "list").stdout
+    assert listing.count("TEVIL") == 1
+
+
+@pytest.mark.reliability("attack", "requests and notices after the app is uninstalled")
+def test_uninstall_falls_back_to_email_and_reinstall_restores_slack(
+    world, distributed_app, smtp_server, tried
+):
+    app, fake = distributed_app, distributed_app.fake
+    acme = world["acme"]
+    tried(3)
+    direct = Direct(app.db_url)
+    seller = key_of(Actor(SELLER, ACME_TEAM), VENDOR)
+    try:
+        row = direct.prereg("anna@kunde.de", user=seller, send=False)
+    finally:
+        direct.close()
+    fake.wait_for("files.completeUploadExternal", where=lambda c: c.token == acme.token)
+    fake.revoke(acme)
+    app.event({"type": "app_uninstalled"}, team_id=ACME_TEAM)
+    listing = eventually(
+        lambda: (out := app.cli("workspaces", "list").stdout) and "revoked" in out and out,
+        what="revoked",
+    )
+    assert re.search(rf"{ACME_TEAM}\t.*\trevoked", listing)
+    # a request from the uninstalled workspace gets a clear answer, not a 500
+    response = app.command(SELLER, team_id=ACME_TEAM)
+    assert response.status_code == 200
+    assert "not installed in this Slack workspace" in fake.wait_for_response()[0]["text"]
+    # the expiry reminder goes by email to the partner's reserved contact, never to Slack
+    before = len(fake.calls)
+    at = (row.expires_at - timedelta(days=1) + timedelta(minutes=1)).astimezone(UTC)
+    app.sweep(at=at.isoformat())
+    mail = smtp_server.mailbox.wait_for(1)
+    assert mail[0].rcpt_tos == ["desk@acme.example"]
+    assert not [c for c in fake.calls[before:] if c.token == acme.token]
+    # reinstalling restores Slack delivery with the new token
+    assert "is now installed" in install(app, acme).text
+    app.command(SELLER, team_id=ACME_TEAM)
+    [opened] = fake.wait_for("views.open")
+    assert opened.token == acme.token
+    assert "installed" in app.cli("workspaces", "list").stdout.split(ACME_TEAM)[1].split("\n")[0]
+
+
+def test_token_rotation_refreshes_for_background_work(world, distributed_app):
+    """A rotating token about to expire is refreshed by the worker itself, with no request."""
+    app, fake = distributed_app, distributed_app.fake
+    rotating = Workspace("TROTATE", "Rotating Slack", expires_in=60)  # expires in a minute
+    assert "is now installed" in install(app, rotating).text
+    old_token = rotating.token
+    added = app.cli(
+        "partner", "add", "--name", "Rota AG", "--country", "DE",
+        "--member", f"TROTATE:{SELLER}", "--contact-email", "desk@rota.example",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert app.cli("partner", "link", "--partner", "Rota AG", "--team", "TROTATE").returncode == 0
+    direct = Direct(app.db_url)
+    try:
+        direct.prereg("jo@kunde.de", user=key_of(Actor(SELLER, "TROTATE"), VENDOR), send=False)
+    finally:
+        direct.close()
+    [upload] = fake.wait_for("files.completeUploadExternal")
+    refreshed = [c for c in fake.calls_to("oauth.v2.access") if c.args.get("grant_type")]
+    assert refreshed and upload.token == rotating.token != old_token
+
+
+def test_workspace_store_keeps_the_link_across_reinstall(world, distributed_app):
+    direct = Direct(distributed_app.db_url)
+    try:
+        workspaces = Workspaces(direct.db, direct.clock)
+        assert workspaces.record_revoked(None, ACME_TEAM)
+        again = workspaces.record_install(
+            enterprise_id=None,
+            team_id=ACME_TEAM,
+            name="Acme Slack",
+            is_enterprise_install=False,
+            installed_by=f"{ACME_TEAM}:UADMIN",
+        )
+        assert again.installed and again.partner_id is not None
+    finally:
+        direct.close()
