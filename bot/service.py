@@ -54,7 +54,7 @@ from store import directory as directory_store
 from store import partners as partner_store
 from store import preregistrations as prereg_store
 from store.db import Database
-from store.models import QUOTA_STATUSES, Partner, Preregistration
+from store.models import Partner, Preregistration
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class PreregistrationService:
                 raise cause
         if live is not None:
             raise live_claim_refusal(live.status, live.partner_id == partner.id)
-        if prereg_store.count_in_quota(s, partner.id) >= self.rules.quota_limit:
+        if prereg_store.count_in_quota(s, partner.id, now) >= self.rules.quota_limit:
             raise quota_refusal(self.rules.quota_limit)
 
         country = account.country if account is not None else mobile_region(mobile)
@@ -273,7 +273,7 @@ class PreregistrationService:
                     cause = live_claim_refusal(live.status, live.partner_id == partner.id)
             if (
                 cause is None
-                and prereg_store.count_in_quota(s, partner.id) >= self.rules.quota_limit
+                and prereg_store.count_in_quota(s, partner.id, now) >= self.rules.quota_limit
             ):
                 cause = quota_refusal(self.rules.quota_limit)
             if cause is not None:
@@ -583,7 +583,7 @@ class PreregistrationService:
             soon = prereg_store.expiring_between(s, now, now + horizon, partner.id, limit=20)
             return PartnerSummary(
                 partner=PartnerView.of(partner),
-                quota_used=sum(counts.get(st, 0) for st in QUOTA_STATUSES),
+                quota_used=prereg_store.count_in_quota(s, partner.id, now),
                 quota_limit=self.rules.quota_limit,
                 counts=counts,
                 expiring_soon=[PreregView.of(r, partner) for r in soon],
