@@ -155,6 +155,61 @@ def test_customers_export(db_url, db, admin, clock):
     assert len(everything) == 2
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+TEXT_COLUMNS = (
+    "partner", "full_name", "email", "mobile", "association_type", "status",
+    "customer_country", "submitted_by", "decided_by", "decision_reason",
+)  # fmt: skip
+
+
+@pytest.mark.reliability("attack", "formula injection in every text column of the CSV export")
+def test_customers_export_neutralises_formulas_in_every_text_cell(db, admin, clock, tried):
+    from bot.admin import Admin
+    from store.models import Preregistration
+
+    for i, start in enumerate(FORMULA_STARTS):
+        admin.add_partner(f"P{i}", "DE", [f"UP{i}"], contact_email="desk@example.com")
+        with db.session() as s:
+            partner = s.scalars(select(Partner).where(Partner.name == f"P{i}")).one()
+            partner.name = f"{start}P{i}"
+            s.add(
+                Preregistration(
+                    partner_id=partner.id,
+                    full_name=f"{start}cmd|' /C calc'!A0",
+                    email=f"{start}2+3@customer.de",
+                    email_norm=f"{start}2+3@customer.de",
+                    mobile=f"{start}49 1512 3456789",
+                    send_invitation=True,
+                    association_type=f"{start}reseller",
+                    status=f"{start}status",
+                    customer_country=f"{start}D",
+                    submitted_by=f"{start}U1",
+                    submitted_at=clock.now(),
+                    decided_by=f"{start}U2",
+                    decision_reason=f"{start}SUM(A1:A9)",
+                )
+            )
+    out = io.StringIO(newline="")
+    assert Admin(db, clock).export_customers(out) == len(FORMULA_STARTS)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    tried(len(rows) * len(TEXT_COLUMNS))
+    assert len(rows) == len(FORMULA_STARTS)
+    for row, start in zip(rows, FORMULA_STARTS, strict=True):
+        for column in TEXT_COLUMNS:
+            assert row[column].startswith("'" + start), (column, row[column])
+
+
+def test_customers_export_neutralises_a_real_email_and_mobile(db_url, admin, clock):
+    admin.add_partner("Acme", "DE", ["UACME1"], contact_email="desk@acme.example")
+    service = PreregistrationService(Database(db_url), clock)
+    service.preregister("UACME1", form(email="-1-2@customer.de", mobile="+49 1512 3456789"))
+    done = cli(db_url, "customers", "export")
+    assert done.returncode == 0, done.stderr
+    [row] = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert row["email"] == "'-1-2@customer.de"
+    assert row["mobile"].startswith("'+49")
+
+
 def test_db_upgrade_is_repeatable(db_url):
     assert cli(db_url, "db", "upgrade").returncode == 0
     assert cli(db_url, "db", "upgrade").stdout.strip() == "database is up to date"
