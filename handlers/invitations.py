@@ -27,6 +27,7 @@ from bot.outbox.mailer import (
 )
 from bot.outbox.qr import qr_png
 from bot.slack.after_ack import after_ack
+from handlers.ids import parse_id
 from handlers.mrkdwn import escape, format_when, link
 
 log = logging.getLogger(__name__)
@@ -251,12 +252,12 @@ def register(app: Any, services: Any) -> None:
     @after_ack
     def send_invitation_email(body: dict[str, Any], respond: Any, client: Any) -> None:
         user = body["user"]["id"]
-        value = (body.get("actions") or [{}])[0].get("value") or ""
-        if not value.isdigit():
+        pid = parse_id((body.get("actions") or [{}])[0].get("value"))
+        if pid is None:
             _reply(body, respond, client, "That button is out of date; list your customers again.")
             return
         try:
-            view = services.service.request_invitation_email(user, int(value))
+            view = services.service.request_invitation_email(user, pid)
         except (Refused, NotFound) as refused:
             text = escape(refused.message)
         else:
