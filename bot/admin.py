@@ -152,26 +152,25 @@ class Admin:
             writer.writerow(EXPORT_HEADER)
             rows = prereg_store.all_rows(s, partner_id)
             for r in rows:
-                writer.writerow(
-                    [
-                        r.id,
-                        names.get(r.partner_id, ""),
-                        _csv_safe(r.full_name),
-                        r.email,
-                        r.mobile,
-                        r.association_type,
-                        r.status,
-                        r.customer_country or "",
-                        r.submitted_by,
-                        _iso(r.submitted_at),
-                        _iso(r.expires_at),
-                        _iso(r.decided_at),
-                        r.decided_by or "",
-                        _csv_safe(r.decision_reason or ""),
-                        _iso(r.associated_at),
-                        _iso(r.deleted_at),
-                    ]
-                )
+                cells = [
+                    r.id,
+                    names.get(r.partner_id, ""),
+                    r.full_name,
+                    r.email,
+                    r.mobile,
+                    r.association_type,
+                    r.status,
+                    r.customer_country or "",
+                    r.submitted_by,
+                    _iso(r.submitted_at),
+                    _iso(r.expires_at),
+                    _iso(r.decided_at),
+                    r.decided_by or "",
+                    r.decision_reason or "",
+                    _iso(r.associated_at),
+                    _iso(r.deleted_at),
+                ]
+                writer.writerow([_csv_safe(c) if isinstance(c, str) else c for c in cells])
             return len(rows)
 
 
@@ -199,9 +198,13 @@ def _iso(value) -> str:  # type: ignore[no-untyped-def]
     return value.isoformat() if value is not None else ""
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_safe(value: str) -> str:
-    """Keep spreadsheet programs from running a typed name as a formula."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+    """Keep spreadsheet programs from reading a text cell as a formula or a number (OWASP's
+    CSV injection advice: a leading `'` on any cell that starts with one of FORMULA_STARTS)."""
+    return "'" + value if value[:1] in FORMULA_STARTS else value
 
 
 def _collect(errors: dict[str, str], clean, *args, field: str | None = None):  # type: ignore[no-untyped-def]

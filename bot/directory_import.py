@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.validation import COUNTRIES
+from bot.validation import COUNTRIES, has_control_chars
 from store import directory as directory_store
 from store.db import Database
 
@@ -88,6 +88,10 @@ def _row(record: list[str]) -> tuple[dict[str, Any], list[str]]:
     if len(record) != len(HEADER):
         return {}, [f"expected {len(HEADER)} fields, found {len(record)}"]
     values = dict(zip(HEADER, (f.strip() for f in record), strict=True))
+    unsafe = [column for column, value in values.items() if has_control_chars(value)]
+    if unsafe:
+        # NUL cannot be stored by PostgreSQL; no field has a use for control characters
+        return {}, [f"{column}: contains control or invisible characters" for column in unsafe]
     email = values["email"].lower()
     if not _EMAIL.match(email) or len(email) > 254:
         problems.append(f"email: {values['email']!r} is not an email address")

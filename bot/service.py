@@ -57,7 +57,7 @@ from store import partners as partner_store
 from store import preregistrations as prereg_store
 from store import workspaces as workspace_store
 from store.db import Database
-from store.models import QUOTA_STATUSES, Partner, Preregistration
+from store.models import Partner, Preregistration
 
 log = logging.getLogger(__name__)
 
@@ -155,14 +155,18 @@ class PreregistrationService:
         now = self.clock.now()
         try:
             with self.db.session() as s:
-                if request_key:
-                    existing = prereg_store.by_request_key(s, request_key)
-                    if existing is not None:
-                        return Outcome(PreregView.of(existing, existing.partner), created=False)
+                replayed = self._replayed(s, request_key)
+                if replayed is not None:
+                    return replayed
                 partner = self._partner_of(s, slack_user_id)
                 if not (partner.contact_email or partner.contact_mobile):
                     raise refusal("no_reserved_contact")
                 self.validate_form(form, partner.country)
+                partner_store.lock_partner(s, partner.id)
+                # A concurrent retry of this submission may have committed while we waited.
+                replayed = self._replayed(s, request_key)
+                if replayed is not None:
+                    return replayed
                 row = self._claim(s, partner, slack_user_id, form, request_key, now)
                 return Outcome(PreregView.of(row, partner), created=True)
         except IntegrityError as exc:
@@ -170,6 +174,14 @@ class PreregistrationService:
         except Refused as refused:
             self._audit_refusal(slack_user_id, "preregister", refused, {"email": form.email})
             raise
+
+    @staticmethod
+    def _replayed(s: Session, request_key: str | None) -> Outcome | None:
+        """The first outcome of this request, if it was already recorded."""
+        existing = prereg_store.by_request_key(s, request_key) if request_key else None
+        if existing is None:
+            return None
+        return Outcome(PreregView.of(existing, existing.partner), created=False)
 
     def _claim(
         self,
@@ -180,12 +192,12 @@ class PreregistrationService:
         request_key: str | None,
         now: datetime,
     ) -> Preregistration:
+        """The claim itself; the caller holds the partner's lock, so the count cannot race."""
         email = clean_email(form.email)
         email_norm = normalise_email(email)
         mobile = clean_mobile(form.mobile, partner.country)
         name = clean_name(form.full_name)
 
-        partner_store.lock_partner(s, partner.id)
         live = prereg_store.live_for_email(s, email_norm)
         if live is not None and self._is_lapsed(live, now):
             # a claim past its 15 days no longer blocks anyone, even before the sweep runs
@@ -199,7 +211,7 @@ class PreregistrationService:
                 raise cause
         if live is not None:
             raise live_claim_refusal(live.status, live.partner_id == partner.id)
-        if prereg_store.count_in_quota(s, partner.id) >= self.rules.quota_limit:
+        if prereg_store.count_in_quota(s, partner.id, now) >= self.rules.quota_limit:
             raise quota_refusal(self.rules.quota_limit)
 
         country = account.country if account is not None else mobile_region(mobile)
@@ -258,10 +270,9 @@ class PreregistrationService:
     ) -> Outcome:
         """A concurrent writer won the same customer or the same request: report what won."""
         with self.db.session() as s:
-            if request_key:
-                existing = prereg_store.by_request_key(s, request_key)
-                if existing is not None:
-                    return Outcome(PreregView.of(existing, existing.partner), created=False)
+            replayed = self._replayed(s, request_key)
+            if replayed is not None:
+                return replayed
             live = prereg_store.live_for_email(s, normalise_email(form.email))
             partner_id = partner_store.member_partner_id(s, user, org_of(user))
         if live is None:
@@ -289,7 +300,7 @@ class PreregistrationService:
                     cause = live_claim_refusal(live.status, live.partner_id == partner.id)
             if (
                 cause is None
-                and prereg_store.count_in_quota(s, partner.id) >= self.rules.quota_limit
+                and prereg_store.count_in_quota(s, partner.id, now) >= self.rules.quota_limit
             ):
                 cause = quota_refusal(self.rules.quota_limit)
             if cause is not None:
@@ -599,7 +610,7 @@ class PreregistrationService:
             soon = prereg_store.expiring_between(s, now, now + horizon, partner.id, limit=20)
             return PartnerSummary(
                 partner=PartnerView.of(partner),
-                quota_used=sum(counts.get(st, 0) for st in QUOTA_STATUSES),
+                quota_used=prereg_store.count_in_quota(s, partner.id, now),
                 quota_limit=self.rules.quota_limit,
                 counts=counts,
                 expiring_soon=[PreregView.of(r, partner) for r in soon],

@@ -17,6 +17,7 @@ from typing import Any
 from bot.errors import Refused
 from bot.slack.after_ack import after_ack
 from handlers import views
+from handlers.ids import parse_id
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,7 @@ def parse_state(raw: str | None) -> tuple[int, str, bool, int | None]:
     offset = offset if isinstance(offset, int) and 0 <= offset <= 1_000_000 else 0
     filter_key = data.get("f")
     filter_key = filter_key if filter_key in views.FILTERS else views.DEFAULT_FILTER
-    target = data.get("id")
-    target = target if isinstance(target, int) and not isinstance(target, bool) else None
-    return offset, filter_key, bool(data.get("c")), target
+    return offset, filter_key, bool(data.get("c")), parse_id(data.get("id"))
 
 
 def render_list(
@@ -76,12 +75,8 @@ def selected_ids(body: dict[str, Any]) -> list[int]:
         if block_id.startswith(views.LIST_SELECT_BLOCK) and isinstance(block, dict)
         for option in (block.get(views.LIST_SELECT_ACTION) or {}).get("selected_options") or []
     ]
-    ids = []
-    for option in chosen:
-        value = str(option.get("value", ""))
-        if value.isdigit():
-            ids.append(int(value))
-    return list(dict.fromkeys(ids))[: views.PAGE_SIZE]
+    ids = [parse_id(option.get("value")) for option in chosen]
+    return list(dict.fromkeys(i for i in ids if i is not None))[: views.PAGE_SIZE]
 
 
 def register(app: Any, services: Any) -> None:

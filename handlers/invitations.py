@@ -28,6 +28,7 @@ from bot.outbox.mailer import (
 from bot.outbox.qr import qr_png
 from bot.slack.after_ack import after_ack
 from bot.slack.workspaces import WorkspaceUnavailable
+from handlers.ids import parse_id
 from handlers.mrkdwn import escape, format_when, link
 from handlers.reach import or_email
 
@@ -275,12 +276,12 @@ def register(app: Any, services: Any) -> None:
         body: dict[str, Any], respond: Any, client: Any, context: Any
     ) -> None:
         user = context["actor"]
-        value = (body.get("actions") or [{}])[0].get("value") or ""
-        if not value.isdigit():
+        pid = parse_id((body.get("actions") or [{}])[0].get("value"))
+        if pid is None:
             _reply(body, respond, client, "That button is out of date; list your customers again.")
             return
         try:
-            view = services.service.request_invitation_email(user, int(value))
+            view = services.service.request_invitation_email(user, pid)
         except (Refused, NotFound) as refused:
             text = escape(refused.message)
         else:

@@ -14,14 +14,10 @@ from bot.errors import InvalidInput, NotFound, Refused
 from bot.outbox.delivery import Job, PermanentFailure, persist
 from bot.slack.after_ack import after_ack
 from handlers import views
+from handlers.ids import parse_id
 from handlers.reach import or_email
 
 log = logging.getLogger(__name__)
-
-
-def _preregistration_id(raw: Any) -> int | None:
-    text = str(raw or "")
-    return int(text) if text.isdigit() and len(text) < 19 else None
 
 
 def _tell(respond: Any, text: str) -> None:
@@ -110,7 +106,7 @@ def register(app: Any, services: Any) -> None:
     @app.action(views.APPROVE_ACTION)
     @after_ack
     def approve(body, action, respond, context) -> None:  # type: ignore[no-untyped-def]
-        pid = _preregistration_id(action.get("value"))
+        pid = parse_id(action.get("value"))
         if pid is None:
             _tell(respond, ":warning: This button does not name a request.")
             return
@@ -122,7 +118,7 @@ def register(app: Any, services: Any) -> None:
     @after_ack
     def reject(body, action, respond, client, context) -> None:  # type: ignore[no-untyped-def]
         user = context["actor"]
-        pid = _preregistration_id(action.get("value"))
+        pid = parse_id(action.get("value"))
         if pid is None:
             _tell(respond, ":warning: This button does not name a request.")
             return
@@ -146,8 +142,8 @@ def register(app: Any, services: Any) -> None:
             meta = json.loads(view.get("private_metadata") or "{}")
         except ValueError:
             meta = {}
-        pid = meta.get("id") if isinstance(meta, dict) else None
-        if not isinstance(pid, int) or isinstance(pid, bool):
+        pid = parse_id(meta.get("id")) if isinstance(meta, dict) else None
+        if pid is None:
             ack(
                 response_action="errors",
                 errors={"reason": "This form lost track of its request; reject it again."},

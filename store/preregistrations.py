@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from store.models import LIVE_STATUSES, QUOTA_STATUSES, Preregistration
@@ -55,9 +55,17 @@ def latest_for_partner_email(
     return session.scalars(stmt).first()
 
 
-def count_in_quota(session: Session, partner_id: int) -> int:
+def count_in_quota(session: Session, partner_id: int, valid_at: datetime) -> int:
+    """The partner's claims in QUOTA_STATUSES still valid at `valid_at`: a preregistration
+    whose validity has ended counts no more, whether or not the sweep has expired it yet."""
     stmt = select(func.count()).where(
-        Preregistration.partner_id == partner_id, Preregistration.status.in_(QUOTA_STATUSES)
+        Preregistration.partner_id == partner_id,
+        Preregistration.status.in_(QUOTA_STATUSES),
+        or_(
+            Preregistration.status != "preregistered",
+            Preregistration.expires_at.is_(None),
+            Preregistration.expires_at > valid_at,
+        ),
     )
     return int(session.scalar(stmt) or 0)
 

@@ -144,6 +144,58 @@ def test_non_manager_decisions_are_refused_and_audited(app, direct, tried):
     assert len(refusals(direct, "USTRANGER", "approve") + refusals(direct, "USTRANGER", "reject"))
 
 
+FORGED_IDS = ("²", "١٢", "9" * 30, str(2**31), str(2**63), "-1", "0", " 7", "1e3", "0x1f")
+
+
+def _tick(value: str) -> dict:
+    option = {"selected_options": [{"value": value}], "type": "checkboxes"}
+    return {"values": {f"{views.LIST_SELECT_BLOCK}_x": {views.LIST_SELECT_ACTION: option}}}
+
+
+@pytest.mark.reliability("attack", "forged but signed button ids (non-ASCII digits, huge numbers)")
+def test_forged_button_ids_are_refused_cleanly_and_change_nothing(app, direct, tried):
+    mine = direct.prereg("mine@customer.de", send=False)
+    review = direct.prereg("client@customer.fr", mobile="+33 6 12 34 56 78")
+    big_ids = (10**30, 2**31, 2**63, -1, 0)
+    routes = [
+        *(
+            lambda v=state, a=a: app.block_action(MEMBER, a, v)
+            for state in (json.dumps({"o": 0, "f": "all", "c": True, "id": i}) for i in big_ids)
+            for a in (views.LIST_DELETE_ACTION, views.LIST_TOGGLE_ACTION)
+        ),
+        *(
+            lambda v=v: app.block_action(
+                MEMBER, views.LIST_DELETE_SELECTED_ACTION, "{}", state=_tick(v)
+            )
+            for v in FORGED_IDS
+        ),
+        *(lambda v=v: app.block_action(MEMBER, "send_invitation_email", v) for v in FORGED_IDS),
+        *(
+            lambda v=v, a=a: app.block_action(MANAGER, a, v, channel=MANAGER_CHANNEL)
+            for v in FORGED_IDS
+            for a in (views.APPROVE_ACTION, views.REJECT_ACTION)
+        ),
+    ]
+    failed = []
+    for n, send in enumerate(routes):
+        tried()
+        if "Something went wrong" in json.dumps(reply(app, send)):
+            failed.append(n)
+    assert failed == [], f"routes {failed} of {len(routes)} answered with an error"
+    values = {"reason": {views.VALUE_ACTION: {"type": "plain_text_input", "value": "no"}}}
+    for forged in big_ids:
+        tried()
+        meta = json.dumps({"id": forged})
+        response = app.view_submission(
+            MANAGER, views.REJECT_CALLBACK, values, private_metadata=meta
+        )
+        assert response.status_code == 200
+        assert "errors" in response.json(), response.json()
+    assert direct.status(mine.id) == "preregistered"
+    assert direct.status(review.id) == "under_review"
+    assert app.fake.calls_to("views.open") == []
+
+
 # --- the invitation page ------------------------------------------------------------------------
 
 

@@ -263,6 +263,19 @@ def test_r4_at_most_100_live_customers(db, clock, partners):
     assert service.preregister(ACME, form(email="c100@customer.de")).created
 
 
+@pytest.mark.reliability("fault", "R4: 100 lapsed claims, sweep not run, partner claims again")
+def test_r4_lapsed_claims_do_not_count_before_the_sweep(service, partners, clock, db, tried):
+    for i in range(100):
+        service.preregister(ACME, form(email=f"c{i}@customer.de"))
+    clock.advance(timedelta(days=15, seconds=1))  # every claim lapsed; the sweep has not run
+    tried(101)
+    assert service.check(ACME, "c100@customer.de").allowed
+    assert service.summary(ACME).quota_used == 0
+    assert service.preregister(ACME, form(email="c100@customer.de")).created
+    # the other partner's view of the same lapsed customers agrees: they are free
+    assert service.preregister(BETA, form(email="c0@customer.de")).created
+
+
 # --- R5 ------------------------------------------------------------------------------------
 
 

@@ -3,6 +3,9 @@ the confirmation in place of the form, one row per submission even when Slack re
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from tests.blockkit import assert_valid_view
@@ -105,6 +108,26 @@ def test_slack_retry_of_a_submission_creates_one_row(app, direct, tried):
     first = submit(app, view_id="VRETRY1")
     again = submit(app, view_id="VRETRY1", headers={"X-Slack-Retry-Num": "1"})
     assert first["response_action"] == again["response_action"] == "update"
+    assert direct.service.list_customers(MEMBER).total == 1
+
+
+@pytest.mark.reliability("fault", "ten concurrent retries of one modal submission")
+def test_concurrent_retries_of_one_submission_all_get_the_confirmation(app, direct, tried):
+    direct.partner()
+    barrier = threading.Barrier(10)
+
+    def retry(i: int) -> dict:
+        barrier.wait()
+        headers = {"X-Slack-Retry-Num": str(i)} if i else None
+        return submit(app, view_id="VRACE1", headers=headers)
+
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(retry, range(10)))
+    tried(10)
+    assert [a.get("response_action") for a in answers] == ["update"] * 10, answers
+    # each one the confirmation (whether the invitation has gone out yet may differ)
+    assert {a["view"]["callback_id"] for a in answers} == {"preregister_done"}
+    assert all("ceo@customer.de" in body_text(a["view"]) for a in answers)
     assert direct.service.list_customers(MEMBER).total == 1
 
 

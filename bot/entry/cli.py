@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.clock import SystemClock
@@ -126,17 +126,23 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _sweep(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.entry.sweep import run_sweep_command
+    from bot.entry.sweep import EARLIEST_AT, LATEST_AT, run_sweep_command, sweep_instant
 
     at = None
     if args.at:
         try:
-            at = datetime.fromisoformat(args.at)
+            parsed = datetime.fromisoformat(args.at)
         except ValueError:
             print(f"prereg-bot: --at: {args.at!r} is not an ISO-8601 instant", file=sys.stderr)
             return 2
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=UTC)
+        at = sweep_instant(parsed)
+        if at is None:
+            print(
+                f"prereg-bot: --at: {args.at!r} is out of range: give an instant from "
+                f"{EARLIEST_AT.date()} up to {LATEST_AT.date()} (UTC)",
+                file=sys.stderr,
+            )
+            return 2
     return run_sweep_command(settings, at)
 
 

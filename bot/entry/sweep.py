@@ -10,13 +10,29 @@ from __future__ import annotations
 
 import logging
 from dataclasses import astuple, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from bot.outbox.delivery import DeliveryReport
 from bot.schedule import ScheduledWork, SchedulePolicy, ScheduleReport
 from bot.wiring.app import Services
 
 log = logging.getLogger(__name__)
+
+EARLIEST_AT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_AT = datetime(9000, 1, 1, tzinfo=UTC)
+"""The instants `sweep --at` accepts. The rules add and subtract days and working days to the
+instant (validity, reminders, review deadlines, retry backoff); near the ends of what datetime
+can hold that overflows, so anything outside these bounds is refused before any work starts."""
+
+
+def sweep_instant(at: datetime) -> datetime | None:
+    """`at` in UTC (naive taken as UTC), or None when the rules cannot compute with it."""
+    try:
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except OverflowError:
+        return None
+    return at if EARLIEST_AT <= at < LATEST_AT else None
+
 
 DELIVERY_PASSES = 3
 """A pass may record follow-up notices (a digest fanned out to DMs, "email pending" after a
