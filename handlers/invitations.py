@@ -222,7 +222,7 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
     def guessing(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=True)
         text = guessing_text(view, int(job.payload.get("wrong") or 0))
-        return _post_dm(services, dm_channels, view.submitted_by, text)
+        return _post_dm(services, dm_channels, view, text)
 
     def sent_late(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=False)

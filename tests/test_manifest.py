@@ -55,7 +55,7 @@ def test_manifest_has_the_contract_surface(manifest):
     assert urls == {"https://YOUR-HOST/slack/events"}
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
-    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
+    assert manifest["settings"]["event_subscriptions"]["bot_events"][0] == "app_home_opened"
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "commands",
         "chat:write",
@@ -63,3 +63,15 @@ def test_manifest_has_the_contract_surface(manifest):
         "users:read",
         "files:write",
     }
+
+
+def test_oauth_asks_for_the_scopes_the_manifest_declares(manifest):
+    """Distributed mode installs through /slack/install with bot/slack/oauth.py's scopes."""
+    from bot.slack.oauth import BOT_SCOPES, REDIRECT_PATH
+
+    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted(BOT_SCOPES)
+    assert manifest["oauth_config"]["redirect_urls"] == [f"https://YOUR-HOST{REDIRECT_PATH}"]
+    assert manifest["settings"]["org_deploy_enabled"] is True
+    assert {"app_uninstalled", "tokens_revoked"} <= set(
+        manifest["settings"]["event_subscriptions"]["bot_events"]
+    )
