@@ -18,11 +18,12 @@ def build_web_app(
     signing_secret: str,
     clock: Clock,
     database_answers: Callable[[], bool],
+    first_delivery: Callable[[str], bool],
     pages: Blueprint,
 ) -> Flask:
     web = Flask("prereg_bot")
     web.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    endpoint = SlackEndpoint(bolt_app, signing_secret, clock)
+    endpoint = SlackEndpoint(bolt_app, signing_secret, clock, first_delivery)
     web.wsgi_app = mount(web.wsgi_app, endpoint)  # type: ignore[method-assign]
 
     @web.get("/healthz")

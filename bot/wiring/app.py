@@ -136,6 +136,7 @@ def build_web(services: Services) -> Flask:
     """The WSGI app of `serve`: the Bolt app behind the Slack endpoint, health, invitations."""
     from bot.web.app import build_web_app
     from bot.web.invite_pages import invite_blueprint
+    from store.slack_events import first_delivery
 
     pages = invite_blueprint(
         services.service, services.settings, services.clock, services.deliverer.kick
@@ -145,5 +146,6 @@ def build_web(services: Services) -> Flask:
         signing_secret=services.settings.slack_signing_secret or "",
         clock=services.clock,
         database_answers=services.db.ping,
+        first_delivery=lambda key: first_delivery(services.db, key, services.clock.now()),
         pages=pages,
     )
