@@ -69,8 +69,9 @@ hold a lock for milliseconds, so a second's wait means something else holds it: 
 is shared by every writer, hence the longer wait there, still inside Slack's 3 s."""
 
 BACKGROUND_WAITS = Waits(lock=10.0, statement=60.0, busy=30.0)
-"""The worker, the sweep and the CLI: nobody waits on them, and their batches are larger, but a
-lock held for good still ends in an error and a retry instead of a thread stuck forever."""
+"""The worker process (deliveries, the scheduled sweep) and the admin CLI: nobody waits on them
+and their batches are larger, but a lock held for good still ends in an error and a retry
+instead of a thread stuck forever."""
 
 # PostgreSQL's SQLSTATEs: lock_not_available (lock_timeout), query_canceled (statement_timeout).
 _PG_BUSY = frozenset({"55P03", "57014"})
@@ -99,14 +100,15 @@ def _raise_busy(context: ExceptionContext) -> BaseException | None:
 
 
 def _pg_options(url: str, waits: Waits) -> str:
-    """The libpq `options` that set the session's timeouts, after any the URL gives."""
+    """The libpq `options` that set the session's timeouts, before any the URL gives: a
+    timeout set in DATABASE_URL (`?options=-c lock_timeout=...`) wins."""
     given = make_url(url).query.get("options", "")
     given = given if isinstance(given, str) else " ".join(given)
     ours = (
         f"-c lock_timeout={round(waits.lock * 1000)} "
         f"-c statement_timeout={round(waits.statement * 1000)}"
     )
-    return f"{given} {ours}".strip()
+    return f"{ours} {given}".strip()
 
 
 def make_engine(url: str, waits: Waits | None = None, **kwargs: object) -> Engine:
