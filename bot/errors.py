@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from store.db import DatabaseBusy
+
 
 class Refused(Exception):
     """A rule refused the request. Nothing was changed."""
@@ -25,3 +27,10 @@ class NotFound(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+Busy = DatabaseBusy
+"""The database did not answer in time: a lock held elsewhere, or a statement too slow. The
+transaction was rolled back, so nothing was changed, and asking again soon is the remedy."""
+
+BUSY_MESSAGE = "The database is busy just now, so nothing was saved. Please try again in a moment."

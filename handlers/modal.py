@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.errors import InvalidInput, Refused
+from bot.errors import BUSY_MESSAGE, Busy, InvalidInput, Refused
 from bot.models import PreregistrationForm
 from handlers import views
 
@@ -55,6 +55,10 @@ def register(app: Any, services: Any) -> None:
         except Refused as refused:
             hint = views.contact_plain(service.manager_contacts())
             ack(response_action="errors", errors={"email": f"{refused.message} {hint}"[:MAX_ERROR]})
+            return
+        except Busy:
+            log.warning("database busy: told %s to submit the form again", user)
+            ack(response_action="errors", errors={"email": BUSY_MESSAGE})
             return
         ack(response_action="update", view=views.confirmation_modal(outcome.preregistration))
         if outcome.created:

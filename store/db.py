@@ -1,14 +1,23 @@
-"""Engine and session factory, and the column type that keeps every timestamp in UTC."""
+"""Engine and session factory, and the column type that keeps every timestamp in UTC.
+
+Every wait is bounded (`Waits`): a lock held elsewhere (an operator's open transaction, a stuck
+migration) makes a statement fail after a few seconds with `DatabaseBusy`, instead of holding
+the caller, and the server thread it runs on, until the lock goes. The failed transaction is
+rolled back, so nothing the caller was told failed commits later.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, DateTime, Engine, create_engine, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -40,11 +49,76 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: object) -> Engine:
+@dataclass(frozen=True)
+class Waits:
+    """How long one statement may wait, in seconds."""
+
+    lock: float
+    """PostgreSQL `lock_timeout`: waiting for a row or table lock another transaction holds."""
+    statement: float
+    """PostgreSQL `statement_timeout`: the whole statement, its lock wait included."""
+    busy: float
+    """SQLite busy timeout: waiting for the database's one write lock."""
+
+
+REQUEST_WAITS = Waits(lock=1.0, statement=2.0, busy=2.0)
+"""The process answering Slack. Slack waits 3 s for a form's answer. This app's transactions
+hold a lock for milliseconds, so a second's wait means something else holds it: answering
+"busy" then leaves time for the rest of the request. No request statement takes anywhere near
+2 s; one that does is cut off rather than answered after Slack gave up. SQLite's one write lock
+is shared by every writer, hence the longer wait there, still inside Slack's 3 s."""
+
+BACKGROUND_WAITS = Waits(lock=10.0, statement=60.0, busy=30.0)
+"""The worker process (deliveries, the scheduled sweep) and the admin CLI: nobody waits on them
+and their batches are larger, but a lock held for good still ends in an error and a retry
+instead of a thread stuck forever."""
+
+# PostgreSQL's SQLSTATEs: lock_not_available (lock_timeout), query_canceled (statement_timeout).
+_PG_BUSY = frozenset({"55P03", "57014"})
+_SQLITE_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+class DatabaseBusy(OperationalError):
+    """A statement gave up waiting for a lock (or ran too long). Its transaction is rolled
+    back: nothing of it commits. An OperationalError, so code that retries those retries this."""
+
+
+def is_busy(error: BaseException) -> bool:
+    """Whether the DB-API error is a bounded wait that ran out (see `Waits`)."""
+    if isinstance(error, sqlite3.OperationalError):
+        return (getattr(error, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_BUSY
+    return getattr(error, "sqlstate", None) in _PG_BUSY
+
+
+def _raise_busy(context: ExceptionContext) -> BaseException | None:
+    """SQLAlchemy's error hook: a wait that ran out becomes `DatabaseBusy`, statement and
+    cause kept, parameters (customer data) left out of its text."""
+    error = context.original_exception
+    if not isinstance(error, Exception) or not is_busy(error):
+        return None
+    return DatabaseBusy(context.statement, None, error, hide_parameters=True)
+
+
+def _pg_options(url: str, waits: Waits) -> str:
+    """The libpq `options` that set the session's timeouts, before any the URL gives: a
+    timeout set in DATABASE_URL (`?options=-c lock_timeout=...`) wins."""
+    given = make_url(url).query.get("options", "")
+    given = given if isinstance(given, str) else " ".join(given)
+    ours = (
+        f"-c lock_timeout={round(waits.lock * 1000)} "
+        f"-c statement_timeout={round(waits.statement * 1000)}"
+    )
+    return f"{ours} {given}".strip()
+
+
+def make_engine(url: str, waits: Waits | None = None, **kwargs: object) -> Engine:
+    """An engine whose statements wait at most `waits` (None: as long as the database lets
+    them, for migrations)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        busy = waits.busy if waits else 30.0
         engine = create_engine(
-            url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
+            url, connect_args={"timeout": busy, "check_same_thread": False}, **kwargs
         )
 
         @event.listens_for(engine, "connect")
@@ -52,15 +126,18 @@ def make_engine(url: str, **kwargs: object) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={round(busy * 1000)}")
             cur.close()
 
-        return engine
-    kwargs.setdefault("pool_size", 40)
-    kwargs.setdefault("max_overflow", 10)
-    engine = create_engine(url, **kwargs)
-    if not kwargs.get("pool_pre_ping"):
-        ping_idle_connections(engine)
+    else:
+        kwargs.setdefault("pool_size", 40)
+        kwargs.setdefault("max_overflow", 10)
+        if waits is not None:
+            kwargs["connect_args"] = {"options": _pg_options(url, waits)}
+        engine = create_engine(url, **kwargs)
+        if not kwargs.get("pool_pre_ping"):
+            ping_idle_connections(engine)
+    event.listen(engine, "handle_error", _raise_busy, retval=True)
     return engine
 
 
@@ -94,9 +171,9 @@ def ping_idle_connections(engine: Engine) -> None:
 class Database:
     """Owns the engine and hands out sessions with one transaction each."""
 
-    def __init__(self, url: str, **engine_kwargs: object) -> None:
+    def __init__(self, url: str, waits: Waits = BACKGROUND_WAITS, **engine_kwargs: object) -> None:
         self.url = normalise_url(url)
-        self.engine = make_engine(self.url, **engine_kwargs)
+        self.engine = make_engine(self.url, waits, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

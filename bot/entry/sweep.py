@@ -88,7 +88,8 @@ def run_sweep_command(settings, at: datetime | None) -> int:  # type: ignore[no-
     from store.migrate import upgrade
 
     upgrade(settings.database_url)
-    services = create_services(settings, clock=FixedClock(at) if at is not None else None)
+    clock = FixedClock(at) if at is not None else None
+    services = create_services(settings, clock=clock, worker=True)  # background waits and pool
     try:
         report = run_sweep(services, at)
     finally:

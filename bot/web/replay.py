@@ -1,9 +1,12 @@
 """Refuses a signed Slack request seen before: Slack's signature only proves who sent a
-request, and a captured one stays valid for five minutes. Slack's own retries carry
-`X-Slack-Retry-Num` and pass (the handlers are idempotent for them).
+request, and a captured one stays valid for five minutes. There is no exception for Slack's
+retry headers: they are not signed. Slack signs each retry anew, so a genuine retry passes
+here and is deduplicated by its event id (bot/web/slack_endpoint.py).
 
-The memory is per process and bounded; across processes the handlers' idempotency (request
-keys, conditional state changes) is what keeps a replay from changing anything twice.
+The memory is per process and bounded: a replay sent to another process, or to this one after
+a restart, is not seen here. `serve` answers Slack from one process. Where several answer it,
+the handlers' idempotency (request keys, conditional state changes) covers a repeated form or
+click, but not a replayed `/preregister delete` after the customer was claimed anew.
 """
 
 from __future__ import annotations

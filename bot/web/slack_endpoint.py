@@ -6,6 +6,11 @@ WSGI app in front of Flask:
 - the signature is checked once, here; Bolt's own check is off (bot/wiring/app.py);
 - no Flask request context and no Flask response are built.
 
+Every request passes the replay check, whatever its headers say: Slack's retry headers
+(`X-Slack-Retry-Num`) are not signed, so anyone holding a captured request could add them. Only
+the Events API retries, with a fresh signature and the same `event_id` in the signed body; a
+delivery whose event was taken before is acknowledged and not handled again.
+
 This took ~17% off the CPU of each request in the web process (bench/ack_latency.py,
 docs/performance.md).
 """
@@ -13,7 +18,7 @@ docs/performance.md).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import BoltRequest
@@ -54,13 +59,34 @@ def _text(status: int, text: str) -> Response:
     return Response(text, status, mimetype="text/html")
 
 
-class SlackEndpoint:
-    """The WSGI app answering `POST /slack/events`."""
+MAX_EVENT_ID = 100
+"""Slack's event ids are ~12 characters; the key they make must fit `slack_events.key`."""
 
-    def __init__(self, bolt_app: App, signing_secret: str, clock: Clock) -> None:
+
+def event_key(body: dict[str, Any]) -> str | None:
+    """The key of an Events API delivery, the same on each of Slack's retries; None when the
+    event has no usable `event_id` (Slack always sends one)."""
+    event_id, team = body.get("event_id"), body.get("team_id")
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_EVENT_ID:
+        return None
+    return f"event:{team[:40] if isinstance(team, str) else ''}:{event_id}"
+
+
+class SlackEndpoint:
+    """The WSGI app answering `POST /slack/events`. `first_delivery(key)` records an event's key
+    and says whether it is new (store/slack_events.py)."""
+
+    def __init__(
+        self,
+        bolt_app: App,
+        signing_secret: str,
+        clock: Clock,
+        first_delivery: Callable[[str], bool],
+    ) -> None:
         self._bolt = bolt_app
         self._verifier = SignatureVerifier(signing_secret)
         self._replays = ReplayGuard(clock)
+        self._first_delivery = first_delivery
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -85,6 +111,9 @@ class SlackEndpoint:
         if bolt_request is None:
             log.warning("refused a malformed Slack request: %s", reason)
             return _text(400, "malformed request")
+        taken = self._taken_before(bolt_request.body)
+        if taken is not None:
+            return taken
         with after_ack.holding() as held:
             answer = self._bolt.dispatch(bolt_request)
         headers = [(name, value) for name, values in answer.headers.items() for value in values]
@@ -99,10 +128,29 @@ class SlackEndpoint:
         if not (_unix_seconds(timestamp) and self._verifier.is_valid(body, timestamp, signature)):
             log.warning("refused a Slack request with a bad or stale signature")
             return _text(401, "invalid request")
-        if not headers.get("X-Slack-Retry-Num") and not self._replays.first_time(signature):
+        if not self._replays.first_time(signature):
             log.warning("refused a replayed Slack request")
             return _text(401, "replayed request")
         return None
+
+    def _taken_before(self, body: dict[str, Any]) -> Response | None:
+        """The answer to an event delivered before (200, nothing done), or None to go on.
+        Commands and interactions are never retried by Slack: they pass."""
+        if body.get("type") != "event_callback":
+            return None
+        key = event_key(body)
+        if key is None:
+            log.warning("refused a malformed Slack request: event_callback without an event_id")
+            return _text(400, "malformed request")
+        try:
+            first = self._first_delivery(key)
+        except Exception as error:  # noqa: BLE001 - not recorded, so not taken: Slack retries
+            log.warning("could not record a Slack event (%s); answered 503", type(error).__name__)
+            return _text(503, "try again later")
+        if first:
+            return None
+        log.info("acknowledged a repeated delivery of Slack event %s", body["event_id"])
+        return Response("", 200)
 
     def _parsed(self, text: str, request: Request) -> tuple[BoltRequest | None, str | None]:
         """Bolt's request, or why this body cannot be a Slack request we handle. Bolt's own

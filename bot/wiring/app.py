@@ -29,7 +29,7 @@ from bot.slack.actors import actor_key
 from bot.slack.client import ConnectionPool, KeepAliveWebClient
 from bot.slack.workspaces import SlackClients
 from bot.workspaces import Workspaces
-from store.db import Database
+from store.db import BACKGROUND_WAITS, REQUEST_WAITS, Database
 from store.directory_watch import DirectoryWatch
 
 if TYPE_CHECKING:  # Bolt is imported when an app is built: `prereg-bot sweep` needs none
@@ -130,10 +130,12 @@ def create_services(
     worker: bool = False,
 ) -> Services:
     """`wake` connects this process's `deliverer.kick()` to the worker process that delivers;
-    `worker` sizes the database pool for that process instead of for answering Slack."""
+    `worker` sizes the database pool and its waits for that process instead of for answering
+    Slack."""
     clock = clock or SystemClock()
     pool = WORKER_POOL_SIZE if worker else settings.db_pool_size
-    db = Database(settings.database_url, pool_size=pool, max_overflow=pool // 4)
+    waits = BACKGROUND_WAITS if worker else REQUEST_WAITS  # store/db.py: why these
+    db = Database(settings.database_url, waits, pool_size=pool, max_overflow=pool // 4)
     rules = RuleSettings(holidays=settings.holidays)
     members, watch = None, None
     if settings.member_cache and db.is_postgres and not worker:
@@ -243,6 +245,7 @@ def build_web(services: Services) -> Flask:
     """The WSGI app of `serve`: the Bolt app behind the Slack endpoint, health, invitations."""
     from bot.web.app import build_web_app
     from bot.web.invite_pages import invite_blueprint
+    from store.slack_events import first_delivery
 
     pages = invite_blueprint(
         services.service, services.settings, services.clock, services.deliverer.kick
@@ -252,5 +255,6 @@ def build_web(services: Services) -> Flask:
         signing_secret=services.settings.slack_signing_secret or "",
         clock=services.clock,
         database_answers=services.db.ping,
+        first_delivery=lambda key: first_delivery(services.db, key, services.clock.now()),
         pages=pages,
     )
