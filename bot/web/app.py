@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, request
 from slack_bolt import App
 
 from bot.clock import Clock
