@@ -175,6 +175,7 @@ class RunningApp:
         channel: str = "CGENERAL",
         headers: dict[str, str] | None = None,
         team_id: str = TEAM["id"],
+        enterprise_id: str | None = None,
     ) -> requests.Response:
         form = {
             "token": "legacy",
@@ -190,6 +191,8 @@ class RunningApp:
             "response_url": self.fake.response_url,
             "trigger_id": f"trigger.{uuid.uuid4().hex}",
         }
+        if enterprise_id:  # a workspace of an Enterprise Grid org, the app installed org-wide
+            form |= {"enterprise_id": enterprise_id, "is_enterprise_install": "true"}
         return self.post_slack(urllib.parse.urlencode(form), headers=headers)
 
     def interactive(
@@ -208,6 +211,7 @@ class RunningApp:
         headers: dict[str, str] | None = None,
         team_id: str = TEAM["id"],
         user_team_id: str | None = None,
+        app_installed_team_id: str | None = None,
     ) -> requests.Response:
         payload = {
             "type": "view_submission",
@@ -217,6 +221,11 @@ class RunningApp:
             "trigger_id": f"trigger.{uuid.uuid4().hex}",
             "view": {
                 "id": view_id or f"V{uuid.uuid4().hex[:10].upper()}",
+                **(
+                    {"app_installed_team_id": app_installed_team_id}
+                    if app_installed_team_id
+                    else {}
+                ),
                 "type": "modal",
                 "callback_id": callback_id,
                 "private_metadata": private_metadata,

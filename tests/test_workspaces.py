@@ -293,3 +293,61 @@ def test_workspace_store_keeps_the_link_across_reinstall(world, distributed_app)
         assert again.installed and again.partner_id is not None
     finally:
         direct.close()
+
+
+@pytest.mark.reliability("attack", "Slack Connect: clicks by users of the other organisation")
+def test_slack_connect_clicks_are_authorised_by_the_right_installation(
+    world, distributed_app, tried
+):
+    """In a channel shared between Acme and the vendor, the app's buttons are clicked by people
+    of both organisations; the click is authorised by the installation of the team the message
+    belongs to, and the clicker is known by their own team."""
+    app, fake = distributed_app, distributed_app.fake
+    tried(3)
+    direct = Direct(app.db_url)
+    seller = key_of(Actor(SELLER, ACME_TEAM), VENDOR)
+    try:
+        row = direct.prereg("client@customer.fr", user=seller, mobile="+33 6 12 34 56 78")
+        assert row.status == "under_review"
+        # Acme's user whose user id equals the manager's: not the vendor's manager
+        app.block_action(
+            MANAGER, "review_approve", str(row.id), team_id=ACME_TEAM, user_team_id=ACME_TEAM
+        )
+        assert "Only ecosystem managers" in fake.wait_for_response()[0]["text"]
+        assert direct.status(row.id) == "under_review"
+        # the vendor's manager clicking in the shared channel of Acme's installation
+        app.block_action(
+            MANAGER, "review_approve", str(row.id), team_id=ACME_TEAM, user_team_id=VENDOR
+        )
+        eventually(lambda: direct.status(row.id) == "preregistered", what="approval")
+        # a modal opened from a shared channel carries the installing team in the view
+        response = app.view_submission(
+            SELLER,
+            "preregister",
+            modal_values(email="zoe@kunde.de"),
+            team_id=VENDOR,
+            user_team_id=ACME_TEAM,
+            app_installed_team_id=ACME_TEAM,
+        )
+        assert response.json()["response_action"] == "update"
+        emails = {p.email for p in direct.service.list_customers(seller).items}
+        assert "zoe@kunde.de" in emails
+    finally:
+        direct.close()
+
+
+def test_an_org_wide_install_links_the_whole_grid_org(world, distributed_app):
+    app, fake = distributed_app, distributed_app.fake
+    org = Workspace(None, "Gamma Grid", enterprise_id="EGAMMA", is_enterprise_install=True)
+    assert "is now installed in Gamma Grid" in install(app, org).text
+    assert "EGAMMA (org-wide)" in app.cli("workspaces", "list").stdout
+    added = app.cli(
+        "partner", "add", "--name", "Gamma SA", "--country", "DE",
+        "--member", f"EGAMMA:{SELLER}", "--contact-email", "desk@gamma.example",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert app.cli("partner", "link", "--partner", "Gamma SA", "--team", "EGAMMA").returncode == 0
+    # the seller works in one of the org's workspaces
+    app.command(SELLER, team_id="TGAMMA1", enterprise_id="EGAMMA")
+    [opened] = fake.wait_for("views.open")
+    assert opened.token == org.token

@@ -223,6 +223,13 @@ def _distributed_options(services: Services) -> dict[str, object]:
         services.slack.forget(installer.org)
 
     install_url = f"{settings.public_base_url or ''}{INSTALL_PATH}"
+    # R13: whom to ask. Read once when the app is built: Bolt takes one fixed message.
+    emails = [email for _, email in services.service.manager_contacts() if email][:3]
+    ask = (
+        f"Your ecosystem manager can help: {', '.join(emails)}."
+        if emails
+        else ("Your ecosystem manager can help too.")
+    )
     return {
         "oauth_settings": oauth_settings(
             client_id=settings.slack_client_id or "",
@@ -235,8 +242,7 @@ def _distributed_options(services: Services) -> dict[str, object]:
         "installation_store_bot_only": True,
         "user_facing_authorize_error_message": (
             "prereg-bot is not installed in this Slack workspace, or it was removed. "
-            f"Ask your Slack admin to install it: {install_url} . "
-            "Your ecosystem manager can help too."
+            f"Ask your Slack admin to install it: {install_url} . {ask}"
         ),
     }
 
