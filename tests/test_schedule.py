@@ -25,6 +25,7 @@ from bot.schedule import (
 )
 from bot.service import PreregistrationService
 from bot.settings import Settings
+from bot.slack.workspaces import SlackClients
 from handlers.mrkdwn import format_when
 from handlers.reminder_views import (
     digest_message,
@@ -392,6 +393,7 @@ class StubClient:
 class StubServices:
     def __init__(self, db, clock, service, client, manager_channel="CMANAGERS"):
         self.db, self.clock, self.service, self.client = db, clock, service, client
+        self.slack = SlackClients(lambda _token: client, None)  # single-workspace mode
         self.settings = Settings(manager_channel_id=manager_channel)
         self.kicked = 0
         self.deliverer = self
