@@ -83,9 +83,7 @@ def test_approve_is_applied_at_once_while_slow_emails_are_queued(slow_app, tried
             message_ts="1700000001.000100",
         )
         assert response.status_code == 200
-        eventually(
-            lambda: direct.status(review.id) == "preregistered", timeout=30, what="approval"
-        )
+        eventually(lambda: direct.status(review.id) == "preregistered", timeout=30, what="approval")
         took = time.monotonic() - clicked
         assert took < APPLIED_WITHIN, f"the Approve was applied {took:.1f} s after the click"
     finally:
