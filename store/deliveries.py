@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, select, update
+from sqlalchemy import ColumnElement, Connection, Insert, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from store.models import Delivery
 
@@ -67,6 +69,15 @@ def for_preregistration(session: Session, preregistration_id: int) -> list[Deliv
     return list(session.scalars(stmt))
 
 
+def _free(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Pending, due, and not leased by a live claim."""
+    return (
+        Delivery.status == "pending",
+        Delivery.next_attempt_at <= now,
+        (Delivery.claimed_until.is_(None)) | (Delivery.claimed_until < now),
+    )
+
+
 def claim_due(
     session: Session, *, now: datetime, lease_until: datetime, token: str, limit: int
 ) -> list[Delivery]:
@@ -76,15 +87,58 @@ def claim_due(
     SQLite: a conditional UPDATE re-checks the lease, so two claimers never take one row.
     The lease (`claimed_until`) expires, so a process that dies after claiming loses nothing.
     """
-    free = (
-        Delivery.status == "pending",
-        Delivery.next_attempt_at <= now,
-        (Delivery.claimed_until.is_(None)) | (Delivery.claimed_until < now),
-    )
-    stmt = (
-        select(Delivery).where(*free).order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
-    )
+    ids = [c.id for c in due_candidates(session, now=now, limit=limit, ordered=False)]
+    return claim(session, ids, now=now, lease_until=lease_until, token=token)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: int
+    kind: str
+    preregistration_id: int | None
+
+
+def due_candidates(
+    session: Session,
+    *,
+    now: datetime,
+    limit: int,
+    kinds: Collection[str] | None = None,
+    exclude_kinds: Collection[str] = (),
+    ordered: bool = True,
+) -> list[Candidate]:
+    """Up to `limit` notices free to claim, oldest due first, read without locking (`claim`
+    re-checks). With `ordered`, a notice whose preregistration has an earlier notice leased
+    right now (being sent, here or by another process) waits for it."""
+    stmt = select(Delivery.id, Delivery.kind, Delivery.preregistration_id).where(*_free(now))
+    if ordered:
+        earlier = aliased(Delivery)
+        stmt = stmt.where(
+            ~exists().where(
+                earlier.preregistration_id == Delivery.preregistration_id,
+                earlier.id < Delivery.id,
+                earlier.status == "pending",
+                earlier.claimed_until >= now,
+            )
+        )
+    if kinds is not None:
+        stmt = stmt.where(Delivery.kind.in_(list(kinds)))
+    if exclude_kinds:
+        stmt = stmt.where(Delivery.kind.not_in(list(exclude_kinds)))
+    stmt = stmt.order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
+    return [Candidate(*row) for row in session.execute(stmt)]
+
+
+def claim(
+    session: Session, ids: list[int], *, now: datetime, lease_until: datetime, token: str
+) -> list[Delivery]:
+    """Claims those of `ids` still free, under `token` until `lease_until`; each claim counts
+    as an attempt. `token` must be new for every call (it finds the rows this call took)."""
+    if not ids:
+        return []
+    free = (Delivery.id.in_(ids), *_free(now))
     if session.get_bind().dialect.name == "postgresql":
+        stmt = select(Delivery).where(*free).order_by(Delivery.id)
         rows = list(session.scalars(stmt.with_for_update(skip_locked=True)))
         for row in rows:
             row.claimed_until = lease_until
@@ -92,17 +146,34 @@ def claim_due(
             row.attempts = row.attempts + 1
         session.flush()
         return rows
-    ids = list(session.scalars(stmt.with_only_columns(Delivery.id)))
-    if not ids:
-        return []
     session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(ids), *free)
+        .where(*free)
         .values(claimed_until=lease_until, claim_token=token, attempts=Delivery.attempts + 1)
         .execution_options(synchronize_session=False)
     )
     claimed = select(Delivery).where(Delivery.claim_token == token).order_by(Delivery.id)
     return list(session.scalars(claimed.execution_options(populate_existing=True)))
+
+
+def renew(session: Session, held: dict[int, str], *, lease_until: datetime) -> set[int]:
+    """Extends the leases of notices being sent (`held`: id -> the claim's token) to
+    `lease_until`. Returns the ids still held: a row missing was taken over or finished."""
+    if not held:
+        return set()
+    stmt = (
+        update(Delivery)
+        .where(
+            Delivery.id.in_(list(held)),
+            Delivery.claim_token.in_(set(held.values())),
+            Delivery.status == "pending",
+            Delivery.claimed_until.is_not(None),
+        )
+        .values(claimed_until=lease_until)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(session.scalars(stmt))
 
 
 def finish(

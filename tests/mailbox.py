@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -24,6 +25,8 @@ class Received:
 class Mailbox:
     messages: list[Received] = field(default_factory=list)
     refuse: bool = False
+    delay: float = 0.0
+    """Seconds each message takes to be accepted: a slow relay (the other connections go on)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
@@ -33,6 +36,8 @@ class Mailbox:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.delay:
+            await asyncio.sleep(self.delay)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
             self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
@@ -61,9 +66,9 @@ def free_port() -> int:
 class SmtpServer:
     """Start, stop and restart a real SMTP server on a fixed loopback port."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, delay: float = 0.0) -> None:
         self.port = port or free_port()
-        self.mailbox = Mailbox()
+        self.mailbox = Mailbox(delay=delay)
         self._controller: Controller | None = None
 
     def start(self) -> SmtpServer:

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from bot.admin import Admin
 from bot.clock import FixedClock
+from bot.outbox.delivery import LEASE
 from bot.service import PreregistrationService
 from handlers.mrkdwn import format_when
 from store import partners as partner_store
@@ -286,10 +287,11 @@ def test_sweep_killed_after_claiming_is_completed_by_the_next_run_without_replay
     assert world.prereg(p.id).status == "expired"  # the expiry itself was committed
 
     # Within the dead process's lease nothing is sent twice; after it, the notice goes out once.
-    assert summary(app.sweep(at=iso(at + timedelta(minutes=2))))["notices sent"] == 0
+    within = at + LEASE - timedelta(seconds=5)  # LEASE is seconds now, not minutes (issue 12)
+    assert summary(app.sweep(at=iso(within)))["notices sent"] == 0
     assert posts(app.fake, "expired") == []
-    app.sweep(at=iso(at + timedelta(minutes=6)))
-    app.sweep(at=iso(at + timedelta(minutes=7)))
+    app.sweep(at=iso(at + LEASE + timedelta(minutes=1)))
+    app.sweep(at=iso(at + LEASE + timedelta(minutes=2)))
     assert len(posts(app.fake, "expired")) == 1
     assert world.delivery(key).status == "sent"
 

@@ -5,15 +5,27 @@ Keeping this work out of the web process means no notice, QR code or email compe
 ack for the interpreter lock, and the kernel favours the acks when the machine is busy. The
 web process wakes the worker through a pipe right after it records a notice; the worker also
 wakes on its own every few seconds, and the sweep is the backstop.
+
+The worker dies with its parent (issue 12): after a kill -9 of `serve` (the OOM killer), an
+orphaned worker went on sending through the old SMTP relay with links signed by the old
+INVITE_SECRET while the restarted `serve` ran a second worker on the new settings. On Linux
+the kernel sends the worker SIGTERM when its parent dies (PR_SET_PDEATHSIG); everywhere a
+watchdog thread sees the parent gone (`os.getppid()` changes when the worker is reparented)
+within a second. Either way the worker stops claiming at once, lets the sends in flight
+finish for at most `SHUTDOWN_GRACE` seconds, then exits. multiprocessing's resource tracker,
+a child of `serve` too, exits by itself once the worker, the last holder of its pipe, is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any
@@ -24,26 +36,67 @@ log = logging.getLogger(__name__)
 
 NICENESS = 10
 RESTART_CHECK_SECONDS = 1.0
+PARENT_CHECK_SECONDS = 0.5
+SHUTDOWN_GRACE = 10.0
+"""Seconds a stopping worker gives its sends in flight before it exits regardless."""
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def worker_main(settings: Settings, wake: Any, niceness: int) -> None:
+def _signal_on_parent_death(signum: int) -> bool:
+    """Asks Linux to send `signum` to this process when its parent dies. Returns whether
+    that is in place (not on other systems; the watchdog covers them)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
+    """Stops the worker once its parent is gone: `os.getppid()` no longer names it."""
+
+    def watch() -> None:
+        while not stop.wait(PARENT_CHECK_SECONDS):
+            if os.getppid() != parent_pid:
+                log.warning("the serve process is gone; the worker stops")
+                stop.set()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _exit_after(seconds: float) -> None:
+    """Ends the process after `seconds` whatever still runs (a send stuck on a slow relay)."""
+    timer = threading.Timer(seconds, os._exit, args=(0,))
+    timer.daemon = True
+    timer.start()
+
+
+def worker_main(settings: Settings, wake: Any, niceness: int, parent_pid: int = 0) -> None:
     """Entry point of the child process."""
     from bot.entry.scheduler import start_scheduler
     from bot.wiring.app import create_services
 
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    parent_pid = parent_pid or os.getppid()
+    _signal_on_parent_death(signal.SIGTERM)
+    if os.getppid() != parent_pid:  # the parent died before the kernel was asked to tell
+        return
+    _watch_parent(parent_pid, stop)
     os.nice(niceness)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [worker]: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     services = create_services(settings, wake=wake, worker=True)
     services.deliverer.start()
     scheduler = start_scheduler(services) if settings.run_scheduler else None
     log.info("background worker running (deliveries%s)", ", sweep" if scheduler else "")
     stop.wait()
+    _exit_after(SHUTDOWN_GRACE)
     if scheduler is not None:
         scheduler.shutdown(wait=False)
     services.deliverer.stop()
@@ -96,7 +149,7 @@ class BackgroundWorker:
     def _spawn(self) -> None:
         self._process = self._ctx.Process(
             target=worker_main,
-            args=(self._settings, self.wake, self._niceness),
+            args=(self._settings, self.wake, self._niceness, os.getpid()),
             name="prereg-bot-worker",
             daemon=True,
         )

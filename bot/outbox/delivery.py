@@ -3,6 +3,24 @@
 The service records notices (bot/notices.py) in the same transaction as the change they report.
 Senders, registered per kind by the composition root, do the actual sending (Slack, SMTP).
 A sender raises to ask for a retry, or `PermanentFailure` to give up on a notice.
+
+How a notice is sent once, however slow the far side (issue 12):
+
+- Claim only what can be sent now. A process claims a notice only into a free sender slot,
+  so no claimed notice waits behind others (a batch of 50 claimed for 4 slots outlived its
+  lease behind a slow SMTP relay, and the tail was claimed and emailed again).
+- A short lease, renewed while the send is in flight. A claim holds for `LEASE` (30 s); the
+  process that claimed renews the leases of its sends in flight every third of that
+  (`Deliverer.deliver_due`), so a send may take as long as the relay needs, while the claims
+  of a process that died come back within `LEASE` instead of minutes. Marking a notice sent
+  or failed checks the claim's token, so a claim that was lost records nothing. (A database
+  outage longer than `LEASE` during a send can still let another process take that notice:
+  the renewal says so in the log.)
+- Lanes. Decisions (an Approve click) have slots of their own, and in the other lane no
+  kind may hold every slot: a slow relay holds at most `concurrency - 1`, so a Slack post
+  never waits for a run of emails either.
+- Order. A notice waits while an earlier notice of its preregistration is leased (being
+  sent by any process), and one claim takes at most one notice of a preregistration.
 """
 
 from __future__ import annotations
@@ -11,21 +29,24 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import OperationalError
 
+from bot import notices
 from bot.clock import Clock
 from store import deliveries as delivery_store
 from store.db import Database
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=5)
+LEASE = timedelta(seconds=30)
+"""How long a claim holds without a renewal from the process sending it (see above)."""
 BACKOFF = (
     timedelta(seconds=30),
     timedelta(minutes=2),
@@ -34,7 +55,13 @@ BACKOFF = (
     timedelta(hours=1),
 )
 MAX_ATTEMPTS = 20
-CONCURRENCY = 4  # notices sent at once by one process (Slack and SMTP calls wait on the network)
+CONCURRENCY = 5
+"""Notices sent at once by one process (Slack and SMTP calls wait on the network); one kind
+may hold all but one of these slots."""
+FAST_KINDS = frozenset({notices.DECISION_CLICK})
+"""Kinds that only change the database: their own lane, never behind an external send."""
+FAST_SLOTS = 2
+CANDIDATES = 50  # due notices looked at per claim
 
 
 @dataclass(frozen=True)
@@ -107,6 +134,23 @@ def backoff_after(attempt: int) -> timedelta:
     return BACKOFF[min(attempt, len(BACKOFF)) - 1]
 
 
+@dataclass(frozen=True)
+class Lane:
+    """Sender slots for some kinds (`kinds`), or for every kind no other lane names (None)."""
+
+    name: str
+    kinds: frozenset[str] | None
+    slots: int
+    per_kind: int  # the most slots one kind may hold
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    lane: str
+    kind: str
+    token: str
+
+
 class Deliverer:
     def __init__(
         self,
@@ -116,78 +160,144 @@ class Deliverer:
         max_attempts: int = MAX_ATTEMPTS,
         wake: WakeSignal | None = None,
         concurrency: int = CONCURRENCY,
+        lease: timedelta | None = None,
+        fast_kinds: Collection[str] = FAST_KINDS,
+        fast_slots: int = FAST_SLOTS,
     ) -> None:
         self.db = db
         self.clock = clock
         self.registry = registry
         self.max_attempts = max_attempts
         self.concurrency = concurrency
+        self.lease = lease if lease is not None else LEASE
+        slots = max(1, concurrency)
+        self.lanes = (
+            Lane("fast", frozenset(fast_kinds), fast_slots, fast_slots),
+            Lane("notices", None, slots, max(1, slots - 1)),
+        )
+        self._in_flight: dict[int, _InFlight] = {}  # across every deliver_due of this process
+        self._claiming = threading.Lock()
         self._wake = wake if wake is not None else threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def deliver_due(self, now: datetime | None = None, batch: int = 50) -> DeliveryReport:
-        """Sends every notice due at `now`; safe to run in several processes at once."""
-        sent = retried = failed = 0
-        while True:
+    def deliver_due(self, now: datetime | None = None, batch: int = CANDIDATES) -> DeliveryReport:
+        """Sends every notice due at `now`, until none is left (a sent notice may record
+        another); safe to run in several threads and processes at once. Claims fill free
+        slots as sends finish, and the leases of this call's sends are renewed meanwhile."""
+        outcomes: list[str] = []
+        mine: dict[Future[str], tuple[int, str]] = {}  # future -> (notice id, claim token)
+        heartbeat = self.lease.total_seconds() / 3
+        with ThreadPoolExecutor(sum(lane.slots for lane in self.lanes), "prereg-send") as pool:
+            renew_at = time.monotonic() + heartbeat
+            while True:
+                if not self._stop.is_set():
+                    for job, token in self._claim_or_wait(now, batch, bool(mine)):
+                        mine[pool.submit(self._send_claimed, job, token)] = (job.id, token)
+                if not mine:
+                    break
+                timeout = max(0.0, renew_at - time.monotonic())
+                done, _ = wait(mine, timeout=timeout, return_when=FIRST_COMPLETED)
+                for future in done:
+                    del mine[future]
+                    outcomes.append(future.result())
+                if mine and time.monotonic() >= renew_at:
+                    self._renew(dict(mine.values()))
+                    renew_at = time.monotonic() + heartbeat
+        return DeliveryReport(
+            outcomes.count("sent"), outcomes.count("retry"), outcomes.count("failed")
+        )
+
+    def _claim_or_wait(
+        self, now: datetime | None, batch: int, sending: bool
+    ) -> list[tuple[Job, str]]:
+        """`_claim`; a database error while sends are in flight is logged and the claim
+        tried again once one finishes (those sends still need their leases renewed)."""
+        try:
+            return self._claim(now, batch)
+        except OperationalError as exc:
+            if not sending:
+                raise
+            log.warning("database unavailable while claiming notices; retrying: %s", exc)
+            return []
+
+    def _claim(self, now: datetime | None, batch: int) -> list[tuple[Job, str]]:
+        """Claims due notices into this process's free slots, lane by lane."""
+        with self._claiming:
+            free = self._free_slots()
+            if not any(free.values()):
+                return []
             at = now or self.clock.now()
+            lease_until = max(at, self.clock.now()) + self.lease
             token = uuid.uuid4().hex
+            taken: set[int] = set()  # preregistrations given a notice by this claim
+            claimed: list[tuple[Job, str]] = []
             with self.db.session() as s:
-                claimed = delivery_store.claim_due(
-                    s, now=at, lease_until=at + LEASE, token=token, limit=batch
-                )
-                jobs = [
-                    Job(
-                        d.id,
-                        d.kind,
-                        d.dedupe_key,
-                        dict(d.payload),
-                        d.attempts,
-                        d.preregistration_id,
+                for lane in self.lanes:
+                    if not free[lane.name]:
+                        continue
+                    held = Counter(f.kind for f in self._in_flight.values() if f.lane == lane.name)
+                    full = {kind for kind, n in held.items() if n >= lane.per_kind}
+                    others = {k for other in self.lanes if other.kinds for k in other.kinds}
+                    candidates = delivery_store.due_candidates(
+                        s,
+                        now=at,
+                        limit=batch,
+                        kinds=lane.kinds,
+                        exclude_kinds=full | (set() if lane.kinds else others),
                     )
-                    for d in claimed
-                ]
-            outcomes = self._send_all(jobs, token, at)
-            sent += outcomes.count("sent")
-            retried += outcomes.count("retry")
-            failed += outcomes.count("failed")
-            if self._stop.is_set():
-                return DeliveryReport(sent, retried, failed)
-            if not jobs:  # until nothing is due: a sent notice may have recorded another
-                return DeliveryReport(sent, retried, failed)
+                    ids = _pick(candidates, free[lane.name], lane.per_kind, held, taken)
+                    rows = delivery_store.claim(
+                        s, ids, now=at, lease_until=lease_until, token=f"{token}{lane.name[0]}"
+                    )
+                    for d in rows:
+                        job = Job(
+                            d.id,
+                            d.kind,
+                            d.dedupe_key,
+                            dict(d.payload),
+                            d.attempts,
+                            d.preregistration_id,
+                        )
+                        claimed.append((job, d.claim_token or ""))
+            for job, row_token in claimed:  # committed: now they are this process's to send
+                lane = self._lane_of(job.kind)
+                self._in_flight[job.id] = _InFlight(lane.name, job.kind, row_token)
+            return claimed
 
-    def _send_all(self, jobs: list[Job], token: str, at: datetime) -> list[str]:
-        """Sends a claimed batch, `concurrency` at a time. The notices of one preregistration
-        go one after the other, in the order they were recorded (a decision must not overtake
-        the request it updates)."""
-        groups: dict[object, list[Job]] = {}
-        for job in jobs:
-            key = job.preregistration_id if job.preregistration_id is not None else ("id", job.id)
-            groups.setdefault(key, []).append(job)
-        if self.concurrency <= 1 or len(groups) <= 1:
-            return [o for group in groups.values() for o in self._send_group(group, token, at)]
-        with ThreadPoolExecutor(min(self.concurrency, len(groups))) as pool:
-            results = pool.map(lambda group: self._send_group(group, token, at), groups.values())
-            return [o for outcomes in results for o in outcomes]
+    def _free_slots(self) -> dict[str, int]:
+        busy = Counter(f.lane for f in self._in_flight.values())
+        return {lane.name: max(0, lane.slots - busy[lane.name]) for lane in self.lanes}
 
-    def _send_group(self, jobs: list[Job], token: str, at: datetime) -> list[str]:
-        outcomes = []
-        for index, job in enumerate(jobs):
-            if self._stop.is_set():  # stopping: hand the rest back instead of holding a lease
-                self._release(jobs[index:], token)
-                break
-            outcomes.append(self._send(job, token, at))
-        return outcomes
+    def _lane_of(self, kind: str) -> Lane:
+        for lane in self.lanes:
+            if lane.kinds is None or kind in lane.kinds:
+                return lane
+        return self.lanes[-1]
 
-    def _release(self, jobs: list[Job], token: str) -> None:
+    def _renew(self, held: dict[int, str]) -> None:
+        """The heartbeat: extends the leases of this call's sends in flight."""
         try:
             with self.db.session() as s:
-                for job in jobs:
-                    delivery_store.release(s, job.id, token)
-        except Exception:  # noqa: BLE001 - the lease expires anyway; they are retried then
-            log.warning("could not release %d claimed notice(s) on stop", len(jobs), exc_info=True)
+                kept = delivery_store.renew(s, held, lease_until=self.clock.now() + self.lease)
+        except OperationalError as exc:
+            log.warning("could not renew the leases of %d notice(s) in flight: %s", len(held), exc)
+            return
+        lost = [i for i in held if i not in kept and i in self._in_flight]
+        if lost:
+            log.warning("lost the claim on %d notice(s) still being sent", len(lost))
 
-    def _send(self, job: Job, token: str, at: datetime) -> str:
+    def _send_claimed(self, job: Job, token: str) -> str:
+        try:
+            return self._send(job, token)
+        except Exception:  # noqa: BLE001 - not recorded: the lease expires and it is retried
+            log.exception("delivery %s could not be recorded", job.dedupe_key)
+            return "retry"
+        finally:
+            with self._claiming:
+                self._in_flight.pop(job.id, None)
+
+    def _send(self, job: Job, token: str) -> str:
         sender = self.registry.get(job.kind)
         try:
             if sender is None:
@@ -210,7 +320,10 @@ class Deliverer:
 
         def finish() -> None:
             with self.db.autocommit() as conn:
-                delivery_store.finish(conn, job.id, token, now=self.clock.now(), result=result)
+                if not delivery_store.finish(
+                    conn, job.id, token, now=self.clock.now(), result=result
+                ):
+                    log.warning("sent %s after its claim was lost", job.dedupe_key)
 
         persist(finish, f"that {job.dedupe_key} was sent")
         return "sent"
@@ -247,3 +360,34 @@ class Deliverer:
                 self.deliver_due()
             except Exception:  # noqa: BLE001 - keep the worker alive; the next run retries
                 log.exception("delivery run failed")
+
+
+def _pick(
+    candidates: Iterable[delivery_store.Candidate],
+    free: int,
+    per_kind: int,
+    held: Counter[str],
+    taken: set[int],
+) -> list[int]:
+    """The candidates to claim into `free` slots: no kind past `per_kind` (counting `held`,
+    those in flight), and per preregistration only its first due notice, once per claim."""
+    candidates = list(candidates)
+    first: dict[int, int] = {}
+    for c in candidates:
+        if c.preregistration_id is not None:
+            first[c.preregistration_id] = min(c.id, first.get(c.preregistration_id, c.id))
+    kinds = Counter(held)
+    picked: list[int] = []
+    for c in candidates:
+        if len(picked) >= free:
+            break
+        pid = c.preregistration_id
+        if pid is not None and (pid in taken or first[pid] != c.id):
+            continue
+        if kinds[c.kind] >= per_kind:
+            continue
+        kinds[c.kind] += 1
+        picked.append(c.id)
+        if pid is not None:
+            taken.add(pid)
+    return picked
