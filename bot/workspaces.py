@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from bot.clock import Clock
 from bot.errors import InvalidInput
 from store import audit
@@ -153,9 +155,8 @@ class Workspaces:
         with self.db.session() as s:
             rows = workspace_store.rows_for_org(s, org)
             installed = [r for r in rows if r.status == "installed"]
-            if not installed:
-                return None
-            return WorkspaceView.of(workspace_store.by_id(s, installed[0].id))  # type: ignore[arg-type]
+            row = workspace_store.by_id(s, installed[0].id) if installed else None
+            return None if row is None else WorkspaceView.of(row)
 
     def partner_contact_email(self, partner_id: int) -> str | None:
         with self.db.session() as s:
@@ -170,7 +171,7 @@ class Workspaces:
             return None if row is None else WorkspaceView.of(row)
 
 
-def _find(s, team_or_org_id: str) -> Workspace:  # type: ignore[no-untyped-def]
+def _find(s: Session, team_or_org_id: str) -> Workspace:
     value = team_or_org_id.strip()
     row = workspace_store.by_install(s, None, value)
     if row is None:
