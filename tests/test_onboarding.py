@@ -300,3 +300,30 @@ def test_two_managers_approving_at_once_decide_once(world, distributed_app):
     assert len(dms_to(fake, ADMIN)) == 1
     assert len([c for c in fake.calls_to("chat.update") if c.token in fake.tokens]) == 1
     assert not used(fake, "chat.postMessage", world["acme"])
+
+
+def test_manager_links_to_an_existing_partner_picked_in_the_menu(world, distributed_app):
+    app, fake = distributed_app, distributed_app.fake
+    _, message = request_link(app, name="Acme UK")
+    value = element(message, "link_approve")["value"]
+    [acme] = element(message, "link_pick_partner")["options"]
+    picked = {"type": "static_select", "selected_option": {"value": acme["value"]}}
+    state = {"values": {f"link_{value}": {"link_pick_partner": picked}}}
+    app.block_action(
+        MANAGER, "link_approve", value, channel=MANAGER_CHANNEL, team_id=VENDOR, state=state
+    )
+    line = eventually(
+        lambda: next(
+            (
+                ln
+                for ln in app.cli("workspaces", "list").stdout.splitlines()
+                if ln.startswith(BETA_TEAM) and "Acme GmbH" in ln
+            ),
+            None,
+        ),
+        what="Beta linked to Acme GmbH",
+    )
+    assert "installed" in line
+    assert count(app, Partner) == 1
+    [dm] = eventually(lambda: dms_to(fake, ADMIN), what="DM to the requester")
+    assert "Acme GmbH" in dm.args["text"] and dm.token == world["beta"].token
