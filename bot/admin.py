@@ -49,25 +49,12 @@ class Admin:
         contact_mobile: str | None = None,
     ) -> int:
         errors: dict[str, str] = {}
-        clean_name = " ".join(name.split())
-        if not clean_name:
-            errors["name"] = "The partner name is empty."
-        elif len(clean_name) > 200:
-            errors["name"] = "The partner name is too long (at most 200 characters)."
-        country_code = _collect(errors, clean_country, country)
+        clean_name, country_code, email, mobile = partner_fields(
+            errors, name, country, contact_email, contact_mobile
+        )
         if not members:
             errors["member"] = "Give at least one --member SLACK_USER_ID."
         member_ids = [_collect(errors, self._member_key, m) for m in members]
-        email = (
-            _collect(errors, clean_email, contact_email, field="contact_email")
-            if contact_email
-            else None
-        )
-        mobile = (
-            _collect(errors, clean_mobile, contact_mobile, country_code, field="contact_mobile")
-            if contact_mobile
-            else None
-        )
         if errors:
             raise InvalidInput(errors)
         now = self.clock.now()
@@ -205,6 +192,34 @@ def _csv_safe(value: str) -> str:
     """Keep spreadsheet programs from reading a text cell as a formula or a number (OWASP's
     CSV injection advice: a leading `'` on any cell that starts with one of FORMULA_STARTS)."""
     return "'" + value if value[:1] in FORMULA_STARTS else value
+
+
+def partner_fields(
+    errors: dict[str, str],
+    name: str,
+    country: str,
+    contact_email: str | None,
+    contact_mobile: str | None,
+) -> tuple[str, str, str | None, str | None]:
+    """A partner's name, business country and reserved contacts, cleaned; what is wrong goes
+    into `errors` (keys name, country, contact_email, contact_mobile)."""
+    clean_name = " ".join(name.split())
+    if not clean_name:
+        errors["name"] = "The partner name is empty."
+    elif len(clean_name) > 200:
+        errors["name"] = "The partner name is too long (at most 200 characters)."
+    country_code = _collect(errors, clean_country, country)
+    email = (
+        _collect(errors, clean_email, contact_email, field="contact_email")
+        if contact_email
+        else None
+    )
+    mobile = (
+        _collect(errors, clean_mobile, contact_mobile, country_code, field="contact_mobile")
+        if contact_mobile
+        else None
+    )
+    return clean_name, country_code, email, mobile
 
 
 def _collect(errors: dict[str, str], clean, *args, field: str | None = None):  # type: ignore[no-untyped-def]

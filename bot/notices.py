@@ -12,3 +12,5 @@ EXPIRY_REMINDER = "expiry_reminder"  # {preregistration_id, days_before}
 REVIEW_DUE_SOON = "review_due_soon"  # {preregistration_id}
 REVIEW_OVERDUE = "review_overdue"  # {preregistration_id}
 DIGEST = "digest"  # {partner_id, date}
+LINK_REQUEST = "link_request"  # {link_request_id}: post to the manager channel
+LINK_DECIDED = "link_decided"  # {link_request_id, reason}: update that post, DM the requester

@@ -11,15 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot import notices
+from bot.admin import partner_fields
 from bot.clock import Clock
-from bot.errors import InvalidInput
-from store import audit
+from bot.errors import InvalidInput, NotFound, Refused
+from bot.identity import org_of, parse_member, same_org_key
+from bot.validation import has_control_chars
+from store import audit, deliveries
 from store import partners as partner_store
 from store import workspaces as workspace_store
 from store.db import Database
-from store.models import Workspace
+from store.models import LinkRequest, Workspace
+
+MAX_PICKED = 100
+"""People an admin picks at once on App Home (the multi-user select's limit)."""
+MAX_PARTNER_CHOICES = 100
+"""Existing partners a manager can link a request to (a static select's limit)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,70 @@ class WorkspaceView:
             installed_at=row.installed_at,
             revoked_at=row.revoked_at,
         )
+
+
+@dataclass(frozen=True)
+class LinkRequestView:
+    id: int
+    workspace_id: int
+    workspace_name: str
+    org_id: str
+    requested_by: str
+    company_name: str
+    country: str
+    contact_email: str | None
+    contact_mobile: str | None
+    status: str
+    partner_id: int | None
+    partner_name: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    review_channel_id: str | None
+    review_message_ts: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(
+        cls, row: LinkRequest, workspace: Workspace, partner_name: str | None
+    ) -> LinkRequestView:
+        return cls(
+            id=row.id,
+            workspace_id=row.workspace_id,
+            workspace_name=workspace.name or workspace.org_id,
+            org_id=workspace.org_id,
+            requested_by=row.requested_by,
+            company_name=row.company_name,
+            country=row.country,
+            contact_email=row.contact_email,
+            contact_mobile=row.contact_mobile,
+            status=row.status,
+            partner_id=row.partner_id,
+            partner_name=partner_name,
+            decided_by=row.decided_by,
+            decided_at=row.decided_at,
+            review_channel_id=row.review_channel_id,
+            review_message_ts=row.review_message_ts,
+            created_at=row.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class Onboarding:
+    """What App Home shows about the viewer's own workspace (distributed mode)."""
+
+    workspace: WorkspaceView
+    is_admin: bool
+    admins: list[str]
+    pending: LinkRequestView | None
+    picked: list[str]
+    """Keys (`ORG:USER`) of the people of this workspace picked to preregister."""
+
+
+@dataclass(frozen=True)
+class PolicySaved:
+    everyone: bool
+    added: list[str]
+    removed: list[str]
 
 
 class Workspaces:
@@ -169,6 +243,318 @@ class Workspaces:
         with self.db.session() as s:
             row = workspace_store.for_partner(s, partner_id)
             return None if row is None else WorkspaceView.of(row)
+
+    # --- onboarding in Slack (issue 14) -----------------------------------------------------
+
+    def onboarding(self, viewer: str) -> Onboarding | None:
+        """The viewer's installed workspace and what its admins may do there; None for the
+        vendor's own workspace or one that has not installed the app."""
+        org = org_of(viewer)
+        if org is None:
+            return None
+        with self.db.session() as s:
+            row = _installed_of(s, org)
+            if row is None:
+                return None
+            admins = _admins(s, row)
+            pending = workspace_store.pending_link_request(s, row.id)
+            picked = (
+                workspace_store.org_members(s, row.partner_id, org)
+                if row.partner_id is not None
+                else []
+            )
+            partner = partner_store.partner_by_id(s, row.partner_id) if row.partner_id else None
+            return Onboarding(
+                workspace=WorkspaceView.of(row, partner.name if partner else None),
+                is_admin=viewer in admins,
+                admins=sorted(admins),
+                pending=None if pending is None else LinkRequestView.of(pending, row, None),
+                picked=picked,
+            )
+
+    def request_link(
+        self,
+        requester: str,
+        company_name: str,
+        country: str,
+        contact_email: str | None,
+        contact_mobile: str | None,
+    ) -> LinkRequestView:
+        """An admin of an unlinked workspace asks to link it to their company (R1: a reserved
+        contact email or mobile is required). One pending request per workspace."""
+        errors: dict[str, str] = {}
+        name, code, email, mobile = partner_fields(
+            errors, company_name, country, contact_email or None, contact_mobile or None
+        )
+        if name and has_control_chars(name):
+            errors["name"] = "The company name contains control or invisible characters."
+        if not contact_email and not contact_mobile:
+            errors["contact_email"] = "Give a reserved contact email or mobile number (or both)."
+        if errors:
+            raise InvalidInput(errors)
+        now = self.clock.now()
+        with self.db.session() as s:
+            row = self._admin_workspace(s, requester, "request_link")
+            if row.partner_id is not None:
+                raise Refused("already_linked", "This workspace is already linked to a partner.")
+            workspace_store.lock_workspace(s, row.id)
+            if workspace_store.pending_link_request(s, row.id) is not None:
+                raise Refused(
+                    "link_pending",
+                    "A request to link this workspace is already waiting for an ecosystem "
+                    "manager. You'll get a DM when it is decided.",
+                )
+            request = workspace_store.add_link_request(
+                s,
+                workspace_id=row.id,
+                requested_by=requester,
+                company_name=name,
+                country=code,
+                contact_email=email,
+                contact_mobile=mobile,
+                created_at=now,
+            )
+            deliveries.enqueue(
+                s,
+                kind=notices.LINK_REQUEST,
+                dedupe_key=f"{notices.LINK_REQUEST}:{request.id}",
+                payload={"link_request_id": request.id},
+                now=now,
+            )
+            audit.record(
+                s,
+                at=now,
+                actor=requester,
+                action="link_request",
+                result="pending",
+                detail={"org": row.org_id, "workspace": row.id, "request": request.id},
+            )
+            return LinkRequestView.of(request, row, None)
+
+    def link_request(self, request_id: int) -> LinkRequestView | None:
+        with self.db.session() as s:
+            return _request_view(s, request_id)
+
+    def link_request_unposted(self, request_id: int) -> bool:
+        """Whether the request's post to the manager channel is still to be delivered."""
+        with self.db.session() as s:
+            row = deliveries.by_key(s, f"{notices.LINK_REQUEST}:{request_id}")
+            return row is not None and row.status == "pending"
+
+    def set_link_message(self, request_id: int, channel_id: str, ts: str) -> None:
+        with self.db.session() as s:
+            workspace_store.set_link_message(s, request_id, channel_id, ts)
+
+    def partner_choices(self, limit: int = MAX_PARTNER_CHOICES) -> list[tuple[int, str]]:
+        with self.db.session() as s:
+            return [(p.id, p.name) for p in partner_store.all_partners(s)[:limit]]
+
+    def ensure_manager(self, user: str, action: str, request_id: int | None = None) -> None:
+        with self.db.session() as s:
+            if partner_store.is_manager(s, user):
+                return
+        self._audit_refusal(user, action, request_id)
+        raise _not_a_manager()
+
+    def decide_link(
+        self,
+        manager: str,
+        request_id: int,
+        *,
+        approve: bool,
+        partner_id: int | None = None,
+        reason: str | None = None,
+    ) -> LinkRequestView:
+        """Approve (a new partner from the request, or the existing `partner_id`) or reject.
+        The conditional update on status='pending' is the decision: of two managers, one wins."""
+        reason = " ".join((reason or "").split()) or None
+        if reason is not None and (has_control_chars(reason) or len(reason) > 500):
+            raise InvalidInput(
+                {"reason": "Keep the reason to 500 plain characters, no control characters."}
+            )
+        action = "link_approve" if approve else "link_reject"
+        now = self.clock.now()
+        try:
+            with self.db.session() as s:
+                if not partner_store.is_manager(s, manager):
+                    raise _not_a_manager()
+                decided = workspace_store.decide_link_request(
+                    s,
+                    request_id,
+                    status="approved" if approve else "rejected",
+                    decided_by=manager,
+                    decided_at=now,
+                )
+                request = workspace_store.link_request(s, request_id)
+                if request is None:
+                    raise NotFound("That link request does not exist.")
+                if not decided:
+                    raise Refused(
+                        "already_decided", f"This link request was already {request.status}."
+                    )
+                if approve:
+                    partner = self._partner_for(s, request, partner_id, now)
+                    request.partner_id = partner
+                    workspace_store.link(s, request.workspace_id, partner)
+                deliveries.enqueue(
+                    s,
+                    kind=notices.LINK_DECIDED,
+                    dedupe_key=f"{notices.LINK_DECIDED}:{request.id}",
+                    payload={"link_request_id": request.id, "reason": reason},
+                    now=now,
+                )
+                audit.record(
+                    s,
+                    at=now,
+                    actor=manager,
+                    action=action,
+                    result=request.status,
+                    partner_id=request.partner_id,
+                    detail={"request": request.id, "workspace": request.workspace_id}
+                    | ({"reason": reason} if reason else {}),
+                )
+                s.flush()
+                view = _request_view(s, request.id)
+                assert view is not None
+                return view
+        except (Refused, NotFound) as refused:
+            self._audit_refusal(manager, action, request_id, getattr(refused, "code", "gone"))
+            raise
+        except IntegrityError:
+            raise Refused(
+                "partner_exists",
+                "A partner with this name was added meanwhile; pick it under "
+                '"or link to an existing partner".',
+            ) from None
+
+    def _partner_for(
+        self, s: Session, request: LinkRequest, partner_id: int | None, now: datetime
+    ) -> int:
+        """The picked existing partner, or a new one made from the request (no members: the
+        workspace's admins pick them)."""
+        if partner_id is not None:
+            if partner_store.partner_by_id(s, partner_id) is None:
+                raise NotFound("The partner picked to link to no longer exists.")
+            return partner_id
+        if partner_store.partner_by_name(s, request.company_name) is not None:
+            raise Refused(
+                "partner_exists",
+                f"A partner named {request.company_name!r} already exists: pick it under "
+                '"or link to an existing partner", or reject the request.',
+            )
+        partner = partner_store.add_partner(
+            s,
+            name=request.company_name,
+            country=request.country,
+            contact_email=request.contact_email,
+            contact_mobile=request.contact_mobile,
+            now=now,
+        )
+        audit.record(
+            s,
+            at=now,
+            actor=request.decided_by or "manager",
+            action="partner_add",
+            result="created",
+            partner_id=partner.id,
+            detail={"name": partner.name, "link_request": request.id},
+        )
+        return partner.id
+
+    def set_policy(self, admin: str, everyone: bool, picked: list[str]) -> PolicySaved:
+        """Who of the admin's workspace may preregister: everyone, or the picked Slack user ids
+        (of that workspace: keys `ORG:USER`). Members of other workspaces are never touched."""
+        org = org_of(admin)
+        if len(picked) > MAX_PICKED:
+            raise InvalidInput({"picked": f"Pick at most {MAX_PICKED} people at once."})
+        keys = list(
+            dict.fromkeys(parse_member(same_org_key(admin, u), None, "picked") for u in picked)
+        )
+        now = self.clock.now()
+        with self.db.session() as s:
+            row = self._admin_workspace(s, admin, "set_policy")
+            if row.partner_id is None or org is None:
+                raise Refused("workspace_not_linked", "This workspace is not linked yet.")
+            current = set(workspace_store.org_members(s, row.partner_id, org))
+            added = [k for k in keys if k not in current]
+            removed = sorted(current - set(keys))
+            for key in added:
+                elsewhere = partner_store.member_partner_id(s, key)
+                if elsewhere is not None and elsewhere != row.partner_id:
+                    raise InvalidInput(
+                        {
+                            "picked": f"{key.rpartition(':')[2]} already preregisters for "
+                            "another partner; ask your ecosystem manager to move them."
+                        }
+                    )
+            workspace_store.remove_members(s, row.partner_id, removed)
+            for key in added:
+                partner_store.add_member(s, row.partner_id, key, now)
+            workspace_store.set_everyone(s, row.id, everyone)
+            audit.record(
+                s,
+                at=now,
+                actor=admin,
+                action="workspace_policy",
+                result="everyone" if everyone else "picked",
+                partner_id=row.partner_id,
+                detail={"workspace": row.id, "added": added, "removed": removed},
+            )
+            return PolicySaved(everyone, added, removed)
+
+    def _admin_workspace(self, s: Session, user: str, action: str) -> Workspace:
+        """The user's installed workspace, if they are one of its admins, else Refused."""
+        org = org_of(user)
+        row = _installed_of(s, org) if org is not None else None
+        if row is None or user not in _admins(s, row):
+            refused = Refused(
+                "not_workspace_admin",
+                "Only the person who installed prereg-bot in this workspace (or who had it "
+                "linked) can do this.",
+            )
+            self._audit_refusal(user, action, None, refused.code)
+            raise refused
+        return row
+
+    def _audit_refusal(
+        self, actor: str, action: str, request_id: int | None, code: str = "not_a_manager"
+    ) -> None:
+        with self.db.session() as s:
+            audit.record(
+                s,
+                at=self.clock.now(),
+                actor=actor,
+                action=action,
+                result=f"refused:{code}",
+                detail={"request": request_id},
+            )
+
+
+def _not_a_manager() -> Refused:
+    return Refused("not_a_manager", "Only ecosystem managers can approve or reject link requests.")
+
+
+def _installed_of(s: Session, org: str) -> Workspace | None:
+    rows = [r for r in workspace_store.rows_for_org(s, org) if r.status == "installed"]
+    return workspace_store.by_id(s, rows[0].id) if rows else None
+
+
+def _admins(s: Session, row: Workspace) -> set[str]:
+    """Who may link the workspace and pick its people: its installer and approved requesters."""
+    admins = workspace_store.approved_requesters(s, row.id)
+    if row.installed_by:
+        admins.add(row.installed_by)
+    return admins
+
+
+def _request_view(s: Session, request_id: int) -> LinkRequestView | None:
+    row = workspace_store.link_request(s, request_id)
+    if row is None:
+        return None
+    workspace = workspace_store.by_id(s, row.workspace_id)
+    assert workspace is not None
+    partner = partner_store.partner_by_id(s, row.partner_id) if row.partner_id else None
+    return LinkRequestView.of(row, workspace, partner.name if partner else None)
 
 
 def _find(s: Session, team_or_org_id: str) -> Workspace:

@@ -13,7 +13,8 @@ from handlers import views
 log = logging.getLogger(__name__)
 
 
-def build_home(services: Any, user: str) -> dict[str, Any]:
+def build_home(services: Any, user: str, notice: str | None = None) -> dict[str, Any]:
+    """`notice`: a line on top, the outcome of what the viewer just did on this tab."""
     service = services.service
     try:
         summary = service.summary(user)
@@ -21,8 +22,20 @@ def build_home(services: Any, user: str) -> dict[str, Any]:
         summary = None
     queue = service.review_queue(views.HOME_QUEUE_LIMIT) if service.is_manager(user) else None
     return views.home_view(
-        summary, queue, service.manager_contacts(), services.settings.manager_channel_id
+        summary,
+        queue,
+        service.manager_contacts(),
+        services.settings.manager_channel_id,
+        workspace=workspace_blocks(services, user, notice),
     )
+
+
+def workspace_blocks(services: Any, user: str, notice: str | None) -> list[dict[str, Any]]:
+    """In a partner's own workspace (distributed mode): linking it, and who may preregister."""
+    state = services.workspaces.onboarding(user) if services.settings.distributed else None
+    if state is None:
+        return [views.section(notice)] if notice else []
+    return views.onboarding_blocks(state, notice)
 
 
 def register(app: Any, services: Any) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
-from store.models import LinkRequest, Partner, Workspace
+from store.models import LinkRequest, Partner, PartnerMember, Workspace
 
 
 def install_key(enterprise_id: str | None, team_id: str | None) -> str:
@@ -130,3 +130,55 @@ def pending_link_request(session: Session, workspace_id: int) -> LinkRequest | N
         LinkRequest.workspace_id == workspace_id, LinkRequest.status == "pending"
     )
     return session.scalars(stmt).first()
+
+
+def lock_workspace(session: Session, workspace_id: int) -> None:
+    """Serialise writers for one workspace (one pending link request each). An UPDATE takes
+    PostgreSQL's row lock and SQLite's write lock alike."""
+    session.execute(
+        update(Workspace).where(Workspace.id == workspace_id).values(status=Workspace.status)
+    )
+
+
+def decide_link_request(session: Session, request_id: int, **values: Any) -> bool:
+    """The conditional update that is the decision: of two deciders, one wins."""
+    result = session.execute(
+        update(LinkRequest)
+        .where(LinkRequest.id == request_id, LinkRequest.status == "pending")
+        .values(**values)
+        .returning(LinkRequest.id)
+    )
+    return result.first() is not None
+
+
+def set_link_message(session: Session, request_id: int, channel_id: str, ts: str) -> None:
+    session.execute(
+        update(LinkRequest)
+        .where(LinkRequest.id == request_id)
+        .values(review_channel_id=channel_id, review_message_ts=ts)
+    )
+
+
+def approved_requesters(session: Session, workspace_id: int) -> set[str]:
+    stmt = select(LinkRequest.requested_by).where(
+        LinkRequest.workspace_id == workspace_id, LinkRequest.status == "approved"
+    )
+    return set(session.scalars(stmt))
+
+
+def org_members(session: Session, partner_id: int, org: str) -> list[str]:
+    """The partner's named members whose keys are of `org` (`ORG:USER`), and no one else."""
+    stmt = select(PartnerMember.slack_user_id).where(
+        PartnerMember.partner_id == partner_id,
+        PartnerMember.slack_user_id.startswith(f"{org}:", autoescape=True),
+    )
+    return sorted(session.scalars(stmt))
+
+
+def remove_members(session: Session, partner_id: int, keys: list[str]) -> None:
+    if keys:
+        session.execute(
+            delete(PartnerMember).where(
+                PartnerMember.partner_id == partner_id, PartnerMember.slack_user_id.in_(keys)
+            )
+        )

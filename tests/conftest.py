@@ -27,7 +27,7 @@ from store.migrate import upgrade
 from store.models import Base
 from tests.pgdb import create_database, drop_database
 
-pytest_plugins = ["tests.reliability"]
+pytest_plugins = ["tests.reliability", "tests.distributed"]
 
 PG_ADMIN_URL = os.environ.get("PREREG_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

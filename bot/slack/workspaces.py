@@ -128,9 +128,10 @@ class SlackClients:
             raise WorkspaceUnavailable(org, str(error.response.get("error"))) from error
 
     def forget(self, org: str | None) -> None:
-        """Drop what is known of `org`'s token (it was revoked or answered as dead)."""
+        """Drop what is known of `org`'s token (it was revoked or answered as dead); None is
+        the vendor's workspace."""
         with self._lock:
-            self._tokens.pop(org, None)
+            self._tokens.pop(org or self._home_org, None)
 
     def _token(self, org: str | None) -> str:
         now = time.monotonic()

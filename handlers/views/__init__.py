@@ -10,6 +10,7 @@ into a plain_text object, so a customer named `<!channel>` pings no one.
 - `customers`: the customer list (R9, R11), its filters and paging, delete and check replies
 - `review`: the manager review post (R3), the reject modal, the outcome DM
 - `home`: App Home
+- `onboarding`: linking a partner's workspace and who there may preregister (distributed mode)
 - `help`: `/preregister help` and `/preregister flow` (R10)
 
 The listeners and tests use these as `views.X`, so every public name is re-exported here
@@ -78,6 +79,29 @@ from handlers.views.modal import (
     PREREGISTER_CALLBACK,
     confirmation_modal,
     preregistration_modal,
+)
+from handlers.views.onboarding import (
+    EVERYONE,
+    LINK_APPROVE_ACTION,
+    LINK_CALLBACK,
+    LINK_FIELDS,
+    LINK_OPEN_ACTION,
+    LINK_PICK_ACTION,
+    LINK_REJECT_ACTION,
+    LINK_REJECT_CALLBACK,
+    PICKED,
+    POLICY_MODE_BLOCK,
+    POLICY_PICKED_BLOCK,
+    POLICY_SAVE_ACTION,
+    link_decided_message,
+    link_modal,
+    link_outcome_dm,
+    link_reject_modal,
+    link_request_message,
+    link_sent_modal,
+    notice_modal,
+    onboarding_blocks,
+    policy_saved_line,
 )
 from handlers.views.review import (
     APPROVE_ACTION,
@@ -148,6 +172,28 @@ __all__ = [
     "HOME_EXPIRING_LIMIT",
     "HOME_QUEUE_LIMIT",
     "home_view",
+    # onboarding
+    "EVERYONE",
+    "LINK_APPROVE_ACTION",
+    "LINK_CALLBACK",
+    "LINK_FIELDS",
+    "LINK_OPEN_ACTION",
+    "LINK_PICK_ACTION",
+    "LINK_REJECT_ACTION",
+    "LINK_REJECT_CALLBACK",
+    "PICKED",
+    "POLICY_MODE_BLOCK",
+    "POLICY_PICKED_BLOCK",
+    "POLICY_SAVE_ACTION",
+    "link_decided_message",
+    "link_modal",
+    "link_outcome_dm",
+    "link_reject_modal",
+    "link_request_message",
+    "link_sent_modal",
+    "notice_modal",
+    "onboarding_blocks",
+    "policy_saved_line",
     # help
     "COMMANDS",
     "FLOW_STEPS",

@@ -75,16 +75,20 @@ def home_view(
     queue: Sequence[PreregView] | None,
     contacts: Sequence[tuple[str, str | None]],
     manager_channel: str | None = None,
+    workspace: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Partner section for members, review queue for managers, both for someone who is both."""
-    blocks: list[dict[str, Any]] = []
+    """Partner section for members, review queue for managers, both for someone who is both;
+    `workspace` (handlers/views/onboarding.py) first, in a partner's own workspace."""
+    blocks: list[dict[str, Any]] = list(workspace)
+    if blocks and (summary is not None or queue is not None):
+        blocks.append(divider())
     if summary is not None:
         blocks.extend(_partner_home(summary))
     if queue is not None:
-        if blocks:
+        if summary is not None:
             blocks.append(divider())
         blocks.extend(_manager_home(queue, manager_channel))
-    if summary is None and queue is None:
+    if summary is None and queue is None and not workspace:
         blocks.append(header("prereg-bot"))
         blocks.append(
             section(
