@@ -202,6 +202,7 @@ def build_bolt_app(services: Services) -> App:
 
 def _distributed_options(services: Services) -> dict[str, object]:
     """Bolt's OAuth flow and per-installation authorisation (distributed mode)."""
+    from bot.slack.authorize import store_authorize
     from bot.slack.oauth import INSTALL_PATH, oauth_settings
 
     settings = services.settings
@@ -222,6 +223,15 @@ def _distributed_options(services: Services) -> dict[str, object]:
 
     install_url = f"{settings.public_base_url or ''}{INSTALL_PATH}"
     return {
+        # Bolt's own, but keeping auth.test's answer per token: see bot/slack/authorize.py.
+        "authorize": store_authorize(
+            logger=logging.getLogger("prereg_bot.slack"),
+            installation_store=services.installation_store,
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret,
+            bot_only=True,
+            client=make_client(settings, token=None),  # token rotation: on SLACK_API_URL
+        ),
         "oauth_settings": oauth_settings(
             client_id=settings.slack_client_id or "",
             client_secret=settings.slack_client_secret or "",
