@@ -26,6 +26,7 @@ from bot.rules import RuleSettings
 from bot.service import PreregistrationService
 from bot.settings import Settings
 from bot.slack.actors import actor_key
+from bot.slack.authorize import RecentBots
 from bot.slack.client import ConnectionPool, KeepAliveWebClient
 from bot.slack.workspaces import SlackClients
 from bot.workspaces import Workspaces
@@ -145,6 +146,10 @@ def create_services(
     workspaces = Workspaces(db, clock)
     store = installation_store(settings, db) if settings.distributed else None
     slack = make_slack_clients(settings, workspaces, store)
+    if store is not None and not worker:
+        # Bolt's authorisation reads the bot of each request's workspace through this; the
+        # uninstall handler and the OAuth flow write through it (bot/slack/authorize.py).
+        store = RecentBots(store)
     services = Services(
         settings=settings,
         db=db,
