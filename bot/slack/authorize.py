@@ -8,11 +8,11 @@ front of every ack. With 200 workspaces that made `/preregister`'s ack 1.5x-3x s
 single-workspace mode (docs/performance.md).
 
 `store_authorize` keeps `auth.test`'s answer per token (AuthTestAnswers): a token names the
-same bot, team and user for its whole life, and the token itself still comes from the store
-on every request, so a deleted installation is refused at once. An answer is dropped after
-AUTH_TEST_TTL_SECONDS, so a token revoked at Slack without the app hearing of it (no
-`tokens_revoked` event) is refused by authorisation again within that time; meanwhile the Web
-API calls made with it fail as they would for background work.
+same bot, team and user for its whole life, and the token itself is still looked up for every
+request (through RecentBots below), so a deleted installation is refused at once. An
+answer is dropped after AUTH_TEST_TTL_SECONDS, so a token revoked at Slack without the app
+hearing of it (no `tokens_revoked` event) is refused by authorisation again within that time;
+meanwhile the Web API calls made with it fail as they would for background work.
 
 `RecentBots` keeps the bots read from the store for a short while, and forgets them all on
 any write through it: the web process's uninstall handler (handlers/installs.py) and OAuth
