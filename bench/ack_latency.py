@@ -16,23 +16,19 @@ row is reported, not counted against the goal: it is not how `serve` runs).
 from __future__ import annotations
 
 import argparse
-import http.client
 import itertools
 import json
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
 from bench.common import (
-    Process,
+    alternate,
     percentile,
     scratch_postgres,
     start_baseline,
@@ -44,23 +40,24 @@ from bot.admin import Admin
 from bot.clock import SystemClock
 from store.db import Database
 from store.migrate import upgrade
-from tests.slackapp import sign
 
 MEMBER = "UBENCH1"
 MANAGER = "UBENCHMGR"
 LEVELS = (1, 10, 50)
 
 
-def command_body(user: str) -> str:
+def command_body(
+    user: str, team: str = "T1", response_url: str = "http://127.0.0.1:9/response"
+) -> str:
     return urllib.parse.urlencode(
         {
-            "team_id": "T1",
+            "team_id": team,
             "channel_id": "CBENCH",
             "user_id": user,
             "command": "/preregister",
             "text": "",
             "api_app_id": "A1",
-            "response_url": "http://127.0.0.1:9/response",
+            "response_url": response_url,
             "trigger_id": f"trigger.{uuid.uuid4().hex}",
         }
     )
@@ -154,70 +151,6 @@ def settle(url: str, timeout: float = 300.0) -> int:
             ).scalar_one()
     finally:
         engine.dispose()
-
-
-def measure(base_url: str, bodies: Callable[[], str], total: int, clients: int) -> list[float]:
-    """Round trips of `total` requests from `clients` threads, each with one keep-alive
-    connection that is opened (and warmed) before the clock starts and closed afterwards: a
-    connection left open would count against the server's connection limit in the next run.
-
-    The client is http.client, not requests: the load generator shares the two cores with the
-    apps, and requests costs several times more CPU per call, which only adds noise."""
-    address = urllib.parse.urlsplit(base_url)
-    local = threading.local()
-    lock = threading.Lock()
-    connections: list[http.client.HTTPConnection] = []
-    everyone = threading.Barrier(clients)
-
-    def one(_: int) -> float:
-        conn = getattr(local, "conn", None)
-        if conn is None:
-            conn = local.conn = http.client.HTTPConnection(
-                address.hostname, address.port, timeout=30
-            )
-            with lock:
-                connections.append(conn)
-        with lock:
-            body = bodies()
-        headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body)}
-        start = time.perf_counter()
-        conn.request("POST", "/slack/events", body=body.encode(), headers=headers)
-        response = conn.getresponse()
-        answer = response.read()
-        elapsed = time.perf_counter() - start
-        if response.status != 200:
-            raise RuntimeError(f"{response.status}: {answer[:200]!r}")
-        return elapsed
-
-    def warm_up(n: int) -> float:
-        everyone.wait()  # one request on every thread, so every connection is open
-        return one(n)
-
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        try:
-            list(pool.map(warm_up, range(clients)))
-            return list(pool.map(one, range(total)))
-        finally:
-            for conn in connections:
-                conn.close()
-
-
-Contender = tuple[Process, str, Callable[[], str]]
-
-
-def alternate(
-    contenders: list[Contender], total: int, rounds: int, clients: int
-) -> tuple[tuple[list[float], float], ...]:
-    """Round trips and CPU seconds per request of each app, taking turns `rounds` times so
-    that a passing hiccup of the machine hits all of them."""
-    latencies: list[list[float]] = [[] for _ in contenders]
-    cpu = [0.0 for _ in contenders]
-    for _ in range(rounds):
-        for i, (proc, url, body) in enumerate(contenders):
-            before = proc.cpu_seconds()
-            latencies[i] += measure(url, body, total // rounds, clients)
-            cpu[i] += proc.cpu_seconds() - before
-    return tuple((lat, seconds / len(lat)) for lat, seconds in zip(latencies, cpu, strict=True))
 
 
 def main() -> int:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,7 +21,7 @@ import requests
 
 from tests.mailbox import free_port
 from tests.pgdb import create_database, drop_database
-from tests.slackapp import BOT_TOKEN, INVITE_SECRET, MANAGER_CHANNEL, SIGNING_SECRET
+from tests.slackapp import BOT_TOKEN, INVITE_SECRET, MANAGER_CHANNEL, SIGNING_SECRET, sign
 
 PG_ADMIN_URL = os.environ.get(
     "PREREG_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -121,19 +126,41 @@ def wait_http(url: str, proc: Process, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def start_slack_standin(workdir: Path) -> tuple[Process, str]:
+def start_slack_standin(workdir: Path, workspaces: Path | None = None) -> tuple[Process, str]:
+    """The fake Slack in its own process. `workspaces` (JSON) makes it a multi-workspace Slack:
+    `{"live": [[team, name, token], ...], "install": [[team, name], ...]}`: the live tokens
+    answer as their workspace (any other token is refused), and for each `install` it prints
+    `code TEAM CODE`, the one-time code of an OAuth install (tests/fakeslack.py). Every 2 s
+    it prints a `tally` line: views.open calls, those refused for their token, response_url
+    posts and the teams whose tokens were used (see `standin_tally`)."""
     script = workdir / "standin.py"
     script.write_text(
-        "import sys, time\n"
-        "from tests.fakeslack import FakeSlack\n"
-        "fake = FakeSlack().start()\n"
+        "import json, sys, time\n"
+        "from tests.fakeslack import FakeSlack, Workspace\n"
+        "fake = FakeSlack()\n"
+        "spec = json.load(open(sys.argv[1])) if len(sys.argv) > 1 else {}\n"
+        "for team, name, token in spec.get('live', []):\n"
+        "    fake.tokens[token] = Workspace(team, name, token=token)\n"
+        "fake.start()\n"
         "print(fake.url, flush=True)\n"
+        "for team, name in spec.get('install', []):\n"
+        "    print('code', team, fake.install(Workspace(team, name)), flush=True)\n"
         "while True:\n"
-        "    time.sleep(5)\n"
-        "    fake.calls.clear()\n"
+        "    time.sleep(2)\n"
+        "    with fake._lock:\n"
+        "        calls, fake.calls[:] = list(fake.calls), []\n"
+        "        responses = len(fake.responses)\n"
+        "        fake.responses.clear()\n"
+        "    opened = [c for c in calls if c.method == 'views.open']\n"
+        "    known = [fake.tokens[c.token] for c in opened if c.token in fake.tokens]\n"
+        "    tally = {'views.open': len(opened), 'refused': 0 if not fake.tokens\n"
+        "             else len(opened) - len(known), 'responses': responses,\n"
+        "             'teams': sorted({w.team_id for w in known})}\n"
+        "    print('tally', json.dumps(tally), flush=True)\n"
     )
     log = workdir / "standin.log"
-    proc = Process([sys.executable, str(script)], {**os.environ, "PYTHONPATH": os.getcwd()}, log)
+    args = [sys.executable, str(script), *([str(workspaces)] if workspaces else [])]
+    proc = Process(args, {**os.environ, "PYTHONPATH": os.getcwd()}, log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         text_ = log.read_text().strip()
@@ -141,6 +168,18 @@ def start_slack_standin(workdir: Path) -> tuple[Process, str]:
             return proc, text_.splitlines()[0]
         time.sleep(0.1)
     raise RuntimeError("Slack stand-in did not start")
+
+
+def standin_tally(proc: Process) -> dict[str, object]:
+    """What the stand-in's `tally` lines add up to so far."""
+    total: dict[str, object] = {"views.open": 0, "refused": 0, "responses": 0, "teams": set()}
+    for line in proc.log.read_text().splitlines():
+        if line.startswith("tally "):
+            tally = json.loads(line[6:])
+            for key in ("views.open", "refused", "responses"):
+                total[key] += tally[key]  # type: ignore[operator]
+            total["teams"] |= set(tally["teams"])  # type: ignore[operator]
+    return total
 
 
 def app_env(db_url: str, slack_url: str, port: int) -> dict[str, str]:
@@ -196,3 +235,70 @@ def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
     return ordered[index]
+
+
+# --- the load: signed requests from client threads, apps taking turns -------------------------
+
+
+def measure(base_url: str, bodies: Callable[[], str], total: int, clients: int) -> list[float]:
+    """Round trips of `total` requests from `clients` threads, each with one keep-alive
+    connection that is opened (and warmed) before the clock starts and closed afterwards: a
+    connection left open would count against the server's connection limit in the next run.
+
+    The client is http.client, not requests: the load generator shares the two cores with the
+    apps, and requests costs several times more CPU per call, which only adds noise."""
+    address = urllib.parse.urlsplit(base_url)
+    local = threading.local()
+    lock = threading.Lock()
+    connections: list[http.client.HTTPConnection] = []
+    everyone = threading.Barrier(clients)
+
+    def one(_: int) -> float:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection(
+                address.hostname, address.port, timeout=30
+            )
+            with lock:
+                connections.append(conn)
+        with lock:
+            body = bodies()
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body)}
+        start = time.perf_counter()
+        conn.request("POST", "/slack/events", body=body.encode(), headers=headers)
+        response = conn.getresponse()
+        answer = response.read()
+        elapsed = time.perf_counter() - start
+        if response.status != 200:
+            raise RuntimeError(f"{response.status}: {answer[:200]!r}")
+        return elapsed
+
+    def warm_up(n: int) -> float:
+        everyone.wait()  # one request on every thread, so every connection is open
+        return one(n)
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        try:
+            list(pool.map(warm_up, range(clients)))
+            return list(pool.map(one, range(total)))
+        finally:
+            for conn in connections:
+                conn.close()
+
+
+Contender = tuple[Process, str, Callable[[], str]]
+
+
+def alternate(
+    contenders: list[Contender], total: int, rounds: int, clients: int
+) -> tuple[tuple[list[float], float], ...]:
+    """Round trips and CPU seconds per request of each app, taking turns `rounds` times so
+    that a passing hiccup of the machine hits all of them."""
+    latencies: list[list[float]] = [[] for _ in contenders]
+    cpu = [0.0 for _ in contenders]
+    for _ in range(rounds):
+        for i, (proc, url, body) in enumerate(contenders):
+            before = proc.cpu_seconds()
+            latencies[i] += measure(url, body, total // rounds, clients)
+            cpu[i] += proc.cpu_seconds() - before
+    return tuple((lat, seconds / len(lat)) for lat, seconds in zip(latencies, cpu, strict=True))

@@ -171,6 +171,36 @@ def test_uninstall_falls_back_to_email_and_reinstall_restores_slack(
     assert "installed" in app.cli("workspaces", "list").stdout.split(ACME_TEAM)[1].split("\n")[0]
 
 
+def test_requests_do_not_call_auth_test_each_time(world, distributed_app):
+    """Authorising a request reads the token from the store, but asks Slack's auth.test about
+    a token once, not before every ack (docs/performance.md, distributed mode)."""
+    app, fake = distributed_app, distributed_app.fake
+    acme = world["acme"]
+    before = len(used(fake, "auth.test", acme))  # the OAuth flow's own check
+    for n in range(3):
+        app.command(SELLER, team_id=ACME_TEAM)
+        fake.wait_for("views.open", count=n + 1)
+    assert len(used(fake, "auth.test", acme)) - before == 1
+
+
+@pytest.mark.reliability("attack", "a request right after uninstall, the token's check still kept")
+def test_uninstall_refuses_the_next_request_though_its_token_was_just_checked(
+    world, distributed_app, tried
+):
+    app, fake = distributed_app, distributed_app.fake
+    acme = world["acme"]
+    tried(1)
+    app.command(SELLER, team_id=ACME_TEAM)
+    [opened] = fake.wait_for("views.open")  # auth.test's answer for Acme's token is now kept
+    assert opened.token == acme.token
+    app.event({"type": "app_uninstalled"}, team_id=ACME_TEAM)
+    eventually(lambda: "revoked" in app.cli("workspaces", "list").stdout, what="revoked")
+    response = app.command(SELLER, team_id=ACME_TEAM)
+    assert response.status_code == 200
+    assert "not installed in this Slack workspace" in fake.wait_for_response()[0]["text"]
+    assert len(fake.calls_to("views.open")) == 1
+
+
 def test_token_rotation_refreshes_for_background_work(world, distributed_app):
     """A rotating token about to expire is refreshed by the worker itself, with no request."""
     app, fake = distributed_app, distributed_app.fake

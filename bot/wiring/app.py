@@ -26,6 +26,7 @@ from bot.rules import RuleSettings
 from bot.service import PreregistrationService
 from bot.settings import Settings
 from bot.slack.actors import actor_key
+from bot.slack.authorize import RecentBots
 from bot.slack.client import ConnectionPool, KeepAliveWebClient
 from bot.slack.workspaces import SlackClients
 from bot.workspaces import Workspaces
@@ -147,6 +148,10 @@ def create_services(
     workspaces = Workspaces(db, clock)
     store = installation_store(settings, db) if settings.distributed else None
     slack = make_slack_clients(settings, workspaces, store)
+    if store is not None and not worker:
+        # Bolt's authorisation reads the bot of each request's workspace through this; the
+        # uninstall handler and the OAuth flow write through it (bot/slack/authorize.py).
+        store = RecentBots(store)
     services = Services(
         settings=settings,
         db=db,
@@ -204,6 +209,7 @@ def build_bolt_app(services: Services) -> App:
 
 def _distributed_options(services: Services) -> dict[str, object]:
     """Bolt's OAuth flow and per-installation authorisation (distributed mode)."""
+    from bot.slack.authorize import store_authorize
     from bot.slack.oauth import INSTALL_PATH, oauth_settings
 
     settings = services.settings
@@ -231,6 +237,15 @@ def _distributed_options(services: Services) -> dict[str, object]:
         else ("Your ecosystem manager can help too.")
     )
     return {
+        # Bolt's own, but keeping auth.test's answer per token: see bot/slack/authorize.py.
+        "authorize": store_authorize(
+            logger=logging.getLogger("prereg_bot.slack"),
+            installation_store=services.installation_store,
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret,
+            bot_only=True,
+            client=make_client(settings, token=None),  # token rotation: on SLACK_API_URL
+        ),
         "oauth_settings": oauth_settings(
             client_id=settings.slack_client_id or "",
             client_secret=settings.slack_client_secret or "",
