@@ -129,6 +129,8 @@ class Eligibility:
     code: str | None = None
     message: str | None = None
     needs_review: bool = False
+    customer_country: str | None = None
+    partner_country: str | None = None
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ CAUSES: dict[str, tuple[str, str | None]] = {
         "The customer is associated with an enterprise master in the unified accounting model.",
         "R2",
     ),
-    "already_associated": ("The customer is already associated with your partner.", "R2"),
+    "already_associated": ("The customer is already associated with your company.", "R2"),
     "not_a_member": (
         "You are not set up as a member of a partner yet. Ask your ecosystem manager to add you.",
         None,
@@ -62,8 +62,8 @@ CAUSES: dict[str, tuple[str, str | None]] = {
         None,
     ),
     "no_reserved_contact": (
-        "Your partner has no reserved contact email or mobile number, which is needed before "
-        "it can preregister customers. Ask your ecosystem manager to add one.",
+        "Your company has no reserved contact email or mobile number yet. One is needed "
+        "before you can preregister customers. Ask your ecosystem manager to add one.",
         "R1",
     ),
 }
@@ -97,9 +97,9 @@ def live_claim_refusal(status: str, same_partner: bool) -> Refused:
     """A live preregistration already holds the customer (R2, R5)."""
     if same_partner:
         words = {
-            "under_review": "is already under review for your partner",
-            "preregistered": "is already preregistered by your partner",
-            "associated": "is already associated with your partner",
+            "under_review": "is already under review for your company",
+            "preregistered": "is already preregistered by your company",
+            "associated": "is already associated with your company",
         }[status]
         return Refused(f"already_{status}", f"The customer {words}.", "R5")
     if status == "associated":
@@ -110,7 +110,8 @@ def live_claim_refusal(status: str, same_partner: bool) -> Refused:
 def quota_refusal(limit: int) -> Refused:
     return Refused(
         "quota_full",
-        f"Your partner already has {limit} customers Under review or Preregistered, the most "
-        "allowed at once. Delete a preregistration you no longer need, or wait for one to expire.",
+        f"Your company already has {limit} customers under review or preregistered. That is "
+        "the most allowed at once. Delete a preregistration you no longer need, or wait for "
+        "one to expire.",
         "R4",
     )

@@ -306,7 +306,12 @@ class PreregistrationService:
             if cause is not None:
                 return self._refusal_eligibility(cause)
             needs_review = account is not None and account.country != partner.country
-            return Eligibility(allowed=True, needs_review=needs_review)
+            return Eligibility(
+                allowed=True,
+                needs_review=needs_review,
+                customer_country=account.country if account is not None else None,
+                partner_country=partner.country,
+            )
 
     @staticmethod
     def _refusal_eligibility(cause: Refused) -> Eligibility:

@@ -25,8 +25,13 @@ def email_error(raw: str) -> str | None:
         return "Enter the customer's email address."
     if len(value) > 254:
         return "The email address is too long (at most 254 characters)."
+    if value.count("@") != 1:
+        return "An email address needs exactly one @, as in name@company.com."
     if not _EMAIL_CHARS.match(value):
-        return "The email address may contain only letters, digits, `_`, `-`, `.` and one `@`."
+        return (
+            "The email address may contain only plain letters (no accents), digits, "
+            "`_`, `-` and `.`, besides the @."
+        )
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:

@@ -106,7 +106,7 @@ def register(app: Any, services: Any) -> None:
             setter(user, channel)
             respond(
                 views.ephemeral(
-                    f":white_check_mark: Your partner's {kind} now go to <#{escape(channel)}>. "
+                    f":white_check_mark: Your company's {kind} now go to <#{escape(channel)}>. "
                     "If I am not in this channel yet, invite me with `/invite @prereg-bot`."
                 )
             )
@@ -115,7 +115,7 @@ def register(app: Any, services: Any) -> None:
             fallback = FALLBACKS.get(kind, "direct messages")
             respond(
                 views.ephemeral(
-                    f":white_check_mark: Your partner's {kind} no longer go to a channel: "
+                    f":white_check_mark: Your company's {kind} no longer go to a channel: "
                     f"they go to {fallback}."
                 )
             )

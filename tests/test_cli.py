@@ -58,6 +58,7 @@ def test_partner_add_bad_input_names_each_field_and_writes_nothing(db_url, db):
     assert done.returncode == 2
     for field in ("country", "member", "contact_email"):
         assert f"prereg-bot: {field}:" in done.stderr
+    assert "exactly one @" in done.stderr  # the real problem, not the characters
     assert "Traceback" not in done.stderr
     with db.session() as s:
         assert s.scalars(select(Partner)).all() == []

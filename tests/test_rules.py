@@ -115,7 +115,7 @@ def test_r2_associated_with_another_partner(service, partners, db, clock):
     load_directory(db, clock.now(), directory_row("ceo@customer.de", associated_partner="Beta"))
     with pytest.raises(Refused, match="associated with another partner"):
         service.preregister(ACME, form())
-    with pytest.raises(Refused, match="already associated with your partner"):
+    with pytest.raises(Refused, match="already associated with your company"):
         service.preregister(BETA, form())
 
 

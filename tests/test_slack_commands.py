@@ -81,11 +81,18 @@ def test_r10_flow_shows_the_customer_development_steps(app):
 def test_check_answers_without_claiming(app, direct):
     direct.partner()
     direct.partner("Rival AG", member=OTHER_MEMBER)
-    direct.directory(directory_row("cn@customer.de", china_mainland=True))
+    direct.directory(
+        directory_row("cn@customer.de", china_mainland=True),
+        directory_row("paris@customer.fr", country="FR"),
+    )
     direct.prereg("held@customer.de", user=OTHER_MEMBER)
 
     free = command(app, "check free@customer.de")
-    assert "could be preregistered now" in free["text"]
+    assert "is free: you can preregister" in free["text"]
+    abroad = command(app, "check paris@customer.fr")
+    assert ":white_check_mark:" not in abroad["text"]
+    assert "would go to review" in abroad["text"]
+    assert "in FR" in abroad["text"] and "business country is DE" in abroad["text"]
     held = command(app, "check held@customer.de")
     assert "preregistered by another partner" in held["text"]
     china = command(app, "check cn@customer.de")

@@ -29,7 +29,7 @@ def test_bad_fields_show_inline_and_store_nothing(app, direct):
     body = submit(app, name="  ", email="ceo+tag@customer.de", mobile="12")
     assert body["response_action"] == "errors"
     assert set(body["errors"]) == {"full_name", "email", "mobile"}
-    assert "only letters, digits" in body["errors"]["email"]
+    assert "only plain letters (no accents), digits" in body["errors"]["email"]
     assert direct.service.list_customers(MEMBER).total == 0
 
 
@@ -138,3 +138,12 @@ def test_hostile_name_is_stored_as_typed_and_shown_escaped(app, direct):
     assert "&lt;!channel&gt; &amp; co" in text
     assert "<!channel>" not in text
     assert direct.service.list_customers(MEMBER).items[0].full_name == "<!channel> & co"
+
+
+def test_an_address_without_its_at_is_told_so(app, direct):
+    """The real problem is named: a missing @, not the characters."""
+    direct.partner()
+    body = submit(app, email="clara.customer.de")
+    assert body["response_action"] == "errors"
+    assert "exactly one @" in body["errors"]["email"]
+    assert direct.service.list_customers(MEMBER).total == 0

@@ -128,7 +128,7 @@ def customer_list(
     label = (
         "all statuses"
         if filter_key == "all"
-        else ("current customers" if filter_key == DEFAULT_FILTER else status_label(filter_key))
+        else ("all but deleted" if filter_key == DEFAULT_FILTER else status_label(filter_key))
     )
     blocks: list[dict[str, Any]] = [header("Your customers")]
     if notice:
@@ -249,13 +249,17 @@ def check_message(
     email: str, result: Eligibility, contacts: Sequence[tuple[str, str | None]]
 ) -> dict[str, Any]:
     who = f"*{escape(email)}*"
+    if result.allowed and result.needs_review:
+        text = (
+            f":hourglass_flowing_sand: {who} is free, but a claim would go to review first. "
+            f"The customer is in {escape(result.customer_country)}, and your company's business "
+            f"country is {escape(result.partner_country)}. An ecosystem manager decides within "
+            "two working days."
+        )
+        blocks = [section(text), context("Nothing was claimed. Use `/preregister` to claim it.")]
+        return ephemeral(text, blocks)
     if result.allowed:
-        text = f":white_check_mark: {who} could be preregistered now."
-        if result.needs_review:
-            text += (
-                " Its country differs from your business country, so the request would go to "
-                "the ecosystem managers for review."
-            )
+        text = f":white_check_mark: {who} is free: you can preregister this customer now."
         blocks = [section(text), context("Nothing was claimed. Use `/preregister` to claim it.")]
         return ephemeral(text, blocks)
     text = f":no_entry_sign: {who} cannot be preregistered now: {escape(result.message)}"

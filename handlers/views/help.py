@@ -12,8 +12,8 @@ COMMANDS = (
     ("/preregister", "open the form to preregister a customer"),
     (
         "/preregister list [status]",
-        "your customers; status: current (default), all, "
-        "under_review, preregistered, associated, rejected, expired, deleted",
+        "your customers. Without a status: all but the deleted ones. Or one of: "
+        "under review, preregistered, associated, rejected, expired, deleted, all",
     ),
     ("/preregister check <email>", "could this customer be preregistered now, and if not, why"),
     (
@@ -22,7 +22,7 @@ COMMANDS = (
     ),
     (
         "/preregister notify here",
-        "send your partner's notices to this channel (`notify off` to stop)",
+        "send your company's notices to this channel (`notify off` to stop)",
     ),
     ("/preregister digest here", "a daily digest in this channel (`digest off` to stop)"),
     ("/preregister flow", "the customer-development steps as a flowchart"),
@@ -30,15 +30,14 @@ COMMANDS = (
 )
 
 RULES_IN_BRIEF = (
-    "Your partner needs a reserved contact email or mobile number before it can preregister.",
-    "Customers known to the vendor (China-mainland site, another partner's, consumer cloud, "
-    "signed contracts, cash spend without direct sales, enterprise master) cannot be "
-    "preregistered; the refusal names the cause.",
-    "A customer in another country than your business country goes to manual review "
-    "(decided within two working days).",
-    "At most 100 of your customers may be Under review or Preregistered at once.",
-    "A preregistration is valid for 15 days; the customer must sign up with the registered email.",
-    "Under review and Associated customers cannot be deleted.",
+    "Your company needs a reserved contact email or mobile number before it can preregister.",
+    "Some customers cannot be claimed. For example: they already work with the vendor or "
+    "with another partner, or another partner claimed them first. The answer tells you why.",
+    "A customer in another country than your company's goes to review first. An ecosystem "
+    "manager decides within two working days.",
+    "Your company can have at most 100 customers under review or preregistered at once.",
+    "A preregistration lasts 15 days. The customer must sign up with the email you entered.",
+    "You cannot delete customers who are under review or already associated.",
 )
 
 
@@ -78,7 +77,7 @@ FLOW_STEPS = (
     (
         ":handshake:",
         "Customer accepts",
-        "With the same email, within the 15 days → *Associated* with your partner.",
+        "With the same email, within the 15 days → *Associated* with your company.",
     ),
     (
         ":hourglass:",

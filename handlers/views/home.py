@@ -29,7 +29,7 @@ def _partner_home(summary: PartnerSummary) -> list[dict[str, Any]]:
     filled = min(10, round(10 * used / limit)) if limit else 0
     bar = "▰" * filled + "▱" * (10 - filled)
     blocks: list[dict[str, Any]] = [
-        header(truncate(f"Your partner: {summary.partner.name}", 150)),
+        header(truncate(summary.partner.name, 150)),
         section(f"*Quota:* {used} / {limit} customers Under review or Preregistered\n`{bar}`"),
     ]
     counts = [

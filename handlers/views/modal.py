@@ -46,16 +46,16 @@ def preregistration_modal() -> dict[str, Any]:
         "close": plain("Cancel", 24),
         "blocks": [
             section(
-                "Claim a potential customer for your partner. The claim is valid for "
-                "*15 days*; no other partner can preregister the customer meanwhile."
+                "Claim a potential customer for your company. The claim lasts *15 days*. "
+                "Meanwhile no other partner can claim this customer."
             ),
             text_input("full_name", "Full name", "Clara Customer", "The customer's full name."),
             text_input(
                 "email",
                 "Email",
                 "clara@customer.example",
-                "The address the customer will sign up with. Only letters, digits, _ - . "
-                "and one @.",
+                "The email the customer will use to sign up for the cloud account. "
+                "Plain letters and digits only (no accents).",
             ),
             text_input(
                 "mobile", "Mobile number", "+49 1512 3456789", "International format, with +."

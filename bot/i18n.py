@@ -1,0 +1,126 @@
+"""The reader's language: English and Simplified Chinese, from gettext catalogs.
+
+The catalogs are the `.po` files under bot/locale (extracted and updated with Babel:
+`make i18n`). They are compiled when first used, in memory, so no `.mo` file is kept in the
+repository or can go stale beside its `.po`. The language of what is being written is a
+context variable: a request sets it from the reader's Slack locale, a notice from the
+partner's language setting, the invitation page from the browser's Accept-Language.
+
+Texts defined at import time (module constants) are marked with `N_` for extraction and
+translated with `_` where they are rendered.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import gettext
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date as babel_date
+from babel.dates import format_datetime as babel_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+
+LOCALE_DIR = Path(__file__).parent / "locale"
+DEFAULT = "en"
+LANGUAGES = {"en": "English", "zh": "简体中文"}
+BABEL_LOCALES = {"en": "en_GB", "zh": "zh_Hans_CN"}
+
+_lang: contextvars.ContextVar[str] = contextvars.ContextVar("lang", default=DEFAULT)
+
+
+@cache
+def translations(lang: str) -> gettext.NullTranslations:
+    """The compiled catalog of `lang` (English is the source language: no catalog)."""
+    path = LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
+    if lang == DEFAULT or not path.exists():
+        return gettext.NullTranslations()
+    with path.open("rb") as po:
+        catalog = read_po(po, locale=BABEL_LOCALES.get(lang, lang))
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return gettext.GNUTranslations(compiled)
+
+
+def language() -> str:
+    return _lang.get()
+
+
+@contextmanager
+def use(lang: str | None) -> Iterator[str]:
+    """Within the block, texts are in `lang` (unknown or None: English)."""
+    token = _lang.set(lang if lang in LANGUAGES else DEFAULT)
+    try:
+        yield _lang.get()
+    finally:
+        _lang.reset(token)
+
+
+def set_language(lang: str | None) -> None:
+    """Sets the language for the rest of this context (a request's thread of work)."""
+    _lang.set(lang if lang in LANGUAGES else DEFAULT)
+
+
+def _(message: str) -> str:
+    return translations(_lang.get()).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return translations(_lang.get()).ngettext(singular, plural, n)
+
+
+def N_(message: str) -> str:  # noqa: N802 - gettext's own name for "mark, translate later"
+    """Marks a text for extraction; it is translated with `_` where it is shown."""
+    return message
+
+
+def from_slack_locale(locale: str | None) -> str:
+    """`zh-CN`, `zh-TW`, `en-US`, ... as one of LANGUAGES (Slack's `users.info` locale)."""
+    if locale and locale.lower().startswith("zh"):
+        return "zh"
+    return DEFAULT
+
+
+def from_accept_language(header: str | None) -> str:
+    """The browser's preferred language among LANGUAGES (RFC 9110 weights honoured)."""
+    preferred: list[tuple[float, str]] = []
+    for part in (header or "").split(","):
+        tag, _sep, params = part.strip().partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                weight = 0.0
+        if tag:
+            preferred.append((weight, tag.strip()))
+    for _weight, tag in sorted(preferred, key=lambda p: -p[0]):
+        if tag == "*":
+            return DEFAULT
+        try:
+            locale = Locale.parse(tag.replace("-", "_"))
+        except (ValueError, UnknownLocaleError):
+            continue
+        if locale.language in LANGUAGES:
+            return locale.language
+    return DEFAULT
+
+
+def format_when(at: datetime, with_time: bool = True) -> str:
+    """A date (and time) as the reader writes it: `1 Dec 2026, 09:00` / `2026年12月1日 09:00`."""
+    locale = BABEL_LOCALES[_lang.get()]
+    if with_time:
+        return babel_datetime(at, "medium", locale=locale)
+    return babel_date(at, "medium", locale=locale)
+
+
+def format_number(value: float) -> str:
+    return format_decimal(value, locale=BABEL_LOCALES[_lang.get()])
