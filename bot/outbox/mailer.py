@@ -9,6 +9,7 @@ it finally went out.
 from __future__ import annotations
 
 import logging
+import secrets
 import smtplib
 import ssl
 from collections.abc import Callable
@@ -70,6 +71,12 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def short_msgid(domain: str | None) -> str:
+    """A Message-ID short enough never to be folded onto a second header line (make_msgid's
+    length varies with the process id and host, and a folded id reads back with a space)."""
+    return f"<{secrets.token_hex(12)}.invitation@{domain or 'localhost'}>"
+
+
 def format_expiry(view: PreregView) -> str:
     at = view.expires_at
     if at is None:
@@ -101,7 +108,7 @@ def compose(
     message["To"] = view.email
     if view.partner_contact_email:
         message["Reply-To"] = view.partner_contact_email
-    message["Message-ID"] = make_msgid("invitation", domain=domain)
+    message["Message-ID"] = short_msgid(domain)
     message["Date"] = format_datetime(at)
     message["Auto-Submitted"] = "auto-generated"
     context = {
