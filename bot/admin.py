@@ -158,6 +158,15 @@ class Admin:
                     _iso(r.deleted_at),
                 ]
                 writer.writerow([_csv_safe(c) if isinstance(c, str) else c for c in cells])
+            audit.record(  # who saw which customers' contact details (docs/privacy.md)
+                s,
+                at=self.clock.now(),
+                actor="operator:cli",
+                action="export_customers",
+                result="exported",
+                partner_id=partner_id,
+                detail={"ids": [r.id for r in rows]},
+            )
             return len(rows)
 
 

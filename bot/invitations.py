@@ -40,13 +40,16 @@ import struct
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
 
 from bot.errors import NotFound, Refused
 from bot.models import PreregView
 from bot.service import PreregistrationService
 from bot.validation import is_rule_email, normalise_email
-from store import deliveries
+from store import audit, deliveries
 from store import invitations as invitation_store
+from store import preregistrations as prereg_store
 
 TOKEN_VERSION = 1
 _TAG_BYTES = 12
@@ -60,6 +63,10 @@ MAX_FAILED_ATTEMPTS = 5
 LOCKOUT = timedelta(minutes=15)
 GUESSING_ALERT = "invitation_guessing"
 """Outbox kind {preregistration_id, wrong}: tell the partner their invitation is being guessed."""
+DECLINED_NOTICE = "invitation_declined"
+"""Outbox kind {preregistration_id}: the customer said "this wasn't me"; tell the partner."""
+CUSTOMER = "customer"
+"""`deleted_by` of a preregistration the customer withdrew from the invitation page."""
 
 
 class TokenError(Exception):
@@ -144,6 +151,9 @@ class InviteState(StrEnum):
     INVALID_EMAIL = "invalid_email"
     LOCKED = "locked"
     FORM_EXPIRED = "form_expired"
+    # "this wasn't me": the confirmation page, and the invitation withdrawn by the customer
+    DECLINE = "decline"
+    DECLINED = "declined"
 
 
 _STATUS_STATES = {
@@ -176,6 +186,42 @@ class InvitePage:
     advice: str
     show_form: bool
     partner_name: str | None
+    decline_form: bool = False
+    """The "this wasn't me" confirmation form instead of the acceptance form."""
+    offer_decline: bool = False
+    """A link to "this wasn't me" (only while the invitation can still be withdrawn)."""
+
+
+@dataclass(frozen=True)
+class Branding:
+    """Who the customer is dealing with, shown on the page and in the email so that an
+    invitation can be told apart from phishing: the vendor, its program, whom to ask."""
+
+    vendor: str = "the cloud vendor"
+    program: str = "partner program"
+    logo_url: str | None = None
+    support_url: str | None = None
+    support_email: str | None = None
+    site: str | None = None
+    """The host invitation links point to (PUBLIC_BASE_URL): how to check a link is genuine."""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Branding:
+        base = settings.public_base_url or ""
+        return cls(
+            vendor=settings.vendor_name or cls.vendor,
+            program=settings.program_name or cls.program,
+            logo_url=settings.vendor_logo_url,
+            support_url=settings.support_url,
+            support_email=settings.support_email,
+            site=urlsplit(base).hostname if base else None,
+        )
+
+    @property
+    def contact(self) -> str:
+        """Whom to ask, in words: the support page and/or address, else the vendor."""
+        ways = [w for w in (self.support_url, self.support_email) if w]
+        return " or ".join(ways) if ways else f"{self.vendor}'s support"
 
 
 class Invitations:
@@ -275,6 +321,40 @@ class Invitations:
             return self._count_mismatch(view, number)
         return Invitation(InviteState.ASSOCIATED, associated)
 
+    def decline(self, token: str) -> Invitation:
+        """The customer said "this wasn't me": the preregistration ends (deleted by the
+        customer, who is free again), the partner is told, and it is audited. Only a valid
+        invitation can be withdrawn; any other state is returned as it is."""
+        invitation = self.resolve(token)
+        if invitation.state is not InviteState.VALID:
+            return invitation
+        view = invitation.preregistration
+        assert view is not None
+        now = self.service.clock.now()
+        with self.service.db.session() as s:
+            values = {"status": "deleted", "deleted_at": now, "deleted_by": CUSTOMER}
+            ended = prereg_store.transition(s, view.id, ("preregistered",), **values)
+            if not ended:
+                return self.resolve(token)
+            audit.record(
+                s,
+                at=now,
+                actor=CUSTOMER,
+                action="decline_invitation",
+                result="deleted",
+                preregistration_id=view.id,
+                partner_id=view.partner_id,
+            )
+            deliveries.enqueue(
+                s,
+                kind=DECLINED_NOTICE,
+                dedupe_key=f"{DECLINED_NOTICE}:{view.id}",
+                payload={"preregistration_id": view.id},
+                now=now,
+                preregistration_id=view.id,
+            )
+        return Invitation(InviteState.DECLINED, self.service.view(view.id), notified=True)
+
     def locked_until(self, preregistration_id: int, client: str = "") -> datetime | None:
         """When this client may try again, if it used all its attempts in the last LOCKOUT."""
         now = self.service.clock.now()
@@ -349,8 +429,8 @@ def page_for(invitation: Invitation) -> InvitePage:
     who = partner or "the partner who invited you"
     state = invitation.state
 
-    def page(status: int, heading: str, message: str, advice: str, form: bool = False):
-        return InvitePage(state, status, heading, message, advice, form, partner)
+    def page(status: int, heading: str, message: str, advice: str, form: bool = False, **more):
+        return InvitePage(state, status, heading, message, advice, form, partner, **more)
 
     if state is InviteState.VALID:
         return page(
@@ -362,6 +442,33 @@ def page_for(invitation: Invitation) -> InvitePage:
             "Enter the email address you sign up with. It must be the address "
             f"{who} registered for you.",
             form=True,
+            offer_decline=True,
+        )
+    if state is InviteState.DECLINE:
+        return page(
+            200,
+            "This invitation was not meant for you?",
+            f"If you do not know {who} or did not ask to become its customer, withdraw this "
+            f"invitation: the registration {who} made for your address ends, {who} is told, "
+            "and no one can accept it with this link any more.",
+            "Nothing happens unless you press the button.",
+            decline_form=True,
+        )
+    if state is InviteState.DECLINED:
+        return page(
+            200,
+            "The invitation is withdrawn",
+            f"Thank you. The registration {who} made for your address has ended and {who} "
+            "has been told. Your account was not changed.",
+            "There is nothing more to do. You can close this page.",
+        )
+    if state is InviteState.DELETED and view is not None and view.deleted_by == CUSTOMER:
+        return page(
+            410,
+            "This invitation was withdrawn",
+            "It was withdrawn from this page (\u201cthis wasn\u2019t me\u201d), so the link no "
+            "longer works.",
+            f"If you want to become {who}'s customer after all, ask them to register you again.",
         )
     if state is InviteState.ASSOCIATED:
         return page(

@@ -73,6 +73,9 @@ class PreregView:
     invited_at: datetime | None
     review_channel_id: str | None
     review_message_ts: str | None
+    partner_contact_email: str | None = None
+    deleted_by: str | None = None
+    """The partner's reserved contact (R1): the Reply-To of the customer's invitation."""
 
     @classmethod
     def of(cls, r: Preregistration, partner: Partner) -> PreregView:
@@ -101,6 +104,8 @@ class PreregView:
             invited_at=r.invited_at,
             review_channel_id=r.review_channel_id,
             review_message_ts=r.review_message_ts,
+            partner_contact_email=partner.contact_email,
+            deleted_by=r.deleted_by,
         )
 
 

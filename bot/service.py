@@ -62,6 +62,12 @@ from store.models import Partner, Preregistration
 log = logging.getLogger(__name__)
 
 
+def _no_address(email: str) -> dict[str, str]:
+    """What an audit entry keeps of a refused customer's address: its domain, never the address
+    (personal data; see docs/privacy.md)."""
+    return {"email_domain": printable(email.rpartition("@")[2])[:100]}
+
+
 class PreregistrationService:
     def __init__(
         self,
@@ -172,7 +178,7 @@ class PreregistrationService:
         except IntegrityError as exc:
             return self._after_conflict(slack_user_id, form, request_key, exc)
         except Refused as refused:
-            self._audit_refusal(slack_user_id, "preregister", refused, {"email": form.email})
+            self._audit_refusal(slack_user_id, "preregister", refused, _no_address(form.email))
             raise
 
     @staticmethod
@@ -249,7 +255,7 @@ class PreregistrationService:
             result=row.status,
             preregistration_id=row.id,
             partner_id=partner.id,
-            detail={"email": email_norm, "country": country},
+            detail={"country": country},
         )
         if row.status == "under_review":
             self._notify(s, notices.REVIEW_REQUEST, row, now)
@@ -278,7 +284,7 @@ class PreregistrationService:
         if live is None:
             raise exc
         refused = live_claim_refusal(live.status, live.partner_id == partner_id)
-        self._audit_refusal(user, "preregister", refused, {"email": form.email})
+        self._audit_refusal(user, "preregister", refused, _no_address(form.email))
         raise refused
 
     def check(self, slack_user_id: str, email: str) -> Eligibility:
@@ -516,7 +522,7 @@ class PreregistrationService:
             audit.record(
                 s,
                 at=now,
-                actor=f"customer:{row.email_norm}",
+                actor="customer",
                 action="associate",
                 result="associated",
                 preregistration_id=row.id,

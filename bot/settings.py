@@ -51,6 +51,26 @@ def _dates(env: Mapping[str, str], name: str) -> frozenset[date]:
         raise ConfigError(f"{name} must be comma-separated YYYY-MM-DD dates, got {raw!r}") from None
 
 
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    """A one-line text shown to customers (names, addresses): spaces collapsed."""
+    value = " ".join((env.get(name) or "").split())
+    return value or None
+
+
+def _https_url(env: Mapping[str, str], name: str) -> str | None:
+    value = _text(env, name)
+    if value is not None and not value.startswith(("https://", "http://")):
+        raise ConfigError(f"{name} must be an http(s):// URL, got {value!r}")
+    return value
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///prereg.db"
@@ -79,6 +99,13 @@ class Settings:
     run_scheduler: bool = True
     db_pool_size: int = 40
     member_cache: bool = True
+    program_name: str | None = None
+    vendor_name: str | None = None
+    vendor_logo_url: str | None = None
+    support_url: str | None = None
+    support_email: str | None = None
+    retention_days: int = 365
+    privacy_key: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,6 +148,13 @@ class Settings:
             run_scheduler=scheduler,
             db_pool_size=_int(env, "PREREG_DB_POOL_SIZE", 40),
             member_cache=member_cache,
+            program_name=_text(env, "PROGRAM_NAME"),
+            vendor_name=_text(env, "VENDOR_NAME"),
+            vendor_logo_url=_https_url(env, "VENDOR_LOGO_URL"),
+            support_url=_https_url(env, "SUPPORT_URL"),
+            support_email=_text(env, "SUPPORT_EMAIL"),
+            retention_days=_positive(env, "PREREG_RETENTION_DAYS", 365),
+            privacy_key=env.get("PREREG_PRIVACY_KEY") or None,
         )
 
     @property

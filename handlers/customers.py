@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.errors import Refused
+from bot.privacy import record_disclosure
 from bot.slack.after_ack import after_ack
 from handlers import views
 from handlers.ids import parse_id
@@ -57,6 +58,10 @@ def render_list(
         page = service.list_customers(user, statuses, offset=last, limit=views.PAGE_SIZE)
     message = views.customer_list(page, filter_key, shown, notice)
     message["replace_original"] = replace
+    if shown and page.items:  # "Show contact details": who saw which rows, when
+        ids = [item.id for item in page.items]
+        partner_id = page.items[0].partner_id
+        record_disclosure(services.db, services.clock, user, "show_contacts", ids, partner_id)
     return message
 
 

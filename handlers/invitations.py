@@ -3,7 +3,8 @@ email" button, and the partner's notices about the email and the association.
 
 Senders (outbox kinds): `invitation_email` (bot/outbox/mailer.py), `invitation_share`,
 `invitation_share_button`, `associated`, `invitation_email_pending`,
-`invitation_email_failing`, `invitation_email_sent_late`, `invitation_guessing`.
+`invitation_email_failing`, `invitation_email_sent_late`, `invitation_guessing`,
+`invitation_declined`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from typing import Any
 
 from bot import notices
 from bot.errors import NotFound, Refused
-from bot.invitations import GUESSING_ALERT, Invitations, record_notice
+from bot.invitations import (
+    DECLINED_NOTICE,
+    GUESSING_ALERT,
+    Branding,
+    Invitations,
+    record_notice,
+)
 from bot.models import PreregView
 from bot.outbox.delivery import Job, PermanentFailure, persist
 from bot.outbox.mailer import (
@@ -112,6 +119,14 @@ def guessing_text(view: PreregView, wrong: int) -> str:
         "customer can still accept with the address you registered. If the link or QR code "
         "reached people it should not have, delete this registration and register the "
         "customer again: they get a new invitation with a new link."
+    )
+
+
+def declined_text(view: PreregView) -> str:
+    return (
+        f":no_entry: {_customer(view)} opened the invitation and said it was not for them "
+        "(\u201cthis wasn't me\u201d). The registration has ended and the customer is free "
+        "again. Please check how this address reached you before registering it again."
     )
 
 
@@ -224,6 +239,10 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
         text = guessing_text(view, int(job.payload.get("wrong") or 0))
         return _post_dm(services, dm_channels, view, text)
 
+    def declined(job: Job) -> dict[str, Any]:
+        view = _view(services, job, preregistered=False)
+        return _post_dm(services, dm_channels, view, declined_text(view))
+
     def sent_late(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=False)
         return _post_dm(services, dm_channels, view, email_sent_late_text(view))
@@ -234,6 +253,7 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
             invitations,
             SmtpConfig.from_settings(services.settings),
             kick=services.deliverer.kick,
+            brand=Branding.from_settings(services.settings),
         ),
         notices.INVITATION_SHARE: share,
         SHARE_BUTTON: share_button,
@@ -242,6 +262,7 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
         EMAIL_FAILING: failing,
         EMAIL_SENT_LATE: sent_late,
         GUESSING_ALERT: guessing,
+        DECLINED_NOTICE: declined,
     }
 
 

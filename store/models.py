@@ -169,6 +169,9 @@ class Preregistration(Base):
     review_message_ts: Mapped[str | None] = mapped_column(String(32))
     invite_failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     invite_last_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    email_hash: Mapped[str | None] = mapped_column(String(64))
+    """Keyed hash of `email_norm`, kept when the sweep erases the personal data (bot/privacy.py)."""
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     partner: Mapped[Partner] = relationship()
 
@@ -194,6 +197,7 @@ class Preregistration(Base):
             sqlite_where=text("status = 'under_review'"),
         ),
         Index("ix_preregistrations_email_norm", "email_norm"),
+        Index("ix_preregistrations_email_hash", "email_hash"),
     )
 
 

@@ -68,6 +68,11 @@ class RunningApp:
             "SMTP_PORT": str(smtp.port),
             "SMTP_FROM": "prereg-bot@vendor.example",
             "PORT": str(self.port),
+            "VENDOR_NAME": "Nimbus Cloud",
+            "PROGRAM_NAME": "Partner Network",
+            "VENDOR_LOGO_URL": "https://cdn.nimbus.example/logo.png",
+            "SUPPORT_URL": "https://nimbus.example/partner-help",
+            "SUPPORT_EMAIL": "partner-help@nimbus.example",
             # Tests run the sweep themselves (`sweep(at=...)`), as of the instant they choose;
             # tests/test_scheduler.py checks the in-process timer on its own app.
             "PREREG_SCHEDULER": "false",

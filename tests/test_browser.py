@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 
 import pytest
+from PIL import Image
 
 from bot.admin import Admin
 from bot.clock import SystemClock
@@ -65,13 +67,20 @@ def test_r12_customer_accepts_the_invitation_in_a_phone_sized_browser(app, brows
         link = Invitations(service, INVITE_SECRET, app.base_url).link_for(view)
 
         context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+        # the vendor's logo (VENDOR_LOGO_URL in tests/slackapp.py) from its CDN
+        logo = io.BytesIO()
+        Image.new("RGB", (32, 32), "#0b57d0").save(logo, "PNG")
+        context.route(
+            "https://cdn.nimbus.example/**",
+            lambda route: route.fulfill(status=200, content_type="image/png", body=logo.getvalue()),
+        )
         page = context.new_page()
         problems: list[str] = []
         page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda exc: problems.append(str(exc)))
 
         page.goto(link)
-        assert page.title() == "Acme GmbH invites you to become its customer"
+        assert page.title().startswith("Acme GmbH invites you to become its customer")
         assert page.get_by_label("Email address you sign up with").is_visible()
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         button_colour = page.eval_on_selector(
@@ -84,6 +93,10 @@ def test_r12_customer_accepts_the_invitation_in_a_phone_sized_browser(app, brows
         page.wait_for_load_state()
         heading = page.get_by_role("heading", level=1)
         assert heading.inner_text() == "You are now Acme GmbH's customer"
+        assert page.url.endswith("/accepted")  # POST/redirect/GET: a reload shows it again
+        page.reload()
+        assert page.get_by_role("heading", level=1).inner_text() == heading.inner_text()
+        assert page.get_by_role("alert").count() == 0
         assert problems == []
         assert service.view(view.id).status == "associated"
         context.close()

@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = customers.add_parser("export", help="CSV of preregistrations to stdout or --output")
     export.add_argument("--partner", help="only this partner's customers")
     export.add_argument("--output", "-o", help="file to write (default: standard output)")
+    _add_privacy_commands(customers)
 
     db = sub.add_parser("db", help="database").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="apply migrations")
@@ -122,6 +123,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if command == "sweep":
         return _sweep(args, settings)
+    if command == "customers" and args.action in ("forget", "export-person"):
+        return _privacy(args, settings)
     return _admin(args, settings)
 
 
@@ -203,6 +206,55 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
             else:
                 admin.export_customers(sys.stdout, args.partner)
         return 0
+    finally:
+        db.dispose()
+
+
+def _add_privacy_commands(customers: argparse._SubParsersAction) -> None:
+    """Erasure and access requests of one person (docs/privacy.md)."""
+    forget = customers.add_parser(
+        "forget", help="erase one person's personal data everywhere (refused while Associated)"
+    )
+    forget.add_argument("email")
+    person = customers.add_parser(
+        "export-person", help="everything held about one person, as JSON (an access request)"
+    )
+    person.add_argument("email")
+    person.add_argument("--output", "-o", help="file to write (default: standard output)")
+
+
+def _privacy(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from bot.errors import Refused
+    from bot.privacy import Privacy
+    from store.db import Database
+    from store.migrate import upgrade
+
+    if not settings.invite_secret and not settings.privacy_key:
+        raise ConfigError("missing required environment variable INVITE_SECRET")
+    upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    privacy = Privacy.from_settings(db, SystemClock(), settings)
+    try:
+        if args.action == "forget":
+            done = privacy.forget(args.email)
+            print(
+                f"erased: {done.rows} preregistration(s), {done.deliveries} notice(s), "
+                f"{done.audit_events} audit entr{'y' if done.audit_events == 1 else 'ies'}"
+            )
+            return 0
+        text = json.dumps(privacy.export_person(args.email), indent=2, ensure_ascii=False)
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+            print(f"wrote everything held about that person to {args.output}")
+        else:
+            print(text)
+        return 0
+    except Refused as refused:
+        print(f"prereg-bot: refused: {refused.message}", file=sys.stderr)
+        return 1
     finally:
         db.dispose()
 

@@ -1,8 +1,9 @@
 """All scheduled work, run once as of an instant: `prereg-bot sweep` and the in-process timer.
 
-Order: expire (R5) first, so nothing is reminded about a row that just lapsed; then record the
-reminders, review escalations (R3) and digests that are due; then deliver every due notice,
-including retries of earlier failures. Every step claims or records its work in the
+Order: expire (R5) first, so nothing is reminded about a row that just lapsed; erase the
+personal data of rows that ended longer ago than PREREG_RETENTION_DAYS (bot/privacy.py); then
+record the reminders, review escalations (R3) and digests that are due; then deliver every
+due notice, including retries of earlier failures. Every step claims or records its work in the
 database, so two runs at once (or one after the other) do nothing twice.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 
 from bot.outbox.delivery import DeliveryReport
+from bot.privacy import Privacy
 from bot.schedule import ScheduledWork, SchedulePolicy, ScheduleReport
 from bot.wiring.app import Services
 
@@ -63,6 +65,15 @@ def scheduled_work(services: Services) -> ScheduledWork:
 def run_sweep(services: Services, at: datetime | None = None) -> SweepReport:
     now = at or services.clock.now()
     expired = services.service.expire_due(now)
+    erased = Privacy.from_settings(services.db, services.clock, services.settings).erase_expired(
+        now
+    )
+    if erased:
+        log.info(
+            "sweep as of %s: erased the personal data of %d ended preregistration(s)",
+            now.isoformat(),
+            erased,
+        )
     scheduled = scheduled_work(services).enqueue_due(now)
     sent = retried = failed = 0
     for _ in range(DELIVERY_PASSES):

@@ -9,17 +9,18 @@ it finally went out.
 from __future__ import annotations
 
 import logging
+import secrets
 import smtplib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from bot.invitations import Invitations, record_notice
+from bot.invitations import Branding, Invitations, record_notice
 from bot.models import PreregView
 from bot.outbox.delivery import Job, PermanentFailure, persist
 from bot.outbox.qr import qr_png
@@ -70,6 +71,12 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def short_msgid(domain: str | None) -> str:
+    """A Message-ID short enough never to be folded onto a second header line (make_msgid's
+    length varies with the process id and host, and a folded id reads back with a space)."""
+    return f"<{secrets.token_hex(12)}.invitation@{domain or 'localhost'}>"
+
+
 def format_expiry(view: PreregView) -> str:
     at = view.expires_at
     if at is None:
@@ -78,9 +85,17 @@ def format_expiry(view: PreregView) -> str:
 
 
 def compose(
-    view: PreregView, link: str, sender: str, at: datetime, qr: bytes | None = None
+    view: PreregView,
+    link: str,
+    sender: str,
+    at: datetime,
+    qr: bytes | None = None,
+    brand: Branding | None = None,
 ) -> EmailMessage:
-    """Plain text and an HTML alternative; the HTML shows the QR code as an inline image."""
+    """Plain text and an HTML alternative; the HTML shows the QR code as an inline image.
+    Both say who the vendor is, why the customer got it, how to check it is genuine and how
+    to say "this wasn't me" (a link to a confirmation page: the link itself changes nothing)."""
+    brand = brand or Branding()
     partner = _one_line(view.partner_name)
     expiry = format_expiry(view)
     qr = qr if qr is not None else qr_png(link)
@@ -89,17 +104,23 @@ def compose(
 
     message = EmailMessage()
     message["Subject"] = f"{partner} invites you to become its customer"
-    message["From"] = sender
+    message["From"] = formataddr((f"{brand.vendor} {brand.program}", sender))
     message["To"] = view.email
-    message["Message-ID"] = make_msgid("invitation", domain=domain)
+    if view.partner_contact_email:
+        message["Reply-To"] = view.partner_contact_email
+    message["Message-ID"] = short_msgid(domain)
     message["Date"] = format_datetime(at)
+    message["Auto-Submitted"] = "auto-generated"
     context = {
         "name": _one_line(view.full_name),
         "partner": partner,
         "email": view.email,
         "association_type": "Reseller",
         "link": link,
+        "decline_link": f"{link}/not-me",
         "expiry": expiry,
+        "brand": brand,
+        "reply_to": view.partner_contact_email,
     }
     message.set_content(_plain_text(**context))
     html = _templates.get_template("invitation_email.html").render(
@@ -112,9 +133,21 @@ def compose(
 
 
 def _plain_text(
-    *, name: str, partner: str, email: str, association_type: str, link: str, expiry: str
+    *,
+    name: str,
+    partner: str,
+    email: str,
+    association_type: str,
+    link: str,
+    decline_link: str,
+    expiry: str,
+    brand: Branding,
+    reply_to: str | None,
 ) -> str:
+    support = brand.contact
+    site = f"https://{brand.site}/invite/" if brand.site else "the address above"
     return (
+        f"{brand.vendor} {brand.program}\n\n"
         f"Hello {name},\n\n"
         f"{partner} invites you to associate your cloud account with it.\n"
         f"Association type: {association_type}. {partner} can then buy and manage cloud "
@@ -123,7 +156,14 @@ def _plain_text(
         f"On that page, enter the email address you sign up with: {email}. It must be the "
         f"address {partner} registered for you.\n\n"
         "If you did not expect this invitation, ignore this email: nothing happens unless "
-        "you accept.\n"
+        "you accept.\n\n"
+        "--\n"
+        f"Why you got this: {partner}, a partner in the {brand.vendor} {brand.program}, "
+        "registered this address for you.\n"
+        f"Is it genuine? The link starts with {site}; we never ask for a password or payment "
+        f"details. To check, contact {brand.vendor} at {support}.\n"
+        f"This wasn't me: {decline_link}\n"
+        + (f"Replies go to {partner} ({reply_to}).\n" if reply_to else "")
     )
 
 
@@ -146,7 +186,9 @@ class InvitationEmailSender:
         invitations: Invitations,
         config: SmtpConfig | None,
         kick: Callable[[], None] = lambda: None,
+        brand: Branding | None = None,
     ) -> None:
+        self.brand = brand or Branding()
         self.service = service
         self.invitations = invitations
         self.config = config
@@ -166,7 +208,9 @@ class InvitationEmailSender:
         if self.config is None:
             raise RuntimeError("SMTP_HOST and SMTP_FROM are not set: cannot send email")
         link = self.invitations.link_for(view)
-        message = compose(view, link, self.config.sender, self.service.clock.now())
+        message = compose(
+            view, link, self.config.sender, self.service.clock.now(), brand=self.brand
+        )
         try:
             send(message, self.config)
         except Exception:

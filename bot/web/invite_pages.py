@@ -23,11 +23,20 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime
+from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, render_template, request, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from bot.clock import Clock
-from bot.invitations import Invitation, Invitations, InviteState, derive_key, page_for
+from bot.invitations import (
+    CUSTOMER,
+    Branding,
+    Invitation,
+    Invitations,
+    InviteState,
+    derive_key,
+    page_for,
+)
 from bot.service import PreregistrationService
 from bot.settings import Settings
 
@@ -47,6 +56,20 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+
+
+def content_security_policy(logo_url: str | None) -> str:
+    """The page policy, letting the vendor's logo (VENDOR_LOGO_URL) load from its origin."""
+    policy = SECURITY_HEADERS["Content-Security-Policy"]
+    if not logo_url:
+        return policy
+    parts = urlsplit(logo_url)
+    return policy.replace("img-src 'self'", f"img-src 'self' {parts.scheme}://{parts.netloc}")
+
+
+DECLINE_PURPOSE = "|not-me"
+"""Appended to the token the "this wasn't me" form is signed for: an acceptance form's field
+does not work there, nor the other way round."""
 
 
 class FormGuard:
@@ -97,23 +120,34 @@ def invite_blueprint(
         static_url_path="/invite-assets",
     )
 
+    branding = Branding.from_settings(settings)
+    csp = content_security_policy(branding.logo_url)
+
     def client() -> str:
         return invitations.client_of(request.remote_addr)
 
-    def render(token: str, invitation: Invitation, email: str = "") -> Response:
+    def render(token: str, invitation: Invitation, email: str = "", status: int | None = None):
         page = page_for(invitation)
         nonce = request.cookies.get(CSRF_COOKIE) or ""
         if len(nonce) != 22:
             nonce = secrets.token_urlsafe(16)
+        signed_for = token + DECLINE_PURPOSE if page.decline_form else token
+        with_form = page.show_form or page.decline_form
+        view = invitation.preregistration
         html = render_template(
             "invite_page.html",
             page=page,
-            action=url_for("invite.invitation", token=token),
-            csrf=guard.issue(token, nonce, client()) if page.show_form else "",
+            brand=branding,
+            partner_contact=view.partner_contact_email if view is not None else None,
+            action=url_for(
+                "invite.decline" if page.decline_form else "invite.invitation", token=token
+            ),
+            decline_link=url_for("invite.confirm_decline", token=token),
+            csrf=guard.issue(signed_for, nonce, client()) if with_form else "",
             email=email,
         )
-        response = Response(html, status=page.http_status, mimetype="text/html")
-        if page.show_form:
+        response = Response(html, status=status or page.http_status, mimetype="text/html")
+        if with_form:
             response.set_cookie(
                 CSRF_COOKIE,
                 nonce,
@@ -137,6 +171,10 @@ def invite_blueprint(
             request.remote_addr,
         )
 
+    def form_checked(token: str, signed_for: str) -> bool:
+        nonce, field = request.cookies.get(CSRF_COOKIE), request.form.get("csrf")
+        return guard.check(signed_for, nonce, field, client())
+
     @bp.get("/invite/<token>")
     def invitation(token: str) -> Response:
         found = invitations.resolve(token)
@@ -151,22 +189,66 @@ def invite_blueprint(
         if invitation.state is not InviteState.VALID:
             refused(token, invitation)
             return render(token, invitation)
-        nonce, field = request.cookies.get(CSRF_COOKIE), request.form.get("csrf")
-        if not guard.check(token, nonce, field, client()):
+        if not form_checked(token, token):
             form_expired = Invitation(InviteState.FORM_EXPIRED, invitation.preregistration)
             refused(token, form_expired)
             return render(token, form_expired, email)
         outcome = invitations.accept(token, email, client())
         if outcome.state is InviteState.ASSOCIATED or outcome.notified:
             notices_recorded()
-        if outcome.state is not InviteState.ASSOCIATED:
-            refused(token, outcome)
+        if outcome.state is InviteState.ASSOCIATED:
+            # POST/redirect/GET: one success page, which a reload does not turn into an error
+            return redirect(url_for("invite.accepted", token=token), code=303)
+        refused(token, outcome)
         keep = email if outcome.state is InviteState.MISMATCH else ""
         return render(token, outcome, keep)
+
+    @bp.get("/invite/<token>/accepted")
+    def accepted(token: str) -> Response:
+        found = invitations.resolve(token)
+        if found.state is InviteState.USED:
+            return render(token, Invitation(InviteState.ASSOCIATED, found.preregistration))
+        return render(token, found)
+
+    @bp.get("/invite/<token>/not-me")
+    def confirm_decline(token: str) -> Response:
+        """The email's "this wasn't me" link: a page asking to confirm, never a change."""
+        found = invitations.resolve(token)
+        if found.state is InviteState.VALID:
+            return render(token, Invitation(InviteState.DECLINE, found.preregistration))
+        if found.state in (InviteState.FORGED, InviteState.UNKNOWN):
+            refused(token, found)
+        return render(token, found)
+
+    @bp.post("/invite/<token>/not-me")
+    def decline(token: str) -> Response:
+        found = invitations.resolve(token)
+        if found.state is not InviteState.VALID:
+            refused(token, found)
+            return render(token, found)
+        if not form_checked(token, token + DECLINE_PURPOSE):
+            again = Invitation(InviteState.DECLINE, found.preregistration)
+            refused(token, Invitation(InviteState.FORM_EXPIRED, found.preregistration))
+            return render(token, again, status=400)
+        outcome = invitations.decline(token)
+        if outcome.notified:
+            notices_recorded()
+        if outcome.state is InviteState.DECLINED:
+            return redirect(url_for("invite.withdrawn", token=token), code=303)
+        return render(token, outcome)
+
+    @bp.get("/invite/<token>/withdrawn")
+    def withdrawn(token: str) -> Response:
+        found = invitations.resolve(token)
+        view = found.preregistration
+        if found.state is InviteState.DELETED and view is not None and view.deleted_by == CUSTOMER:
+            return render(token, Invitation(InviteState.DECLINED, view))
+        return render(token, found)
 
     @bp.after_request
     def security_headers(response: Response) -> Response:
         response.headers.update(SECURITY_HEADERS)
+        response.headers["Content-Security-Policy"] = csp
         if response.mimetype == "text/html":
             response.headers["Cache-Control"] = "no-store"
         return response
