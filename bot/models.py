@@ -73,6 +73,12 @@ class PreregView:
     invited_at: datetime | None
     review_channel_id: str | None
     review_message_ts: str | None
+    info_question: str | None = None
+    info_asked_by: str | None = None
+    info_asked_at: datetime | None = None
+    info_due_at: datetime | None = None
+    info_answer: str | None = None
+    reviewer: str | None = None
 
     @classmethod
     def of(cls, r: Preregistration, partner: Partner) -> PreregView:
@@ -101,6 +107,12 @@ class PreregView:
             invited_at=r.invited_at,
             review_channel_id=r.review_channel_id,
             review_message_ts=r.review_message_ts,
+            info_question=r.info_question,
+            info_asked_by=r.info_asked_by,
+            info_asked_at=r.info_asked_at,
+            info_due_at=r.info_due_at,
+            info_answer=r.info_answer,
+            reviewer=r.reviewer,
         )
 
 

@@ -42,6 +42,7 @@ from bot.validation import (
     clean_email,
     clean_mobile,
     clean_name,
+    email_domain,
     email_error,
     has_control_chars,
     mobile_error,
@@ -220,6 +221,7 @@ class PreregistrationService:
             full_name=name,
             email=email,
             email_norm=email_norm,
+            email_domain=email_domain(email_norm),
             mobile=mobile,
             send_invitation=form.send_invitation,
             association_type=ASSOCIATION_TYPE,
@@ -401,6 +403,10 @@ class PreregistrationService:
     def review_queue(self, limit: int = 50) -> list[PreregView]:
         with self.db.session() as s:
             return [PreregView.of(r, r.partner) for r in prereg_store.review_queue(s, limit)]
+
+    def review_queue_total(self) -> int:
+        with self.db.session() as s:
+            return prereg_store.count_under_review(s)
 
     def set_review_message(self, preregistration_id: int, channel_id: str, ts: str) -> None:
         with self.db.session() as s:

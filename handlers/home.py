@@ -13,16 +13,23 @@ from handlers import views
 log = logging.getLogger(__name__)
 
 
-def build_home(services: Any, user: str) -> dict[str, Any]:
+def build_home(services: Any, user: str, page: int = 0, sort: str = "quota") -> dict[str, Any]:
     service = services.service
     try:
         summary = service.summary(user)
     except Refused:
         summary = None
-    queue = service.review_queue(views.HOME_QUEUE_LIMIT) if service.is_manager(user) else None
-    return views.home_view(
-        summary, queue, service.manager_contacts(), services.settings.manager_channel_id
-    )
+    manager = service.is_manager(user)
+    view = views.home_view(summary, [] if manager else None, service.manager_contacts(), None)
+    if manager:  # the managers' desk (handlers/desk.py) in place of the plain queue
+        from handlers.desk import manager_home
+
+        blocks = view["blocks"]
+        start = next(
+            i for i, b in enumerate(blocks) if b.get("text", {}).get("text") == "Review queue"
+        )
+        blocks[start : len(blocks) - 2] = manager_home(services, start + 2, page, sort)
+    return view
 
 
 def register(app: Any, services: Any) -> None:
