@@ -88,12 +88,12 @@ def summary_text(data: ReportData) -> str:
     total = sum(sum(v) for v in data.by_status.values())
     conversion = f"{data.conversion:.0%}" if data.conversion is not None else "n/a"
     decided = sum(data.on_time) + sum(data.late)
+    parts = ", ".join(
+        f"{sum(v)} {status.replace('_', ' ')}" for status, v in data.by_status.items() if sum(v)
+    )
     return (
         f"*Program report, weeks of {data.weeks[0]} to {data.weeks[-1]}*\n"
-        f"• {total} preregistration requests; "
-        + ", ".join(
-            f"{sum(v)} {status.replace('_', ' ')}" for status, v in data.by_status.items() if sum(v)
-        )
+        f"• {total} preregistration requests" + (f": {parts}" if parts else "")
         + f"\n• Conversion preregistered → associated: {conversion} "
         f"({sum(data.associated)} of {sum(data.claimed)})\n"
         f"• Reviews decided within two working days: {sum(data.on_time)} of {decided}"

@@ -97,14 +97,20 @@ def most_urgent_reminder(expires_at: datetime, now: datetime, days: tuple[int, .
     return None
 
 
-def report_day(now: datetime, weekday: int, hour_utc: int) -> date:
-    """The day of the latest weekly report due at or before `now` (a missed one is caught up
-    until the next is due)."""
+REPORT_CATCH_UP = timedelta(days=1)
+"""A weekly report missed (the process was down) is still sent within this time after its hour;
+later it is skipped rather than sent days late (and never on a first start mid-week)."""
+
+
+def report_day(now: datetime, weekday: int, hour_utc: int) -> date | None:
+    """The day of the weekly report due at `now`, or None."""
     utc = now.astimezone(UTC)
     day = utc.date() - timedelta(days=(utc.weekday() - weekday) % 7)
-    if day == utc.date() and utc.hour < hour_utc:
+    due = datetime(day.year, day.month, day.day, hour_utc, tzinfo=UTC)
+    if due > utc:
+        due -= timedelta(days=7)
         day -= timedelta(days=7)
-    return day
+    return day if utc - due < REPORT_CATCH_UP else None
 
 
 def report_key(day: date) -> str:
@@ -174,6 +180,8 @@ class ScheduledWork:
         if self.policy.report_weekday is None:
             return 0
         day = report_day(now, self.policy.report_weekday, self.policy.report_hour_utc)
+        if day is None:
+            return 0
         with self.db.session() as s:
             return int(
                 deliveries.enqueue(
