@@ -93,7 +93,8 @@ def summary_text(data: ReportData) -> str:
     )
     return (
         f"*Program report, weeks of {data.weeks[0]} to {data.weeks[-1]}*\n"
-        f"• {total} preregistration requests" + (f": {parts}" if parts else "")
+        f"• {total} preregistration requests"
+        + (f": {parts}" if parts else "")
         + f"\n• Conversion preregistered → associated: {conversion} "
         f"({sum(data.associated)} of {sum(data.claimed)})\n"
         f"• Reviews decided within two working days: {sum(data.on_time)} of {decided}"
@@ -109,7 +110,7 @@ def render_png(data: ReportData) -> bytes:
 
     labels = [w[5:] for w in data.weeks]
     xs = list(range(len(labels)))
-    fig = Figure(figsize=(10, 10), dpi=80)
+    fig = Figure(figsize=(11, 10), dpi=80)
     top, middle, bottom = fig.subplots(3, 1)
     base = [0] * len(xs)
     for status, values in data.by_status.items():
@@ -117,7 +118,7 @@ def render_png(data: ReportData) -> bytes:
         top.bar(xs, values, bottom=base, color=colour, label=status, antialiased=False)
         base = [b + v for b, v in zip(base, values, strict=True)]
     top.set_title("Preregistration requests by week submitted (status now)")
-    top.legend(fontsize=7, ncol=4)
+    top.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     width = 0.4
     middle.bar(
         [x - width / 2 for x in xs],
@@ -137,7 +138,7 @@ def render_png(data: ReportData) -> bytes:
     )
     conversion = f"{data.conversion:.0%}" if data.conversion is not None else "n/a"
     middle.set_title(f"Conversion preregistered → associated: {conversion}")
-    middle.legend(fontsize=7)
+    middle.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     bottom.bar(
         [x - width / 2 for x in xs],
         data.on_time,
@@ -155,9 +156,12 @@ def render_png(data: ReportData) -> bytes:
         antialiased=False,
     )
     bottom.set_title("Reviews decided")
-    bottom.legend(fontsize=7)
+    bottom.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (top, middle, bottom):
         ax.set_xticks(xs, labels, fontsize=7)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     out = io.BytesIO()
     fig.savefig(out, format="png", metadata={PNG_KEY: data.to_json()})

@@ -447,9 +447,11 @@ class PreregistrationService:
                 )
             label = row.email
             if row.status not in DELETABLE_STATUSES:
-                status = {"under_review": "Under review", "associated": "Associated"}.get(
-                    row.status, row.status
-                )
+                status = {
+                    "under_review": "Under review",
+                    "action_required": "Action required",
+                    "associated": "Associated",
+                }.get(row.status, row.status)
                 return DeleteResult(
                     label,
                     False,
