@@ -156,6 +156,11 @@ class Admin:
                     r.decision_reason or "",
                     _iso(r.associated_at),
                     _iso(r.deleted_at),
+                    r.info_question or "",
+                    _iso(r.info_asked_at),
+                    r.info_asked_by or "",
+                    r.info_answer or "",
+                    r.reviewer or "",
                 ]
                 writer.writerow([_csv_safe(c) if isinstance(c, str) else c for c in cells])
             audit.record(  # who saw which customers' contact details (docs/privacy.md)
@@ -187,6 +192,11 @@ EXPORT_HEADER = (
     "decision_reason",
     "associated_at",
     "deleted_at",
+    "info_question",
+    "info_asked_at",
+    "info_asked_by",
+    "info_answer",
+    "reviewer",
 )
 
 

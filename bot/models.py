@@ -76,6 +76,12 @@ class PreregView:
     partner_contact_email: str | None = None
     deleted_by: str | None = None
     """The partner's reserved contact (R1): the Reply-To of the customer's invitation."""
+    info_question: str | None = None
+    info_asked_by: str | None = None
+    info_asked_at: datetime | None = None
+    info_due_at: datetime | None = None
+    info_answer: str | None = None
+    reviewer: str | None = None
 
     @classmethod
     def of(cls, r: Preregistration, partner: Partner) -> PreregView:
@@ -106,6 +112,12 @@ class PreregView:
             review_message_ts=r.review_message_ts,
             partner_contact_email=partner.contact_email,
             deleted_by=r.deleted_by,
+            info_question=r.info_question,
+            info_asked_by=r.info_asked_by,
+            info_asked_at=r.info_asked_at,
+            info_due_at=r.info_due_at,
+            info_answer=r.info_answer,
+            reviewer=r.reviewer,
         )
 
 

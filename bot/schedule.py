@@ -23,6 +23,7 @@ from store import partners as partner_store
 from store import preregistrations as prereg_store
 from store import schedule as schedule_store
 from store.db import Database
+from store.models import QUOTA_STATUSES
 
 DIGEST_LIST_LIMIT = 10
 """Rows listed per section of a digest; the rest are counted."""
@@ -51,6 +52,9 @@ class SchedulePolicy:
     review_due_soon: timedelta = timedelta(hours=4)
     digest_hour_utc: int = 8
     digest_horizon: timedelta = timedelta(days=7)
+    report_weekday: int | None = None
+    """0 = Monday; None: no weekly program report (no manager channel to send it to)."""
+    report_hour_utc: int = 8
 
     @classmethod
     def from_settings(cls, settings: Any) -> SchedulePolicy:
@@ -58,6 +62,8 @@ class SchedulePolicy:
             reminder_days=tuple(settings.reminder_days),
             review_due_soon=timedelta(hours=settings.review_due_soon_hours),
             digest_hour_utc=settings.digest_hour_utc,
+            report_weekday=settings.report_weekday if settings.manager_channel_id else None,
+            report_hour_utc=settings.report_hour_utc,
         )
 
     @property
@@ -91,6 +97,26 @@ def most_urgent_reminder(expires_at: datetime, now: datetime, days: tuple[int, .
     return None
 
 
+REPORT_CATCH_UP = timedelta(days=1)
+"""A weekly report missed (the process was down) is still sent within this time after its hour;
+later it is skipped rather than sent days late (and never on a first start mid-week)."""
+
+
+def report_day(now: datetime, weekday: int, hour_utc: int) -> date | None:
+    """The day of the weekly report due at `now`, or None."""
+    utc = now.astimezone(UTC)
+    day = utc.date() - timedelta(days=(utc.weekday() - weekday) % 7)
+    due = datetime(day.year, day.month, day.day, hour_utc, tzinfo=UTC)
+    if due > utc:
+        due -= timedelta(days=7)
+        day -= timedelta(days=7)
+    return day if utc - due < REPORT_CATCH_UP else None
+
+
+def report_key(day: date) -> str:
+    return f"{notices.WEEKLY_REPORT}:{day.isoformat()}"
+
+
 def digest_day(now: datetime, hour_utc: int) -> date | None:
     """The UTC day whose digest is due at `now`, or None before the digest hour."""
     utc = now.astimezone(UTC)
@@ -105,6 +131,7 @@ class ScheduleReport:
     review_due_soon: int = 0
     review_overdue: int = 0
     digests: int = 0
+    reports: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,7 +151,7 @@ class Digest:
     @property
     def is_empty(self) -> bool:
         """Nothing under review and nothing preregistered: no one needs to act."""
-        return not (self.counts.get("under_review") or self.counts.get("preregistered"))
+        return not any(self.counts.get(s) for s in QUOTA_STATUSES)
 
 
 class ScheduledWork:
@@ -145,7 +172,26 @@ class ScheduledWork:
             review_due_soon=soon,
             review_overdue=overdue,
             digests=self._enqueue_digests(now),
+            reports=self._enqueue_report(now),
         )
+
+    def _enqueue_report(self, now: datetime) -> int:
+        """The weekly program report for the managers (bot/report.py), once per week."""
+        if self.policy.report_weekday is None:
+            return 0
+        day = report_day(now, self.policy.report_weekday, self.policy.report_hour_utc)
+        if day is None:
+            return 0
+        with self.db.session() as s:
+            return int(
+                deliveries.enqueue(
+                    s,
+                    kind=notices.WEEKLY_REPORT,
+                    dedupe_key=report_key(day),
+                    payload={"date": day.isoformat(), "as_of": now.isoformat()},
+                    now=now,
+                )
+            )
 
     # --- R5: remind before expiry ----------------------------------------------------------
 

@@ -42,6 +42,7 @@ from bot.validation import (
     clean_email,
     clean_mobile,
     clean_name,
+    email_domain,
     email_error,
     has_control_chars,
     mobile_error,
@@ -226,6 +227,7 @@ class PreregistrationService:
             full_name=name,
             email=email,
             email_norm=email_norm,
+            email_domain=email_domain(email_norm),
             mobile=mobile,
             send_invitation=form.send_invitation,
             association_type=ASSOCIATION_TYPE,
@@ -413,6 +415,10 @@ class PreregistrationService:
         with self.db.session() as s:
             return [PreregView.of(r, r.partner) for r in prereg_store.review_queue(s, limit)]
 
+    def review_queue_total(self) -> int:
+        with self.db.session() as s:
+            return prereg_store.count_under_review(s)
+
     def set_review_message(self, preregistration_id: int, channel_id: str, ts: str) -> None:
         with self.db.session() as s:
             row = prereg_store.get(s, preregistration_id)
@@ -452,9 +458,11 @@ class PreregistrationService:
                 )
             label = row.email
             if row.status not in DELETABLE_STATUSES:
-                status = {"under_review": "Under review", "associated": "Associated"}.get(
-                    row.status, row.status
-                )
+                status = {
+                    "under_review": "Under review",
+                    "action_required": "Action required",
+                    "associated": "Associated",
+                }.get(row.status, row.status)
                 return DeleteResult(
                     label,
                     False,

@@ -96,6 +96,8 @@ class Settings:
     sweep_interval_seconds: int = 60
     review_due_soon_hours: int = 4
     digest_hour_utc: int = 8
+    report_weekday: int = 0
+    report_hour_utc: int = 8
     run_scheduler: bool = True
     db_pool_size: int = 40
     member_cache: bool = True
@@ -145,6 +147,8 @@ class Settings:
             sweep_interval_seconds=_int(env, "PREREG_SWEEP_INTERVAL_SECONDS", 60),
             review_due_soon_hours=_int(env, "PREREG_REVIEW_DUE_SOON_HOURS", 4),
             digest_hour_utc=_int(env, "PREREG_DIGEST_HOUR_UTC", 8),
+            report_weekday=_int(env, "PREREG_REPORT_WEEKDAY", 0) % 7,
+            report_hour_utc=_int(env, "PREREG_REPORT_HOUR_UTC", 8) % 24,
             run_scheduler=scheduler,
             db_pool_size=_int(env, "PREREG_DB_POOL_SIZE", 40),
             member_cache=member_cache,

@@ -47,6 +47,11 @@ def normalise_email(raw: str) -> str:
     return raw.strip().translate(_ASCII_LOWER)
 
 
+def email_domain(email_norm: str) -> str:
+    """The company part of a normalised address (after the last @), for similar requests."""
+    return email_norm.rpartition("@")[2]
+
+
 def is_rule_email(raw: str) -> bool:
     """Whether the trimmed text has only R6's ASCII characters (letters, digits, `_-.@`)."""
     return bool(_EMAIL_CHARS.fullmatch(raw.strip()))

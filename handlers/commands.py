@@ -22,7 +22,13 @@ SLACK_BUSY = (
     ":hourglass: Slack did not open the form just now (it is busy or not answering). "
     "Nothing was saved. Type `/preregister` again in a moment."
 )
-STATUS_ALIASES = {"review": "under_review", "under-review": "under_review", "active": "current"}
+STATUS_ALIASES = {
+    "review": "under_review",
+    "under-review": "under_review",
+    "active": "current",
+    "action-required": "action_required",
+    "question": "action_required",
+}
 
 
 # Where notices go without a channel (see handlers/reminders.py).

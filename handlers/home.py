@@ -13,21 +13,33 @@ from handlers import views
 log = logging.getLogger(__name__)
 
 
-def build_home(services: Any, user: str, notice: str | None = None) -> dict[str, Any]:
-    """`notice`: a line on top, the outcome of what the viewer just did on this tab."""
+def build_home(
+    services: Any, user: str, notice: str | None = None, page: int = 0, sort: str = "quota"
+) -> dict[str, Any]:
+    """`notice`: a line on top, the outcome of what the viewer just did on this tab; `page`
+    and `sort`: the managers' program table (handlers/desk.py)."""
     service = services.service
     try:
         summary = service.summary(user)
     except Refused:
         summary = None
-    queue = service.review_queue(views.HOME_QUEUE_LIMIT) if service.is_manager(user) else None
-    return views.home_view(
+    manager = service.is_manager(user)
+    view = views.home_view(
         summary,
-        queue,
+        [] if manager else None,
         service.manager_contacts(),
-        services.settings.manager_channel_id,
+        None,
         workspace=workspace_blocks(services, user, notice),
     )
+    if manager:  # the managers' desk (handlers/desk.py) in place of the plain queue
+        from handlers.desk import manager_home
+
+        blocks = view["blocks"]
+        start = next(
+            i for i, b in enumerate(blocks) if b.get("text", {}).get("text") == "Review queue"
+        )
+        blocks[start : len(blocks) - 2] = manager_home(services, start + 2, page, sort)
+    return view
 
 
 def workspace_blocks(services: Any, user: str, notice: str | None) -> list[dict[str, Any]]:

@@ -182,6 +182,21 @@ def digest_message(d: Digest, tz: str | None) -> dict[str, Any]:
             _context(f"{_day(d.day)} · {counts or 'no customers yet'}"),
             _section(f"*Expiring in the next 7 days ({d.expiring_total})*\n{expiring}"),
             _section(f"*Under review ({d.under_review_total})*\n{reviews}"),
+            *_action_required(d),
             _context(LIST_HINT),
         ],
     }
+
+
+def _action_required(d: Digest) -> list[dict[str, Any]]:
+    """Requests a manager sent back with a question: the partner must answer them."""
+    waiting = d.counts.get("action_required", 0)
+    if not waiting:
+        return []
+    return [
+        _section(
+            f"*Action required ({waiting})*\nA manager asked a question: answer with *Edit and "
+            "resubmit* in the manager's message, or they expire after 5 working days "
+            "(`/preregister list action_required`)."
+        )
+    ]

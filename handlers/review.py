@@ -14,8 +14,10 @@ from bot.errors import InvalidInput, NotFound, Refused
 from bot.outbox.delivery import Job, PermanentFailure, persist
 from bot.slack.after_ack import after_ack
 from handlers import views
+from handlers.desk import desk_of, review_message
 from handlers.ids import parse_id
 from handlers.reach import or_email
+from handlers.views import desk as desk_views
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +50,7 @@ def register_senders(registry: Any, services: Any) -> None:
             raise PermanentFailure("MANAGER_CHANNEL_ID is not set")
         # Rendered from the current state: a request decided before it was posted shows the
         # decision, not buttons.
-        message = (
-            views.review_request_message(p)
-            if p.status == "under_review"
-            else views.review_decided_message(p)
-        )
+        message = review_message(services, p)
         reply = vendor().chat_postMessage(channel=channel, **message)
         persist(
             lambda: service.set_review_message(p.id, reply["channel"], reply["ts"]),
@@ -105,10 +103,19 @@ def register(app: Any, services: Any) -> None:
 
     @app.action(views.APPROVE_ACTION)
     @after_ack
-    def approve(body, action, respond, context) -> None:  # type: ignore[no-untyped-def]
+    def approve(body, action, respond, client, context) -> None:  # type: ignore[no-untyped-def]
         pid = parse_id(action.get("value"))
         if pid is None:
             _tell(respond, ":warning: This button does not name a request.")
+            return
+        reviewer = desk_of(services).confirm_needed(context["actor"], pid)
+        if reviewer is not None and service.is_manager(context["actor"]):
+            p = service.view(pid)
+            meta = json.dumps({"id": pid})
+            client.views_open(
+                trigger_id=body["trigger_id"],
+                view=desk_views.approve_confirm_modal(p, reviewer, meta),
+            )
             return
         click_id = str(action.get("action_ts") or body.get("trigger_id") or "")
         service.queue_approval(context["actor"], pid, click_id, body.get("response_url"))

@@ -21,15 +21,23 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from store.db import UTCDateTime
 
-LIVE_STATUSES = ("under_review", "preregistered", "associated")
+LIVE_STATUSES = ("under_review", "action_required", "preregistered", "associated")
 """Statuses that claim a customer: at most one row per normalised email may hold one."""
 
-QUOTA_STATUSES = ("under_review", "preregistered")
+QUOTA_STATUSES = ("under_review", "action_required", "preregistered")
 """Statuses that count against a partner's cap (R4)."""
 
-ALL_STATUSES = ("under_review", "preregistered", "associated", "rejected", "expired", "deleted")
+ALL_STATUSES = (
+    "under_review",
+    "action_required",
+    "preregistered",
+    "associated",
+    "rejected",
+    "expired",
+    "deleted",
+)
 
-_LIVE_SQL = "status IN ('under_review', 'preregistered', 'associated')"
+_LIVE_SQL = "status IN ('under_review', 'action_required', 'preregistered', 'associated')"
 
 
 class Base(DeclarativeBase):
@@ -172,6 +180,17 @@ class Preregistration(Base):
     email_hash: Mapped[str | None] = mapped_column(String(64))
     """Keyed hash of `email_norm`, kept when the sweep erases the personal data (bot/privacy.py)."""
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    email_domain: Mapped[str | None] = mapped_column(String(254))
+    """The part of email_norm after the @, for similar requests at one company (migration 0007)."""
+    info_question: Mapped[str | None] = mapped_column(Text)
+    """A manager's question when the request was sent back for information (action_required)."""
+    info_asked_by: Mapped[str | None] = mapped_column(String(64))
+    info_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    info_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    info_answer: Mapped[str | None] = mapped_column(Text)
+    reviewer: Mapped[str | None] = mapped_column(String(64))
+    """The manager who took the case ("I'll review this"), if any."""
+    reviewer_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     partner: Mapped[Partner] = relationship()
 
@@ -198,6 +217,13 @@ class Preregistration(Base):
         ),
         Index("ix_preregistrations_email_norm", "email_norm"),
         Index("ix_preregistrations_email_hash", "email_hash"),
+        Index("ix_preregistrations_email_domain", "email_domain", "submitted_at"),
+        Index(
+            "ix_preregistrations_info_due",
+            "info_due_at",
+            postgresql_where=text("status = 'action_required'"),
+            sqlite_where=text("status = 'action_required'"),
+        ),
     )
 
 

@@ -211,9 +211,15 @@ def test_review_request_has_facts_and_buttons():
     assert "(FR)" in body and "(DE)" in body
     assert "Wed 25 Nov 2026, 10:00 UTC" in body  # due time (fallback text)
     buttons = message["blocks"][-1]["elements"]
-    assert [(b["action_id"], b["value"], b["style"]) for b in buttons] == [
+    assert [(b["action_id"], b["value"], b["style"]) for b in buttons[:2]] == [
         (views.APPROVE_ACTION, "7", "primary"),
         (views.REJECT_ACTION, "7", "danger"),
+    ]
+    # the desk's buttons follow (send back, take the case, reassign): none styled as decisions
+    assert [b["action_id"] for b in buttons[2:]] == [
+        "review_send_back",
+        "review_take",
+        "review_reassign",
     ]
 
 

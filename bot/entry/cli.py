@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", "-o", help="file to write (default: standard output)")
     _add_privacy_commands(customers)
 
+    add_report_parser(sub)
+
     db = sub.add_parser("db", help="database").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="apply migrations")
     return parser
@@ -125,6 +127,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _sweep(args, settings)
     if command == "customers" and args.action in ("forget", "export-person"):
         return _privacy(args, settings)
+    if command == "report":
+        return _report(args, settings)
     return _admin(args, settings)
 
 
@@ -257,6 +261,38 @@ def _privacy(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     finally:
         db.dispose()
+
+
+def add_report_parser(sub: argparse._SubParsersAction) -> None:
+    report = sub.add_parser("report", help="the weekly program report's chart, as a PNG file")
+    report.add_argument("--weeks", type=int, default=12, help="weeks to show (1-104, default 12)")
+    report.add_argument("--output", "-o", default="report.png", metavar="FILE.png")
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    """`prereg-bot report`: the same picture the managers' channel gets on Mondays."""
+    from bot.report import render_png, report_data, summary_text
+    from store.db import Database
+    from store.migrate import upgrade
+
+    if not 1 <= args.weeks <= 104:
+        print("prereg-bot: --weeks: give a number of weeks from 1 to 104", file=sys.stderr)
+        return 2
+    upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        data = report_data(db, SystemClock().now(), args.weeks)
+    finally:
+        db.dispose()
+    try:
+        with open(args.output, "wb") as fh:
+            fh.write(render_png(data))
+    except OSError as exc:
+        print(f"prereg-bot: {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(summary_text(data).replace("*", ""))
+    print(f"chart written to {args.output}")
+    return 0
 
 
 def _workspace_line(w: WorkspaceView) -> str:

@@ -13,6 +13,7 @@ import logging
 from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 
+from bot.desk import Desk
 from bot.outbox.delivery import DeliveryReport
 from bot.privacy import Privacy
 from bot.schedule import ScheduledWork, SchedulePolicy, ScheduleReport
@@ -52,7 +53,8 @@ class SweepReport:
         return (
             f"expired {self.expired}; reminders {s.reminders}; "
             f"review due soon {s.review_due_soon}; review overdue {s.review_overdue}; "
-            f"digests {s.digests}; notices sent {d.sent}, retrying {d.retried}, failed {d.failed}"
+            f"digests {s.digests}; reports {s.reports}; "
+            f"notices sent {d.sent}, retrying {d.retried}, failed {d.failed}"
         )
 
 
@@ -64,7 +66,8 @@ def scheduled_work(services: Services) -> ScheduledWork:
 
 def run_sweep(services: Services, at: datetime | None = None) -> SweepReport:
     now = at or services.clock.now()
-    expired = services.service.expire_due(now)
+    desk = Desk(services.service)
+    expired = len(services.service.expire_due(now)) + desk.expire_unanswered(now)
     erased = Privacy.from_settings(services.db, services.clock, services.settings).erase_expired(
         now
     )
@@ -75,6 +78,7 @@ def run_sweep(services: Services, at: datetime | None = None) -> SweepReport:
             erased,
         )
     scheduled = scheduled_work(services).enqueue_due(now)
+    desk.enqueue_info_reminders(now)
     sent = retried = failed = 0
     for _ in range(DELIVERY_PASSES):
         report = services.deliverer.deliver_due(now)
@@ -85,7 +89,7 @@ def run_sweep(services: Services, at: datetime | None = None) -> SweepReport:
         )
         if not (report.sent or report.retried or report.failed):
             break  # a failed send may have recorded a follow-up (email pending): one more pass
-    result = SweepReport(len(expired), scheduled, DeliveryReport(sent, retried, failed))
+    result = SweepReport(expired, scheduled, DeliveryReport(sent, retried, failed))
     if expired or any(astuple(scheduled)) or sent or retried or failed:
         log.info("sweep as of %s: %s", now.isoformat(), result.summary())
     return result

@@ -18,6 +18,7 @@ VALUE_ACTION = "value"
 
 STATUS_LABELS = {
     "under_review": "Under review",
+    "action_required": "Action required",
     "preregistered": "Preregistered",
     "associated": "Associated",
     "rejected": "Rejected",
@@ -26,6 +27,7 @@ STATUS_LABELS = {
 }
 STATUS_EMOJI = {
     "under_review": ":hourglass_flowing_sand:",
+    "action_required": ":leftwards_arrow_with_hook:",
     "preregistered": ":white_check_mark:",
     "associated": ":handshake:",
     "rejected": ":no_entry:",
@@ -139,6 +141,8 @@ def next_step(p: PreregView) -> str:
             "Ecosystem managers review it because the customer's country differs from your "
             "business country. You'll get a DM with their decision."
         )
+    if p.status == "action_required":
+        return "An ecosystem manager asked a question: answer it with *Edit and resubmit*."
     if p.status != "preregistered":
         return ""
     if p.invited_at is not None:

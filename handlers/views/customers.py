@@ -42,7 +42,14 @@ DELETABLE = frozenset(DELETABLE_STATUSES)  # shown with a Delete button
 # list filters: what `/preregister list [status]` accepts, mapped to service statuses
 DEFAULT_FILTER = "current"
 FILTERS: dict[str, tuple[str, ...] | None] = {
-    "current": ("under_review", "preregistered", "associated", "rejected", "expired"),
+    "current": (
+        "under_review",
+        "action_required",
+        "preregistered",
+        "associated",
+        "rejected",
+        "expired",
+    ),
     "all": None,
     **{status: (status,) for status in STATUS_LABELS},
 }
@@ -86,6 +93,11 @@ def _customer_row(p: PreregView, shown: bool, state: dict[str, Any]) -> list[dic
         lines.append(f"Valid until {day(p.expires_at)}")
     elif p.status == "under_review" and p.review_due_at is not None:
         lines.append(f"Review due by {when(p.review_due_at)}")
+    elif p.status == "action_required" and p.info_due_at is not None:
+        lines.append(
+            f"Question: {escape(truncate(p.info_question or '', 200))} · answer by "
+            f"{when(p.info_due_at)}"
+        )
     row: dict[str, Any] = section("\n".join(lines), block_id=f"row_{p.id}")
     if p.status in DELETABLE:
         row["accessory"] = button(

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.desk import Similar
 from bot.models import PreregView
 from handlers.mrkdwn import escape, format_when, mention
 from handlers.views.common import (
     VALUE_ACTION,
     _review_why,
     button,
+    context,
     header,
     md,
     next_step,
@@ -18,10 +20,17 @@ from handlers.views.common import (
     section,
     when,
 )
+from handlers.views.desk import (
+    APPROVE_ACTION,
+    REJECT_ACTION,
+    desk_elements,
+    reviewer_line,
+    similar_blocks,
+    waiting_blocks,
+)
 
 REJECT_CALLBACK = "review_reject"
-APPROVE_ACTION = "review_approve"
-REJECT_ACTION = "review_reject"
+__all__ = ["APPROVE_ACTION", "REJECT_ACTION", "REJECT_CALLBACK"]
 
 
 def _review_facts(p: PreregView) -> dict[str, Any]:
@@ -35,8 +44,24 @@ def _review_facts(p: PreregView) -> dict[str, Any]:
     return {"type": "section", "block_id": f"review_facts_{p.id}", "fields": fields}
 
 
-def review_request_message(p: PreregView) -> dict[str, Any]:
-    """The post in the manager channel with Approve / Reject."""
+def review_request_message(p: PreregView, similar: Similar | None = None) -> dict[str, Any]:
+    """The post in the manager channel with Approve / Reject and the desk's buttons, similar
+    requests at the customer's domain beside it; while the partner answers a question
+    (action_required) the question instead of Approve / Reject."""
+    if p.status == "action_required":
+        return {
+            "text": f"Sent back for information: {escape(p.full_name)} for "
+            f"{escape(p.partner_name)}",
+            "blocks": [
+                header("Review waiting for the partner's answer"),
+                _review_facts(p),
+                section(f"*Why review:* {_review_why(p)}"),
+                *waiting_blocks(p),
+                *similar_blocks(similar, p.partner_name),
+                context(reviewer_line(p)),
+                {"type": "actions", "block_id": f"desk_{p.id}", "elements": desk_elements(p)},
+            ],
+        }
     return {
         "text": (
             f"Review needed: {escape(p.full_name)} for {escape(p.partner_name)}"
@@ -46,12 +71,16 @@ def review_request_message(p: PreregView) -> dict[str, Any]:
             header("Review needed: customer preregistration"),
             _review_facts(p),
             section(f"*Why review:* {_review_why(p)}"),
+            *([section(f"*Partner's answer:* {escape(p.info_answer)}")] if p.info_answer else []),
+            *similar_blocks(similar, p.partner_name),
+            context(reviewer_line(p)),
             {
                 "type": "actions",
                 "block_id": f"review_{p.id}",
                 "elements": [
                     button("Approve", APPROVE_ACTION, str(p.id), style="primary"),
                     button("Reject", REJECT_ACTION, str(p.id), style="danger"),
+                    *desk_elements(p),
                 ],
             },
         ],
@@ -60,12 +89,14 @@ def review_request_message(p: PreregView) -> dict[str, Any]:
 
 def review_decided_message(p: PreregView) -> dict[str, Any]:
     """The same post after the decision: no buttons left, who decided and when."""
-    verdict = "Approved" if p.status != "rejected" else "Rejected"
-    emoji = ":white_check_mark:" if verdict == "Approved" else ":no_entry:"
+    verdict = {"rejected": "Rejected", "expired": "Expired"}.get(p.status, "Approved")
+    emoji = {"Approved": ":white_check_mark:", "Rejected": ":no_entry:"}.get(verdict, ":hourglass:")
     by = mention(p.decided_by) if p.decided_by else "a manager"
     line = f"{emoji} *{verdict}* by {by}"
     if p.decided_at is not None:
         line += f" at {when(p.decided_at)}"
+    if verdict == "Expired":
+        line = f"{emoji} *Expired*: the partner did not answer the question in 5 working days."
     blocks = [
         header("Review decided: customer preregistration"),
         _review_facts(p),

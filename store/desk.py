@@ -1,0 +1,126 @@
+"""Queries of the managers' desk: similar requests at one email domain, the reviewer of a case,
+action_required rows coming due, the program overview and the weekly report's rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, joinedload
+
+from store.models import LIVE_STATUSES, AuditEvent, Partner, Preregistration
+
+
+def same_domain(
+    session: Session, domain: str, exclude_id: int, since: datetime, limit: int
+) -> list[Preregistration]:
+    """Other rows at `domain` that are live or were submitted since `since`, newest first.
+    Served by ix_preregistrations_email_domain (email_domain, submitted_at)."""
+    stmt = (
+        select(Preregistration)
+        .options(joinedload(Preregistration.partner))
+        .where(
+            Preregistration.email_domain == domain,
+            Preregistration.id != exclude_id,
+            or_(
+                Preregistration.submitted_at >= since,
+                Preregistration.status.in_(LIVE_STATUSES),
+            ),
+        )
+        .order_by(Preregistration.submitted_at.desc(), Preregistration.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def set_reviewer(
+    session: Session,
+    preregistration_id: int,
+    reviewer: str | None,
+    at: datetime,
+    *,
+    statuses: Sequence[str],
+    only_if: str | None = None,
+    only_if_free: bool = False,
+) -> bool:
+    """Conditional update of the case's reviewer: of two managers taking it, one wins."""
+    stmt = update(Preregistration).where(
+        Preregistration.id == preregistration_id, Preregistration.status.in_(statuses)
+    )
+    if only_if_free:
+        stmt = stmt.where(Preregistration.reviewer.is_(None))
+    if only_if is not None:
+        stmt = stmt.where(Preregistration.reviewer == only_if)
+    result = session.execute(
+        stmt.values(reviewer=reviewer, reviewer_at=at).execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def info_due_between(
+    session: Session, after: datetime | None, until: datetime, limit: int
+) -> list[int]:
+    """Ids of action_required rows whose answer is due in (after, until]. Served by
+    ix_preregistrations_info_due."""
+    conditions = [
+        Preregistration.status == "action_required",
+        Preregistration.info_due_at <= until,
+    ]
+    if after is not None:
+        conditions.append(Preregistration.info_due_at > after)
+    stmt = (
+        select(Preregistration.id)
+        .where(*conditions)
+        .order_by(Preregistration.info_due_at, Preregistration.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def counts_by_partner(session: Session) -> dict[int, dict[str, int]]:
+    """partner id -> status -> rows (ix_preregistrations_partner_status covers it)."""
+    stmt = select(Preregistration.partner_id, Preregistration.status, func.count()).group_by(
+        Preregistration.partner_id, Preregistration.status
+    )
+    found: dict[int, dict[str, int]] = {}
+    for partner_id, status, n in session.execute(stmt):
+        found.setdefault(partner_id, {})[status] = int(n)
+    return found
+
+
+def lapsed_by_partner(session: Session, now: datetime) -> dict[int, int]:
+    """Preregistered rows past their validity that the sweep has not expired yet, per partner."""
+    stmt = (
+        select(Preregistration.partner_id, func.count())
+        .where(Preregistration.status == "preregistered", Preregistration.expires_at <= now)
+        .group_by(Preregistration.partner_id)
+    )
+    return {pid: int(n) for pid, n in session.execute(stmt)}
+
+
+def last_activity_by_partner(session: Session) -> dict[int, datetime]:
+    stmt = (
+        select(AuditEvent.partner_id, func.max(AuditEvent.at))
+        .where(AuditEvent.partner_id.is_not(None))
+        .group_by(AuditEvent.partner_id)
+    )
+    return {pid: at for pid, at in session.execute(stmt)}
+
+
+def partners(session: Session) -> list[Partner]:
+    return list(session.scalars(select(Partner).order_by(Partner.name)))
+
+
+def report_rows(session: Session, since: datetime) -> list[tuple]:
+    """What the weekly report counts: rows submitted or decided since `since`."""
+    stmt = select(
+        Preregistration.status,
+        Preregistration.submitted_at,
+        Preregistration.expires_at,
+        Preregistration.associated_at,
+        Preregistration.decided_at,
+        Preregistration.decided_by,
+        Preregistration.review_due_at,
+    ).where(or_(Preregistration.submitted_at >= since, Preregistration.decided_at >= since))
+    return [tuple(row) for row in session.execute(stmt)]
