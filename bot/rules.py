@@ -61,6 +61,11 @@ CAUSES: dict[str, tuple[str, str | None]] = {
         "Slack admin (on the app's Home tab) or your ecosystem manager.",
         None,
     ),
+    "partner_inactive": (
+        "Your partner has been deactivated in the partner program, so it cannot preregister "
+        "customers. Ask your ecosystem manager if you think this is a mistake.",
+        None,
+    ),
     "no_reserved_contact": (
         "Your company has no reserved contact email or mobile number yet. One is needed "
         "before you can preregister customers. Ask your ecosystem manager to add one.",

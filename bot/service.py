@@ -58,7 +58,7 @@ from store import partners as partner_store
 from store import preregistrations as prereg_store
 from store import workspaces as workspace_store
 from store.db import Database
-from store.models import Partner, Preregistration
+from store.models import QUOTA_STATUSES, Partner, Preregistration
 
 log = logging.getLogger(__name__)
 
@@ -166,10 +166,14 @@ class PreregistrationService:
                 if replayed is not None:
                     return replayed
                 partner = self._partner_of(s, slack_user_id)
+                if not partner.active:
+                    raise refusal("partner_inactive")
                 if not (partner.contact_email or partner.contact_mobile):
                     raise refusal("no_reserved_contact")
                 self.validate_form(form, partner.country)
                 partner_store.lock_partner(s, partner.id)
+                if not partner_store.is_active(s, partner.id):  # deactivated while we waited
+                    raise refusal("partner_inactive")
                 # A concurrent retry of this submission may have committed while we waited.
                 replayed = self._replayed(s, request_key)
                 if replayed is not None:
@@ -298,6 +302,8 @@ class PreregistrationService:
         now = self.clock.now()
         with self.db.session() as s:
             partner = self._partner_of(s, slack_user_id)
+            if not partner.active:
+                return self._refusal_eligibility(refusal("partner_inactive"))
             if not (partner.contact_email or partner.contact_mobile):
                 return self._refusal_eligibility(refusal("no_reserved_contact"))
             account = directory_store.account(s, email_norm)
@@ -555,20 +561,40 @@ class PreregistrationService:
             if len(ids) < batch:
                 return expired
 
-    def _expire_row(self, s: Session, row: Preregistration, now: datetime) -> bool:
-        if not prereg_store.transition(
-            s, row.id, ("preregistered",), status="expired", expired_at=now
-        ):
+    def deactivate_partner(self, partner_id: int, actor: str = "operator") -> list[PreregView]:
+        """The partner may no longer preregister; its live claims (Under review or
+        Preregistered) expire now, each with the usual expiry notice. History is kept."""
+        now = self.clock.now()
+        with self.db.session() as s:
+            partner_store.lock_partner(s, partner_id)
+            partner_store.set_active(s, partner_id, False)
+            expired = []
+            for row in prereg_store.for_partner(s, partner_id, statuses=QUOTA_STATUSES):
+                if self._expire_row(s, row, now, QUOTA_STATUSES, actor, "partner_deactivated"):
+                    expired.append(PreregView.of(row, row.partner))
+            return expired
+
+    def _expire_row(
+        self,
+        s: Session,
+        row: Preregistration,
+        now: datetime,
+        from_statuses: Sequence[str] = ("preregistered",),
+        actor: str = "system",
+        because: str | None = None,
+    ) -> bool:
+        if not prereg_store.transition(s, row.id, from_statuses, status="expired", expired_at=now):
             return False
         s.refresh(row)
         audit.record(
             s,
             at=now,
-            actor="system",
+            actor=actor,
             action="expire",
             result="expired",
             preregistration_id=row.id,
             partner_id=row.partner_id,
+            detail={"because": because} if because else None,
         )
         self._notify(s, notices.EXPIRED, row, now)
         return True

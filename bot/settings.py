@@ -71,6 +71,31 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+PLACEHOLDERS: dict[str, str] = {
+    "SLACK_BOT_TOKEN": "xoxb-your-bot-token",
+    "SLACK_SIGNING_SECRET": "your-signing-secret",
+    "SLACK_APP_TOKEN": "xapp-...",
+    "MANAGER_CHANNEL_ID": "C0123456789",
+    "PUBLIC_BASE_URL": "https://prereg.example.com",
+    "INVITE_SECRET": "change-me-to-a-long-random-string",
+    "SMTP_FROM": "prereg-bot@example.com",
+    "SLACK_CLIENT_ID": "1234567890.1234567890",
+    "SLACK_CLIENT_SECRET": "your-client-secret",
+    "VENDOR_TEAM_ID": "T0123456789",
+}
+"""The example values of `.env.example` that only stand for a real one (tests/test_operate.py
+checks them against the file). A copied `.env` still holding one is refused at start."""
+
+
+def refuse_placeholders(env: Mapping[str, str]) -> None:
+    for name, example in PLACEHOLDERS.items():
+        if (env.get(name) or "").strip() == example:
+            raise ConfigError(
+                f"{name} still holds the example value of .env.example ({example}): "
+                "set it to the real value (README: Configuration)"
+            )
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///prereg.db"
@@ -112,6 +137,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        refuse_placeholders(env)
         try:
             starttls = _bool(env.get("SMTP_STARTTLS"), False)
             scheduler = _bool(env.get("PREREG_SCHEDULER"), True)

@@ -55,6 +55,8 @@ class Partner(Base):
     notice_channel_id: Mapped[str | None] = mapped_column(String(32))
     digest_channel_id: Mapped[str | None] = mapped_column(String(32))
     lock_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    """False once deactivated (`prereg-bot partner deactivate`): history kept, no new claims."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     members: Mapped[list[PartnerMember]] = relationship(back_populates="partner")

@@ -156,6 +156,40 @@ def set_digest_channel(session: Session, partner_id: int, channel_id: str | None
     )
 
 
+def is_active(session: Session, partner_id: int) -> bool:
+    """Read afresh (not from the session's identity map), for use after lock_partner."""
+    return bool(session.scalar(select(Partner.active).where(Partner.id == partner_id)))
+
+
+def set_active(session: Session, partner_id: int, active: bool) -> None:
+    session.execute(update(Partner).where(Partner.id == partner_id).values(active=active))
+
+
+def update_partner(session: Session, partner_id: int, **values: object) -> None:
+    """Sets the given columns (name, country, contact_email, contact_mobile)."""
+    session.execute(update(Partner).where(Partner.id == partner_id).values(**values))
+
+
+def remove_member(session: Session, slack_user_id: str) -> int | None:
+    """Removes the member; returns the partner it belonged to, or None if it was no member."""
+    member = session.get(PartnerMember, slack_user_id)
+    if member is None:
+        return None
+    partner_id = member.partner_id
+    session.delete(member)
+    session.flush()
+    return partner_id
+
+
+def remove_manager(session: Session, slack_user_id: str) -> bool:
+    manager = session.get(Manager, slack_user_id)
+    if manager is None:
+        return False
+    session.delete(manager)
+    session.flush()
+    return True
+
+
 def is_manager(session: Session, slack_user_id: str) -> bool:
     return manager_exists(session, slack_user_id)
 

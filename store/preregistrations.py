@@ -106,6 +106,12 @@ def count_for_partner(
     return int(session.scalar(stmt) or 0)
 
 
+def for_email(session: Session, email_norm: str) -> list[Preregistration]:
+    """Every preregistration of the customer, oldest first (ix_preregistrations_email_norm)."""
+    stmt = select(Preregistration).where(Preregistration.email_norm == email_norm)
+    return list(session.scalars(stmt.order_by(Preregistration.id)))
+
+
 def all_rows(session: Session, partner_id: int | None = None) -> list[Preregistration]:
     stmt = select(Preregistration).order_by(Preregistration.id)
     if partner_id is not None:

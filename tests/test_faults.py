@@ -94,7 +94,11 @@ def test_notices_wait_out_slack_being_down_or_unreachable_and_go_once(app, world
     unreachable = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens: no answer at all
     tried()
     done = app.cli(
-        "sweep", "--at", iso(at + timedelta(minutes=1)), env={"SLACK_API_URL": unreachable}
+        "sweep",
+        "--at",
+        iso(at + timedelta(minutes=1)),
+        "--yes",
+        env={"SLACK_API_URL": unreachable},
     )
     assert done.returncode == 0, done.stderr
     assert summary(done)["retrying"] == 2

@@ -268,7 +268,7 @@ def test_sweep_killed_after_claiming_is_completed_by_the_next_run_without_replay
     at = p.expires_at + timedelta(seconds=30)
     app.fake.slow["users.info"] = 5.0  # the sender looks up the member's zone before posting
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.entry.cli", "sweep", "--at", iso(at)],
+        [sys.executable, "-m", "bot.entry.cli", "sweep", "--at", iso(at), "--yes"],
         env=app.env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -356,7 +356,7 @@ def test_two_sweep_processes_at_once_send_each_notice_exactly_once(pg_only_url, 
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "MANAGER_CHANNEL_ID": MANAGER_CHANNEL,
         }
-        command = [sys.executable, "-m", "bot.entry.cli", "sweep", "--at", iso(at)]
+        command = [sys.executable, "-m", "bot.entry.cli", "sweep", "--at", iso(at), "--yes"]
         procs = [
             subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             for _ in range(2)

@@ -1,7 +1,7 @@
 """personal data retention: a keyed hash of the email kept after erasure
 
 Revision ID: 0006_retention
-Revises: 0004 (re-chained onto 0005 when merged)
+Revises: 0005
 Create Date: 2026-12-10
 
 The sweep erases the name, email and mobile of preregistrations that ended longer ago than
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_retention"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
