@@ -79,6 +79,10 @@ class Settings:
     run_scheduler: bool = True
     db_pool_size: int = 40
     member_cache: bool = True
+    metrics_token: str | None = None
+    """METRICS_TOKEN: the bearer token of `GET /metrics`; unset, /metrics is not served."""
+    log_format: str = "text"
+    """LOG_FORMAT: `json` for JSON lines, else readable text."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,6 +125,8 @@ class Settings:
             run_scheduler=scheduler,
             db_pool_size=_int(env, "PREREG_DB_POOL_SIZE", 40),
             member_cache=member_cache,
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            log_format="json" if (env.get("LOG_FORMAT") or "").lower() == "json" else "text",
         )
 
     @property

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.clock import SystemClock
+from bot.entry.observability import configure_logging, prepare_metrics_dir
 from bot.errors import InvalidInput
 from bot.settings import ConfigError, Settings
 
@@ -87,11 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.command in ("serve", "socket", "sweep") else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(args.command)
+    if args.command == "serve":  # before anything imports prometheus_client
+        prepare_metrics_dir()
     try:
         settings = Settings.from_env()
         return _dispatch(args, settings)

@@ -12,6 +12,7 @@ import logging
 from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 
+from bot import metrics
 from bot.outbox.delivery import DeliveryReport
 from bot.schedule import ScheduledWork, SchedulePolicy, ScheduleReport
 from bot.wiring.app import Services
@@ -61,6 +62,11 @@ def scheduled_work(services: Services) -> ScheduledWork:
 
 
 def run_sweep(services: Services, at: datetime | None = None) -> SweepReport:
+    with metrics.SWEEP_SECONDS.time():
+        return _sweep(services, at)
+
+
+def _sweep(services: Services, at: datetime | None) -> SweepReport:
     now = at or services.clock.now()
     expired = services.service.expire_due(now)
     scheduled = scheduled_work(services).enqueue_due(now)
