@@ -59,11 +59,23 @@ READS = frozenset(
 """Calls that change nothing anyone sees: repeating them when a notice is tried again is fine."""
 
 
-class Paced(Exception):
-    """This notice should be tried again in `wait` seconds; nothing of it was sent."""
+Key = tuple[str, ...]
 
-    def __init__(self, method: str, wait: float) -> None:
-        super().__init__(f"{method} paced for {wait:.2f} s")
+
+@dataclass(frozen=True)
+class Wait:
+    """How long until the bucket `key` has a token, and its pace (seconds per token)."""
+
+    seconds: float
+    key: Key
+    interval: float
+
+
+class Paced(Exception):
+    """This notice should be tried again once its bucket has a token; nothing of it was sent."""
+
+    def __init__(self, method: str, wait: Wait) -> None:
+        super().__init__(f"{method} paced for {wait.seconds:.2f} s")
         self.method = method
         self.wait = wait
 
@@ -89,26 +101,30 @@ class Pacer:
         self._buckets: dict[tuple[str, ...], _Bucket] = {}
         self._lock = threading.Lock()
 
-    def _limits(self, workspace: str, method: str, channel: str | None) -> list[tuple]:
+    def _limits(self, workspace: str, method: str, channel: str | None) -> list[tuple[Key, Limit]]:
         if method == "chat.postMessage" and channel:
             return [((workspace, method, channel), PER_CHANNEL_POSTS)]
         limit = TIERS.get(method)
         return [((workspace, method), limit)] if limit else []
 
-    def take(self, workspace: str, method: str, channel: str | None) -> float:
-        """0 and a token taken from each bucket of this call; or the seconds until all of
+    def take(self, workspace: str, method: str, channel: str | None) -> Wait | None:
+        """None and a token taken from each bucket of this call; or how long until all of
         them have one (nothing taken)."""
         limits = self._limits(workspace, method, channel)
         if not limits:
-            return 0.0
+            return None
         with self._lock:
             now = self._clock()
-            buckets = [self._buckets.setdefault(key, _Bucket(limit, now)) for key, limit in limits]
-            wait = max(bucket.wait(now) for bucket in buckets)
-            if wait == 0.0:
-                for bucket in buckets:
-                    bucket.tokens -= 1
-            return wait
+            waits = []
+            for key, limit in limits:
+                bucket = self._buckets.setdefault(key, _Bucket(limit, now))
+                waits.append(Wait(bucket.wait(now), key, bucket.interval))
+            longest = max(waits, key=lambda w: w.seconds)
+            if longest.seconds > 0:
+                return longest
+            for key, _ in limits:
+                self._buckets[key].tokens -= 1
+            return None
 
 
 # --- may this call be deferred? ----------------------------------------------------------------

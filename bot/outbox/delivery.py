@@ -24,9 +24,9 @@ How a notice is sent once, however slow the far side (issue 12):
 - Pace (issue 17). A sender whose Slack call would go over Slack's rate limit for its channel
   or workspace raises `Paced` before it has written anything (bot/pacing.py). The notice is
   given back at once (the claim not counted as an attempt) and this process leaves it out of
-  its claims until its channel has a turn again, so its slot goes to a notice for another
-  channel meanwhile, and a burst to one channel is sent at the pace Slack allows. A
-  `deliver_due` with nothing left but paced notices waits for the first of their turns.
+  its claims until its channel has a turn again (one notice per turn), so its slot goes to a
+  notice for another channel meanwhile, and a burst to one channel is sent at the pace Slack
+  allows. A `deliver_due` with nothing left but paced notices waits for the first turn.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot import logs, metrics, notices
 from bot.clock import Clock
-from bot.pacing import Paced, deferrable
+from bot.pacing import Key, Paced, deferrable
 from store import deliveries as delivery_store
 from store.db import Database
 
@@ -183,7 +183,7 @@ class Deliverer:
             Lane("notices", None, slots, max(1, slots - 1)),
         )
         self._in_flight: dict[int, _InFlight] = {}  # across every deliver_due of this process
-        self._paced: dict[int, float] = {}  # notice id -> monotonic time of its next turn
+        self._paced: dict[Key, _Queue] = {}  # pace bucket -> the notices waiting for it
         self._claiming = threading.Lock()
         self._wake = wake if wake is not None else threading.Event()
         self._stop = threading.Event()
@@ -279,18 +279,25 @@ class Deliverer:
             return claimed
 
     def _waiting_their_turn(self) -> set[int]:
-        """The paced notices whose turn has not come (caller holds `_claiming`)."""
+        """The paced notices to leave out of this claim (caller holds `_claiming`): each
+        bucket whose turn has come lets its oldest notice through, one per turn, so a busy
+        channel's backlog does not crowd the candidates of the others."""
         now = time.monotonic()
-        for notice_id in [i for i, turn in self._paced.items() if turn <= now]:
-            del self._paced[notice_id]
-        return set(self._paced)
+        waiting: set[int] = set()
+        for key, queue in list(self._paced.items()):
+            if queue.turn <= now and queue.ids:
+                queue.ids.remove(min(queue.ids))
+                queue.turn = now + queue.interval
+            if not queue.ids:
+                del self._paced[key]
+            waiting |= queue.ids
+        return waiting
 
     def _until_next_turn(self) -> float | None:
         """Seconds until the first paced notice's turn; None when none waits."""
         with self._claiming:
-            if not self._paced:
-                return None
-            return max(0.0, min(self._paced.values()) - time.monotonic())
+            turns = [queue.turn for queue in self._paced.values() if queue.ids]
+            return max(0.0, min(turns) - time.monotonic()) if turns else None
 
     def _free_slots(self) -> dict[str, int]:
         busy = Counter(f.lane for f in self._in_flight.values())
@@ -332,8 +339,11 @@ class Deliverer:
 
     def _give_back(self, job: Job, token: str, paced: Paced) -> str:
         """A paced notice: released for its next turn, not counted as an attempt."""
+        wait = paced.wait
         with self._claiming:
-            self._paced[job.id] = time.monotonic() + paced.wait
+            queue = self._paced.setdefault(wait.key, _Queue(0.0, wait.interval))
+            queue.turn = time.monotonic() + wait.seconds
+            queue.ids.add(job.id)
         with self.db.session() as s:
             delivery_store.release(s, job.id, token)
         return "paced"
@@ -408,6 +418,15 @@ class Deliverer:
 
 
 _OUTCOMES = {"retry": "retried"}
+
+
+@dataclass
+class _Queue:
+    """Paced notices waiting for one pace bucket: the next is let through at `turn`."""
+
+    turn: float
+    interval: float
+    ids: set[int] = field(default_factory=set)
 
 
 def _pick(

@@ -140,14 +140,14 @@ class KeepAliveWebClient(WebClient):
         counted = False
         while True:
             wait = self._pacer.take(self.token or "", method, channel)
-            if wait <= 0:
+            if wait is None:
                 return
             if not counted:
                 metrics.SLACK_PACED.labels(method).inc()
                 counted = True
             if pacing.may_defer():
                 raise pacing.Paced(method, wait)
-            time.sleep(wait)
+            time.sleep(wait.seconds)
 
     @property
     def pool(self) -> ConnectionPool:
