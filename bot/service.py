@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import notices
+from bot import logs, notices
 from bot.clock import Clock
 from bot.errors import InvalidInput, NotFound, Refused
 from bot.identity import org_of, same_org_key
@@ -93,6 +93,7 @@ class PreregistrationService:
             partner = self._read_partner(slack_user_id)
         if partner is None:
             raise refusal("not_a_member")
+        logs.bind(partner_id=partner.id)
         return partner
 
     def _read_partner(self, slack_user_id: str) -> PartnerView | None:
@@ -752,9 +753,11 @@ class PreregistrationService:
         partner = partner_store.partner_for_member(s, slack_user_id, org_of(slack_user_id))
         if partner is None:
             raise refusal("not_a_member")
+        logs.bind(partner_id=partner.id)
         return partner
 
     def _notify(self, s: Session, kind: str, row: Preregistration, now: datetime) -> None:
+        logs.bind(preregistration_id=row.id)
         deliveries.enqueue(
             s,
             kind=kind,

@@ -133,6 +133,10 @@ class Settings:
     support_email: str | None = None
     retention_days: int = 365
     privacy_key: str | None = None
+    metrics_token: str | None = None
+    """METRICS_TOKEN: the bearer token of `GET /metrics`; unset, /metrics is not served."""
+    log_format: str = "text"
+    """LOG_FORMAT: `json` for JSON lines, else readable text."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -185,6 +189,8 @@ class Settings:
             support_email=_text(env, "SUPPORT_EMAIL"),
             retention_days=_positive(env, "PREREG_RETENTION_DAYS", 365),
             privacy_key=env.get("PREREG_PRIVACY_KEY") or None,
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            log_format="json" if (env.get("LOG_FORMAT") or "").lower() == "json" else "text",
         )
 
     @property

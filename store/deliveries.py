@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Insert, exists, select, update
+from sqlalchemy import ColumnElement, Connection, Insert, case, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -106,10 +106,12 @@ def due_candidates(
     kinds: Collection[str] | None = None,
     exclude_kinds: Collection[str] = (),
     ordered: bool = True,
+    exclude_ids: Collection[int] = (),
 ) -> list[Candidate]:
     """Up to `limit` notices free to claim, oldest due first, read without locking (`claim`
     re-checks). With `ordered`, a notice whose preregistration has an earlier notice leased
-    right now (being sent, here or by another process) waits for it."""
+    right now (being sent, here or by another process) waits for it. `exclude_ids`: notices
+    this process is pacing (bot/outbox/delivery.py), so the ones behind them are seen."""
     stmt = select(Delivery.id, Delivery.kind, Delivery.preregistration_id).where(*_free(now))
     if ordered:
         earlier = aliased(Delivery)
@@ -125,6 +127,8 @@ def due_candidates(
         stmt = stmt.where(Delivery.kind.in_(list(kinds)))
     if exclude_kinds:
         stmt = stmt.where(Delivery.kind.not_in(list(exclude_kinds)))
+    if exclude_ids:
+        stmt = stmt.where(Delivery.id.not_in(sorted(exclude_ids)))
     stmt = stmt.order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
     return [Candidate(*row) for row in session.execute(stmt)]
 
@@ -238,3 +242,22 @@ def pending_for_preregistration(session: Session, preregistration_id: int) -> li
         Delivery.preregistration_id == preregistration_id, Delivery.status != "sent"
     )
     return list(session.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class OutboxKind:
+    kind: str
+    depth: int
+    oldest_due_at: datetime | None
+
+
+def outbox_summary(session: Session, *, now: datetime) -> list[OutboxKind]:
+    """Per kind, the notices not yet sent (pending) and when the oldest of those due now
+    became due: one grouped read of the pending rows (a partial index holds just them)."""
+    due = case((Delivery.next_attempt_at <= now, Delivery.next_attempt_at))
+    stmt = (
+        select(Delivery.kind, func.count(), func.min(due, type_=Delivery.next_attempt_at.type))
+        .where(Delivery.status == "pending")
+        .group_by(Delivery.kind)
+    )
+    return [OutboxKind(kind, depth, oldest) for kind, depth, oldest in session.execute(stmt)]

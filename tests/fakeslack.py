@@ -3,6 +3,9 @@ way Slack does and records every call. Point the app's SLACK_API_URL at `url`.
 
 Faults can be scripted per method: `fake.fail("chat.postMessage", status=429, retry_after=1)`
 answers the next call(s) with that status; `fake.down(seconds)` refuses every call for a while.
+`fake.rate_limit("chat.postMessage", per_second=1, burst=3)` enforces Slack's per-channel limit
+the way Slack does (a token bucket per channel; over it, 429 with Retry-After), and records
+each call it refused in `rate_limited`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import math
 import threading
 import time
 import urllib.parse
@@ -44,6 +48,25 @@ class Fault:
     retry_after: int | None = None
     times: int = 1
     body: dict[str, Any] | None = None
+
+
+@dataclass
+class ChannelLimit:
+    """A token bucket per channel for one method."""
+
+    per_second: float
+    burst: int
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # tokens, at
+
+    def take(self, channel: str, now: float) -> float:
+        """0 when the call may pass (a token taken), else the seconds until it could."""
+        tokens, at = self.buckets.get(channel, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.per_second)
+        if tokens >= 1:
+            self.buckets[channel] = (tokens - 1, now)
+            return 0.0
+        self.buckets[channel] = (tokens, now)
+        return (1 - tokens) / self.per_second
 
 
 @dataclass
@@ -94,6 +117,8 @@ class FakeSlack:
     tokens: dict[str, Workspace] = field(default_factory=dict)  # live bot token -> workspace
     codes: dict[str, Workspace] = field(default_factory=dict)  # unused OAuth codes
     refresh: dict[str, Workspace] = field(default_factory=dict)  # refresh token -> workspace
+    limits: dict[str, ChannelLimit] = field(default_factory=dict)  # method -> per-channel limit
+    rate_limited: list[Call] = field(default_factory=list)  # calls answered 429 by `limits`
     _server: _Server | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -144,6 +169,8 @@ class FakeSlack:
             self.tokens.clear()
             self.codes.clear()
             self.refresh.clear()
+            self.limits.clear()
+            self.rate_limited.clear()
 
     @property
     def connections(self) -> int:
@@ -182,6 +209,11 @@ class FakeSlack:
     ) -> None:
         with self._lock:
             self.faults.setdefault(method, []).append(Fault(status, retry_after, times))
+
+    def rate_limit(self, method: str, per_second: float = 1.0, burst: int = 3) -> None:
+        """Answers `method` 429 (Retry-After) for a channel over `per_second`, after `burst`."""
+        with self._lock:
+            self.limits[method] = ChannelLimit(per_second, burst)
 
     def down(self, seconds: float) -> None:
         self.down_until = time.monotonic() + seconds
@@ -245,8 +277,16 @@ class FakeSlack:
             call = Call(method, args, headers, time.monotonic())
             self.calls.append(call)
             fault = self._take_fault(method)
+            limit = self.limits.get(method)
+            wait = limit.take(str(args.get("channel")), call.at) if limit else 0.0
+            if wait:
+                self.rate_limited.append(call)
         if time.monotonic() < self.down_until:
             return _reply(req, 503, b"service unavailable", "text/plain")
+        if wait:
+            body = json.dumps({"ok": False, "error": "ratelimited"}).encode()
+            retry = {"Retry-After": str(math.ceil(wait))}
+            return _reply(req, 429, body, "application/json", retry)
         if fault is not None:
             extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             error = "ratelimited" if fault.status == 429 else "internal_error"

@@ -20,6 +20,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from bot.clock import SystemClock
+from bot.entry.observability import configure_logging, prepare_metrics_dir
 from bot.errors import InvalidInput
 from bot.settings import ConfigError, Settings, serve_required, socket_required
 
@@ -313,11 +314,9 @@ def _customers_parser(sub: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.command in ("serve", "socket", "sweep") else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(args.command)
+    if args.command == "serve":  # before anything imports prometheus_client
+        prepare_metrics_dir()
     try:
         settings = Settings.from_env()
         return _dispatch(args, settings)

@@ -13,6 +13,7 @@ import logging
 from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 
+from bot import metrics
 from bot.desk import Desk
 from bot.outbox.delivery import DeliveryReport
 from bot.privacy import Privacy
@@ -65,6 +66,11 @@ def scheduled_work(services: Services) -> ScheduledWork:
 
 
 def run_sweep(services: Services, at: datetime | None = None) -> SweepReport:
+    with metrics.SWEEP_SECONDS.time():
+        return _sweep(services, at)
+
+
+def _sweep(services: Services, at: datetime | None) -> SweepReport:
     now = at or services.clock.now()
     desk = Desk(services.service)
     expired = len(services.service.expire_due(now)) + desk.expire_unanswered(now)

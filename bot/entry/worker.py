@@ -30,6 +30,8 @@ import threading
 from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any
 
+from bot import logs
+from bot.entry.observability import mark_dead
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,10 +89,7 @@ def worker_main(settings: Settings, wake: Any, niceness: int, parent_pid: int = 
         return
     _watch_parent(parent_pid, stop)
     os.nice(niceness)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [worker]: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure(logging.INFO, settings.log_format, process_tag="worker")
     services = create_services(settings, wake=wake, worker=True)
     services.deliverer.start()
     scheduler = start_scheduler(services) if settings.run_scheduler else None
@@ -161,6 +160,7 @@ class BackgroundWorker:
                 log.error(
                     "background worker exited (%s); starting it again", self._process.exitcode
                 )
+                mark_dead(self._process.pid)
                 self._spawn()
 
     def stop(self) -> None:
@@ -170,3 +170,5 @@ class BackgroundWorker:
             self._process.join(10)
             if self._process.is_alive():
                 self._process.kill()
+                self._process.join(5)
+            mark_dead(self._process.pid)

@@ -21,6 +21,12 @@ How a notice is sent once, however slow the far side (issue 12):
   never waits for a run of emails either.
 - Order. A notice waits while an earlier notice of its preregistration is leased (being
   sent by any process), and one claim takes at most one notice of a preregistration.
+- Pace (issue 17). A sender whose Slack call would go over Slack's rate limit for its channel
+  or workspace raises `Paced` before it has written anything (bot/pacing.py). The notice is
+  given back at once (the claim not counted as an attempt) and this process leaves it out of
+  its claims until its channel has a turn again (one notice per turn), so its slot goes to a
+  notice for another channel meanwhile, and a burst to one channel is sent at the pace Slack
+  allows. A `deliver_due` with nothing left but paced notices waits for the first turn.
 """
 
 from __future__ import annotations
@@ -38,8 +44,9 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import OperationalError
 
-from bot import notices
+from bot import logs, metrics, notices
 from bot.clock import Clock
+from bot.pacing import Key, Paced, deferrable
 from store import deliveries as delivery_store
 from store.db import Database
 
@@ -176,6 +183,7 @@ class Deliverer:
             Lane("notices", None, slots, max(1, slots - 1)),
         )
         self._in_flight: dict[int, _InFlight] = {}  # across every deliver_due of this process
+        self._paced: dict[Key, _Queue] = {}  # pace bucket -> the notices waiting for it
         self._claiming = threading.Lock()
         self._wake = wake if wake is not None else threading.Event()
         self._stop = threading.Event()
@@ -195,7 +203,11 @@ class Deliverer:
                     for job, token in self._claim_or_wait(now, batch, bool(mine)):
                         mine[pool.submit(self._send_claimed, job, token)] = (job.id, token)
                 if not mine:
-                    break
+                    pause = self._until_next_turn()
+                    if pause is None or self._stop.is_set():
+                        break
+                    self._stop.wait(pause)
+                    continue
                 timeout = max(0.0, renew_at - time.monotonic())
                 done, _ = wait(mine, timeout=timeout, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -245,6 +257,7 @@ class Deliverer:
                         limit=batch,
                         kinds=lane.kinds,
                         exclude_kinds=full | (set() if lane.kinds else others),
+                        exclude_ids=self._waiting_their_turn(),
                     )
                     ids = _pick(candidates, free[lane.name], lane.per_kind, held, taken)
                     rows = delivery_store.claim(
@@ -264,6 +277,27 @@ class Deliverer:
                 lane = self._lane_of(job.kind)
                 self._in_flight[job.id] = _InFlight(lane.name, job.kind, row_token)
             return claimed
+
+    def _waiting_their_turn(self) -> set[int]:
+        """The paced notices to leave out of this claim (caller holds `_claiming`): each
+        bucket whose turn has come lets its oldest notice through, one per turn, so a busy
+        channel's backlog does not crowd the candidates of the others."""
+        now = time.monotonic()
+        waiting: set[int] = set()
+        for key, queue in list(self._paced.items()):
+            if queue.turn <= now and queue.ids:
+                queue.ids.remove(min(queue.ids))
+                queue.turn = now + queue.interval
+            if not queue.ids:
+                del self._paced[key]
+            waiting |= queue.ids
+        return waiting
+
+    def _until_next_turn(self) -> float | None:
+        """Seconds until the first paced notice's turn; None when none waits."""
+        with self._claiming:
+            turns = [queue.turn for queue in self._paced.values() if queue.ids]
+            return max(0.0, min(turns) - time.monotonic()) if turns else None
 
     def _free_slots(self) -> dict[str, int]:
         busy = Counter(f.lane for f in self._in_flight.values())
@@ -288,6 +322,12 @@ class Deliverer:
             log.warning("lost the claim on %d notice(s) still being sent", len(lost))
 
     def _send_claimed(self, job: Job, token: str) -> str:
+        with logs.bound(notice=job.dedupe_key, preregistration_id=job.preregistration_id):
+            outcome = self._send_counted(job, token)
+        metrics.DELIVERIES.labels(job.kind, _OUTCOMES.get(outcome, outcome)).inc()
+        return outcome
+
+    def _send_counted(self, job: Job, token: str) -> str:
         try:
             return self._send(job, token)
         except Exception:  # noqa: BLE001 - not recorded: the lease expires and it is retried
@@ -297,12 +337,26 @@ class Deliverer:
             with self._claiming:
                 self._in_flight.pop(job.id, None)
 
+    def _give_back(self, job: Job, token: str, paced: Paced) -> str:
+        """A paced notice: released for its next turn, not counted as an attempt."""
+        wait = paced.wait
+        with self._claiming:
+            queue = self._paced.setdefault(wait.key, _Queue(0.0, wait.interval))
+            queue.turn = time.monotonic() + wait.seconds
+            queue.ids.add(job.id)
+        with self.db.session() as s:
+            delivery_store.release(s, job.id, token)
+        return "paced"
+
     def _send(self, job: Job, token: str) -> str:
         sender = self.registry.get(job.kind)
         try:
             if sender is None:
                 raise PermanentFailure(f"no sender registered for {job.kind!r}")
-            result = sender(job)
+            with deferrable():
+                result = sender(job)
+        except Paced as paced:
+            return self._give_back(job, token, paced)
         except PermanentFailure as exc:
             log.warning("giving up on %s: %s", job.dedupe_key, exc)
             with self.db.session() as s:
@@ -326,6 +380,7 @@ class Deliverer:
                     log.warning("sent %s after its claim was lost", job.dedupe_key)
 
         persist(finish, f"that {job.dedupe_key} was sent")
+        log.info("sent %s (attempt %d)", job.dedupe_key, job.attempt)
         return "sent"
 
     # --- a background worker, woken right after a request records a notice ---------------
@@ -360,6 +415,18 @@ class Deliverer:
                 self.deliver_due()
             except Exception:  # noqa: BLE001 - keep the worker alive; the next run retries
                 log.exception("delivery run failed")
+
+
+_OUTCOMES = {"retry": "retried"}
+
+
+@dataclass
+class _Queue:
+    """Paced notices waiting for one pace bucket: the next is let through at `turn`."""
+
+    turn: float
+    interval: float
+    ids: set[int] = field(default_factory=set)
 
 
 def _pick(

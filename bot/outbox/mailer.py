@@ -20,6 +20,7 @@ from email.utils import format_datetime, formataddr, make_msgid
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from bot import metrics
 from bot.invitations import Branding, Invitations, record_notice
 from bot.models import PreregView
 from bot.outbox.delivery import Job, PermanentFailure, persist
@@ -169,12 +170,17 @@ def _plain_text(
 
 def send(message: EmailMessage, config: SmtpConfig) -> None:
     """Hands the message to the SMTP server; raises on any failure (refused, down, timeout)."""
-    with smtplib.SMTP(config.host, config.port, timeout=config.timeout) as smtp:
-        if config.starttls:
-            smtp.starttls(context=ssl.create_default_context())
-        if config.username:
-            smtp.login(config.username, config.password or "")
-        smtp.send_message(message, from_addr=config.sender, to_addrs=[message["To"]])
+    try:
+        with smtplib.SMTP(config.host, config.port, timeout=config.timeout) as smtp:
+            if config.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if config.username:
+                smtp.login(config.username, config.password or "")
+            smtp.send_message(message, from_addr=config.sender, to_addrs=[message["To"]])
+    except BaseException:
+        metrics.EMAILS.labels("failed").inc()
+        raise
+    metrics.EMAILS.labels("sent").inc()
 
 
 class InvitationEmailSender:

@@ -13,6 +13,7 @@ ack, which put ~10 ms on every ack; its lazy listeners deep-copy the whole reque
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import logging
 import threading
@@ -66,7 +67,8 @@ class AfterAck:
         def listener(args: Args) -> None:
             args.ack()
             kwargs = {name: getattr(args, name) for name in names}
-            job = (self._run, work, kwargs, args.body)
+            # The work runs in a copy of this request's context: its log lines keep its ids.
+            job = (contextvars.copy_context().run, self._run, work, kwargs, args.body)
             held: Held | None = getattr(self._local, "held", None)
             if held is None:
                 self.executor.submit(*job)

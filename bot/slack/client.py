@@ -6,6 +6,9 @@ connections are kept and reused across calls and threads. Everything else (reque
 retry handlers, error handling, SlackResponse) is slack_sdk's own: only the step that sends one
 prepared request and reads its answer is replaced, and it hands errors back the way urllib's
 `urlopen` does, so the retry handlers see what they always saw.
+
+A client given a `Pacer` (the worker's and `sweep`'s) paces its calls to Slack's rate limits
+(bot/pacing.py); every client counts the 429s Slack answers, by method (`RateLimitCounter`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ from urllib.parse import urlsplit
 from urllib.request import Request
 
 from slack_sdk import WebClient
+from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web import SlackResponse
+
+from bot import metrics, pacing
 
 IDLE_SECONDS = 30.0
 """A connection idle for longer is closed rather than reused: servers and load balancers
@@ -95,10 +105,49 @@ def _stale(error: BaseException) -> bool:
 class KeepAliveWebClient(WebClient):
     """WebClient whose calls share a pool of keep-alive connections."""
 
-    def __init__(self, *args: Any, pool: ConnectionPool | None = None, **kwargs: Any) -> None:
-        """`pool`: share the connections of another client (one per workspace token)."""
+    def __init__(
+        self,
+        *args: Any,
+        pool: ConnectionPool | None = None,
+        pacer: pacing.Pacer | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """`pool`: share the connections of another client (one per workspace token).
+        `pacer`: pace the calls to Slack's rate limits (the outbox's senders)."""
         super().__init__(*args, **kwargs)
         self._pool = pool or ConnectionPool(self.timeout, self.ssl)
+        self._pacer = pacer
+
+    def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:  # type: ignore[override]
+        if self._pacer is None:
+            return super().api_call(api_method, **kwargs)
+        key = _lookup_key(self.token, api_method, kwargs)
+        if key is not None:
+            cached = _LOOKUPS.get(key)
+            if cached is not None:
+                return cached
+        self._pace(api_method, kwargs)
+        response = super().api_call(api_method, **kwargs)
+        pacing.wrote(api_method)
+        if key is not None:
+            _LOOKUPS.put(key, response)
+        return response
+
+    def _pace(self, method: str, kwargs: dict[str, Any]) -> None:
+        """Waits for the call's turn, or raises `Paced` if the notice may be tried later."""
+        assert self._pacer is not None
+        channel = _channel_of(kwargs)
+        counted = False
+        while True:
+            wait = self._pacer.take(self.token or "", method, channel)
+            if wait is None:
+                return
+            if not counted:
+                metrics.SLACK_PACED.labels(method).inc()
+                counted = True
+            if pacing.may_defer():
+                raise pacing.Paced(method, wait)
+            time.sleep(wait.seconds)
 
     @property
     def pool(self) -> ConnectionPool:
@@ -143,3 +192,69 @@ def _exchange(
     response = conn.getresponse()
     body = response.read()
     return response.status, response.reason, response.headers, body
+
+
+LOOKUP_SECONDS = 300.0
+"""How long a paced client reuses a `users.info` answer: a burst of notices about one member's
+customers asks Slack once for that member's time zone, not once per notice."""
+
+
+class _Lookups:
+    def __init__(self, size: int = 1000) -> None:
+        self._answers: dict[tuple[str, str], tuple[float, SlackResponse]] = {}
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> SlackResponse | None:
+        with self._lock:
+            found = self._answers.get(key)
+            if found is None or time.monotonic() - found[0] > LOOKUP_SECONDS:
+                return None
+            return found[1]
+
+    def put(self, key: tuple[str, str], response: SlackResponse) -> None:
+        with self._lock:
+            if len(self._answers) >= self._size:
+                self._answers.clear()
+            self._answers[key] = (time.monotonic(), response)
+
+
+_LOOKUPS = _Lookups()
+
+
+def _lookup_key(token: str | None, method: str, kwargs: dict[str, Any]) -> tuple[str, str] | None:
+    if method != "users.info":
+        return None
+    params = kwargs.get("params") or kwargs.get("data") or {}
+    user = params.get("user") if isinstance(params, dict) else None
+    return (token or "", user) if isinstance(user, str) else None
+
+
+def _channel_of(kwargs: dict[str, Any]) -> str | None:
+    for part in ("json", "data", "params"):
+        args = kwargs.get(part)
+        if isinstance(args, dict) and isinstance(args.get("channel"), str):
+            return args["channel"]
+    return None
+
+
+class RateLimitCounter(RetryHandler):
+    """Counts every 429 by Web API method, and leaves the retry to the handlers after it."""
+
+    def can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is not None and response.status_code == 429:
+            method = urlsplit(request.url).path.rsplit("/", 1)[-1]
+            metrics.SLACK_RATE_LIMITED.labels(method if _known(method) else "other").inc()
+        return False
+
+
+def _known(method: str) -> bool:
+    """A Web API method name (letters and dots), not whatever a URL ended with."""
+    return 0 < len(method) <= 64 and all(c.isalnum() or c in "._" for c in method)

@@ -13,11 +13,18 @@ delivery whose event was taken before is acknowledged and not handled again.
 
 This took ~17% off the CPU of each request in the web process (bench/ack_latency.py,
 docs/performance.md).
+
+Each request is counted and timed for /metrics by its surface (`command:/preregister list`,
+`action:<action_id>`, `view:<callback_id>`, `event:<type>`; `unverified` and `malformed` for
+refused ones) and status class, and logged with a request id and its Slack team and user
+(bot/logs.py), which the work after its ack keeps.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +34,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Request, Response
 
+from bot import logs, metrics
 from bot.clock import Clock
 from bot.slack.after_ack import after_ack
 from bot.web.replay import ReplayGuard
@@ -89,13 +97,18 @@ class SlackEndpoint:
         self._first_delivery = first_delivery
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        try:
-            response = self._answer(_SlackRequest(environ))
-        except HTTPException as refused:  # 405 for another method, 413 for a huge body
-            return refused(environ, start_response)
-        return response(environ, start_response)
+        started = time.perf_counter()
+        seen = _Seen()
+        with logs.bound(request_id=uuid.uuid4().hex[:16]):
+            try:
+                response = self._answer(_SlackRequest(environ), seen)
+            except HTTPException as refused:  # 405 for another method, 413 for a huge body
+                _observe(seen.surface, refused.code or 500, started)
+                return refused(environ, start_response)
+            _observe(seen.surface, response.status_code, started)
+            return response(environ, start_response)
 
-    def _answer(self, request: Request) -> Response:
+    def _answer(self, request: Request, seen: _Seen) -> Response:
         if request.method != "POST":
             raise MethodNotAllowed(["POST"])
         body = request.get_data()
@@ -108,9 +121,12 @@ class SlackEndpoint:
         if refusal is not None:
             return refusal
         bolt_request, reason = self._parsed(text, request)
+        seen.surface = "malformed"
         if bolt_request is None:
             log.warning("refused a malformed Slack request: %s", reason)
             return _text(400, "malformed request")
+        seen.surface = surface(bolt_request.body)
+        logs.bind(**_who(bolt_request.body))
         taken = self._taken_before(bolt_request.body)
         if taken is not None:
             return taken
@@ -168,6 +184,67 @@ class SlackEndpoint:
             return None, f"payload is not one Slack sends ({type(error).__name__})"
         reason = problem(bolt_request.body)
         return (None, reason) if reason else (bolt_request, None)
+
+
+class _Seen:
+    """What the request turned out to be, once the endpoint knows."""
+
+    surface = "unverified"
+
+
+def _observe(surface: str, status: int, started: float) -> None:
+    outcome = f"{status // 100}xx"
+    metrics.SLACK_REQUESTS.labels(surface, outcome).observe(time.perf_counter() - started)
+
+
+SUBCOMMANDS = frozenset({"list", "check", "delete", "notify", "digest", "flow", "help"})
+"""`/preregister`'s words (handlers/commands.py); any other text counts as `other`, so what a
+user types never becomes a label."""
+
+
+def _label(value: Any) -> str:
+    """An id the app chose (action, callback, event type); `other` for anything unexpected."""
+    valid = isinstance(value, str) and 0 < len(value) <= 64
+    return value if valid and all(c.isalnum() or c in "_-.:/" for c in value) else "other"
+
+
+def surface(body: dict[str, Any]) -> str:
+    """The Slack surface a (parsed, valid) request came from, as a metrics label."""
+    if "command" in body:
+        words = str(body.get("text") or "").split()
+        sub = words[0].lower() if words else ""
+        command = _label(body.get("command"))
+        if not sub:
+            return f"command:{command}"
+        return f"command:{command} {sub if sub in SUBCOMMANDS else 'other'}"
+    kind = body.get("type")
+    if kind == "block_actions":
+        actions = body.get("actions")
+        first = actions[0] if isinstance(actions, list) and actions else None
+        return f"action:{_label(_part(first, 'action_id'))}"
+    if kind in ("view_submission", "view_closed"):
+        return f"view:{_label(_part(body.get('view'), 'callback_id'))}"
+    if kind == "event_callback":
+        return f"event:{_label(_part(body.get('event'), 'type'))}"
+    return _label(kind)
+
+
+def _part(value: Any, key: str) -> Any:
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def _who(body: dict[str, Any]) -> dict[str, Any]:
+    """The Slack team and user of a request, for its log lines (ids only)."""
+    team = body.get("team_id") or _part(body.get("team"), "id")
+    user = body.get("user_id") or body.get("user")
+    if isinstance(user, dict):
+        user = user.get("id")
+    if user is None:
+        user = _part(body.get("event"), "user")
+    return {
+        "slack_team": _label(team) if team else None,
+        "slack_user": _label(user) if isinstance(user, str) else None,
+    }
 
 
 def mount(flask_wsgi: Any, endpoint: SlackEndpoint) -> Any:

@@ -6,7 +6,9 @@ The only module in bot/ that imports handlers/; only the entry points (bot/entry
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,12 +24,13 @@ from bot.clock import Clock, SystemClock
 from bot.identity import Actor, key_of
 from bot.member_cache import MemberCache
 from bot.outbox.delivery import Deliverer, SenderRegistry, WakeSignal
+from bot.pacing import Pacer
 from bot.rules import RuleSettings
 from bot.service import PreregistrationService
 from bot.settings import Settings
 from bot.slack.actors import actor_key
 from bot.slack.authorize import RecentBots
-from bot.slack.client import ConnectionPool, KeepAliveWebClient
+from bot.slack.client import ConnectionPool, KeepAliveWebClient, RateLimitCounter
 from bot.slack.workspaces import SlackClients
 from bot.workspaces import Workspaces
 from store.db import BACKGROUND_WAITS, REQUEST_WAITS, Database
@@ -62,10 +65,14 @@ class Services:
 
 
 def make_client(
-    settings: Settings, token: str | None = None, pool: ConnectionPool | None = None
+    settings: Settings,
+    token: str | None = None,
+    pool: ConnectionPool | None = None,
+    pacer: Pacer | None = None,
 ) -> WebClient:
     """Web API client honouring SLACK_API_URL, retrying rate limits and server errors, and
-    keeping its connections open (bot/slack/client.py). `token` defaults to SLACK_BOT_TOKEN."""
+    keeping its connections open (bot/slack/client.py). `token` defaults to SLACK_BOT_TOKEN;
+    `pacer` paces its calls to Slack's rate limits (the background senders')."""
     # slack_sdk formats a debug line with each request's whole body unless its logger's own
     # level is set: an unset level counts as DEBUG there, whatever the handlers would print.
     logger = logging.getLogger("prereg_bot.slack_api")
@@ -76,8 +83,10 @@ def make_client(
         timeout=10,
         logger=logger,
         pool=pool,
+        pacer=pacer,
     )
     client.retry_handlers = [
+        RateLimitCounter(),
         ConnectionErrorRetryHandler(max_retry_count=2),
         RateLimitErrorRetryHandler(max_retry_count=2),
         ServerErrorRetryHandler(max_retry_count=2),
@@ -93,12 +102,15 @@ def installation_store(settings: Settings, db: Database) -> InstallationStore:
 
 
 def make_slack_clients(
-    settings: Settings, workspaces: Workspaces, store: InstallationStore | None
+    settings: Settings,
+    workspaces: Workspaces,
+    store: InstallationStore | None,
+    pacer: Pacer | None = None,
 ) -> SlackClients:
     pool: list[ConnectionPool] = []
 
     def client_for(token: str | None) -> WebClient:
-        client = make_client(settings, token, pool[0] if pool else None)
+        client = make_client(settings, token, pool[0] if pool else None, pacer)
         pool[:] = [client.pool]  # type: ignore[attr-defined]
         return client
 
@@ -147,7 +159,8 @@ def create_services(
     deliverer = Deliverer(db, clock, registry, wake=wake)
     workspaces = Workspaces(db, clock)
     store = installation_store(settings, db) if settings.distributed else None
-    slack = make_slack_clients(settings, workspaces, store)
+    # The background senders pace their calls; the answers to users are not held back.
+    slack = make_slack_clients(settings, workspaces, store, Pacer() if worker else None)
     if store is not None and not worker:
         # Bolt's authorisation reads the bot of each request's workspace through this; the
         # uninstall handler and the OAuth flow write through it (bot/slack/authorize.py).
@@ -174,19 +187,8 @@ def build_bolt_app(services: Services) -> App:
 
     settings = services.settings
     distributed = _distributed_options(services) if settings.distributed else {}
-    app = App(
-        signing_secret=settings.slack_signing_secret,
-        # In distributed mode every request's token comes from its installation.
-        client=services.slack.for_token(None) if settings.distributed else services.client,
-        token_verification_enabled=False,
-        # bot/web/slack_endpoint.py checks each HTTP request's signature (and refuses replays)
-        # before Bolt sees it; Socket Mode needs no check.
-        request_verification_enabled=False,
-        logger=logging.getLogger("prereg_bot.slack"),
-        # Slack is answered when a listener returns; see bot/slack/after_ack.py.
-        process_before_response=True,
-        **distributed,
-    )
+    with _bolt_sees_no_env_token():
+        app = _bolt_app(App, services, distributed)
     home = settings.home_team
 
     @app.middleware
@@ -205,6 +207,37 @@ def build_bolt_app(services: Services) -> App:
 
     handlers.register(app, services)
     return app
+
+
+@contextmanager
+def _bolt_sees_no_env_token() -> Iterator[None]:
+    """Bolt reads SLACK_BOT_TOKEN from the environment when no `token` is given, and then warns
+    at every start that it is unused: the app hands Bolt its own client (which carries that
+    token, or in distributed mode each installation's). Settings read it already, so Bolt is
+    built without it in view. Runs once, before the server takes requests."""
+    saved = os.environ.pop("SLACK_BOT_TOKEN", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["SLACK_BOT_TOKEN"] = saved
+
+
+def _bolt_app(app_class: type[App], services: Services, distributed: dict[str, object]) -> App:
+    settings = services.settings
+    return app_class(
+        signing_secret=settings.slack_signing_secret,
+        # In distributed mode every request's token comes from its installation.
+        client=services.slack.for_token(None) if settings.distributed else services.client,
+        token_verification_enabled=False,
+        # bot/web/slack_endpoint.py checks each HTTP request's signature (and refuses replays)
+        # before Bolt sees it; Socket Mode needs no check.
+        request_verification_enabled=False,
+        logger=logging.getLogger("prereg_bot.slack"),
+        # Slack is answered when a listener returns; see bot/slack/after_ack.py.
+        process_before_response=True,
+        **distributed,
+    )
 
 
 def _distributed_options(services: Services) -> dict[str, object]:
@@ -265,7 +298,9 @@ def _distributed_options(services: Services) -> dict[str, object]:
 def build_web(services: Services) -> Flask:
     """The WSGI app of `serve`: the Bolt app behind the Slack endpoint, health, invitations."""
     from bot.web.app import build_web_app
+    from bot.web.health import Readiness
     from bot.web.invite_pages import invite_blueprint
+    from bot.web.metrics import MetricsPage, StateCollector
     from store.slack_events import first_delivery
 
     pages = invite_blueprint(
@@ -278,4 +313,8 @@ def build_web(services: Services) -> Flask:
         database_answers=services.db.ping,
         first_delivery=lambda key: first_delivery(services.db, key, services.clock.now()),
         pages=pages,
+        readiness=Readiness(services.db),
+        metrics=MetricsPage(
+            services.settings.metrics_token, StateCollector(services.db, services.clock)
+        ),
     )
