@@ -759,7 +759,9 @@ def _privacy(args: argparse.Namespace, settings: Settings) -> int:
 def add_report_parser(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser("report", help="the weekly program report's chart, as a PNG file")
     report.add_argument("--weeks", type=int, default=12, help="weeks to show (1-104, default 12)")
-    report.add_argument("--output", "-o", default="report.png", metavar="FILE.png")
+    report.add_argument(
+        "--output", "-o", default="report.png", metavar="FILE.png", help="where to write the PNG"
+    )
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
