@@ -19,9 +19,12 @@ import itertools
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
-from bench.ack_latency import MEMBER, approve_body, command_body, prepare_database, settle
+from sqlalchemy import create_engine, text
+
+from bench.ack_latency import MEMBER, approve_body, command_body, prepare_database
 from bench.common import (
     Process,
     alternate,
@@ -32,6 +35,27 @@ from bench.common import (
 )
 
 LEVELS = (10, 50)
+
+
+def settle(url: str, timeout: float = 120.0) -> int:
+    """Waits until the outbox has nothing pending (the start-up sweep's digests, the clicks'
+    notices); returns how many notices were sent so far."""
+    engine = create_engine(url)
+    deadline, quiet = time.monotonic() + timeout, 0
+    try:
+        while time.monotonic() < deadline and quiet < 3:
+            with engine.connect() as conn:
+                pending = conn.execute(
+                    text("SELECT count(*) FROM deliveries WHERE status = 'pending'")
+                ).scalar_one()
+            quiet = quiet + 1 if not pending else 0
+            time.sleep(0.5)
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT count(*) FROM deliveries WHERE status = 'sent'")
+            ).scalar_one()
+    finally:
+        engine.dispose()
 
 
 class Peak:
