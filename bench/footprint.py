@@ -76,6 +76,8 @@ class Peak:
 
 def name_of(pid: int) -> str:
     try:
+        if Path(f"/proc/{pid}/comm").read_text().strip() == "prereg-worker":
+            return "worker"
         args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return "?"
@@ -107,14 +109,17 @@ def main() -> int:
         review_ids = iter(prepare_database(url, args.rows, total_reviews))
         standin, slack_url = start_slack_standin(workdir)
         contenders: list[tuple[str, Process, str]] = []
-        ours, ours_url = start_prereg(url, slack_url, workdir)
+        # A smaller pool than the default 40: two serves and the machine's other users share
+        # one PostgreSQL (max_connections 100); 12 is more than 50 clients keep busy here.
+        pool = {"PREREG_DB_POOL_SIZE": "12"}
+        ours, ours_url = start_prereg(url, slack_url, workdir, pool)
         contenders.append(("serve (this checkout)", ours, ours_url))
         if args.before:
             old, old_url = start_prereg(
                 url,
                 slack_url,
                 workdir,
-                {"PREREG_SCHEDULER": "false"},
+                pool,
                 name="serve-before",
                 source=args.before.resolve(),
             )
