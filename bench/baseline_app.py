@@ -2,7 +2,9 @@
 requests, served the same way as `prereg-bot serve` (Waitress, 16 threads, the same size of
 Bolt listener pool), through Bolt's Flask adapter as Bolt's own examples do.
 It verifies the signature, acks, and calls the same Web API method on the same Slack stand-in
-(views.open for the slash command, chat.update for a button click).
+(views.open for the slash command, chat.update for a button click). For bench/visible.py it
+answers `/preregister <text>` and the `bench_visible_respond` button with a constant message on
+response_url, `bench_visible_modal` with views.open, and app_home_opened with views.publish.
 
     SLACK_SIGNING_SECRET=... SLACK_API_URL=... PORT=... python -m bench.baseline_app
 """
@@ -30,6 +32,10 @@ MODAL = {
 }
 
 
+ANSWER = {"response_type": "ephemeral", "text": "baseline"}
+HOME = {"type": "home", "blocks": MODAL["blocks"]}
+
+
 def build() -> Flask:
     client = WebClient(
         token=os.environ.get("SLACK_BOT_TOKEN", "xoxb-baseline"),
@@ -43,9 +49,27 @@ def build() -> Flask:
     )
 
     @bolt.command("/preregister")
-    def command(ack, body, client):  # type: ignore[no-untyped-def]
+    def command(ack, body, client, respond):  # type: ignore[no-untyped-def]
+        ack()
+        if body.get("text"):  # bench/visible.py: a constant answer where serve has one to show
+            respond(ANSWER)
+        else:
+            client.views_open(trigger_id=body["trigger_id"], view=MODAL)
+
+    @bolt.action("bench_visible_respond")
+    def visible_respond(ack, respond):  # type: ignore[no-untyped-def]
+        ack()
+        respond(ANSWER)
+
+    @bolt.action("bench_visible_modal")
+    def visible_modal(ack, body, client):  # type: ignore[no-untyped-def]
         ack()
         client.views_open(trigger_id=body["trigger_id"], view=MODAL)
+
+    @bolt.event("app_home_opened")
+    def home(ack, event, client):  # type: ignore[no-untyped-def]
+        ack()
+        client.views_publish(user_id=event["user"], view=HOME)
 
     @bolt.action(re.compile(".*"))
     def action(ack, body, client):  # type: ignore[no-untyped-def]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -63,10 +64,14 @@ def median(values: list[float]) -> float:
 
 
 class Process:
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
+    ) -> None:
         self.log = log
         self._fh = log.open("wb")
-        self.proc = subprocess.Popen(args, env=env, stdout=self._fh, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            args, env=env, stdout=self._fh, stderr=subprocess.STDOUT, cwd=cwd
+        )
 
     @property
     def pid(self) -> int:
@@ -81,6 +86,20 @@ class Process:
         """VmHWM, the peak resident set size so far, of the process and of its children
         (`serve` runs its background worker as a child process)."""
         return sum(_peak_rss_kib(pid) for pid in [self.pid, *_children(self.pid)]) / 1024
+
+    def memory_kib(self) -> dict[int, tuple[int, int]]:
+        """(PSS, RSS) in KiB of the process and each of its children, from smaps_rollup. PSS
+        divides each shared page among the processes sharing it, so the sum over a process
+        tree counts every page once."""
+        found = {}
+        for pid in [self.pid, *_children(self.pid)]:
+            with contextlib.suppress(OSError):  # the process ended meanwhile
+                fields = dict(
+                    line.split(":", 1)
+                    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+                )
+                found[pid] = (int(fields["Pss"].split()[0]), int(fields["Rss"].split()[0]))
+        return found
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -205,12 +224,16 @@ def start_prereg(
     workdir: Path,
     extra_env: dict[str, str] | None = None,
     name: str = "serve",
+    source: Path | None = None,
 ) -> tuple[Process, str]:
+    """`serve` of this checkout, or of the source tree `source` (another version of the code,
+    e.g. `git archive HEAD~1 | tar -x -C DIR`, run side by side with this one)."""
     port = free_port()
+    env = {**app_env(db_url, slack_url, port), **(extra_env or {})}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     proc = Process(
-        [sys.executable, "-m", "bot.entry.cli", "serve"],
-        {**app_env(db_url, slack_url, port), **(extra_env or {})},
-        workdir / f"{name}.log",
+        [sys.executable, "-m", "bot.entry.cli", "serve"], env, workdir / f"{name}.log", source
     )
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/healthz", proc)

@@ -64,7 +64,8 @@ def test_r5_serve_expires_on_its_own_timer_and_tells_the_partner(scheduled_app):
 
 
 def _workers(pid: int) -> list[int]:
-    """The worker processes `serve` spawned (not multiprocessing's resource tracker)."""
+    """The worker processes `serve` started (they name themselves; not multiprocessing's
+    resource tracker)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
@@ -73,7 +74,7 @@ def _workers(pid: int) -> list[int]:
             continue
         for child in children:
             try:
-                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                if Path(f"/proc/{child}/comm").read_text().strip() == "prereg-worker":
                     found.append(child)
             except OSError:
                 continue

@@ -58,6 +58,25 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def is_worker(pid: int) -> bool:
+    """The worker names itself (bot/entry/worker.py), forked or spawned."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "prereg-worker"
+    except OSError:
+        return False
+
+
+def wait_for_worker(serve: int) -> set[int]:
+    """serve's descendants once its worker runs."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        helpers = descendants(serve)
+        if any(is_worker(p) for p in helpers):
+            return helpers
+        time.sleep(0.1)
+    raise AssertionError("no worker process found")
+
+
 @pytest.mark.reliability("fault", "serve killed with -9 (OOM): its worker dies with it")
 def test_worker_and_resource_tracker_die_when_serve_is_killed(
     fake_slack, smtp_server, tmp_path, tried
@@ -69,13 +88,7 @@ def test_worker_and_resource_tracker_die_when_serve_is_killed(
     app = RunningApp(url, fake_slack, smtp_server, tmp_path).start()
     try:
         serve = app.proc.pid
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            helpers = {p for p in descendants(serve) if "multiprocessing" in cmdline(p)}
-            if any("spawn_main" in cmdline(p) for p in helpers):
-                break
-            time.sleep(0.1)
-        assert any("spawn_main" in cmdline(p) for p in helpers), "no worker process found"
+        helpers = wait_for_worker(serve)
 
         os.kill(serve, signal.SIGKILL)
         app.proc.wait(5)
@@ -88,4 +101,30 @@ def test_worker_and_resource_tracker_die_when_serve_is_killed(
         for pid in descendants(app.proc.pid) | {p for p in helpers if running(p)}:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+        app.stop()
+
+
+@pytest.mark.reliability("fault", "serve's worker is forked: one interpreter less, no tracker")
+def test_serve_forks_its_worker_and_runs_no_resource_tracker(
+    fake_slack, smtp_server, tmp_path, tried
+):
+    """Issue 15: the worker shares the web process's imported pages (forked, not spawned),
+    and no multiprocessing resource tracker runs beside it."""
+    tried(1)
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    upgrade(url)
+    app = RunningApp(url, fake_slack, smtp_server, tmp_path).start()
+    helpers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any(is_worker(p) for p in helpers):
+            helpers = descendants(app.proc.pid)
+            time.sleep(0.1)
+        time.sleep(0.5)  # the resource tracker, if any, starts before the worker
+        helpers = descendants(app.proc.pid)
+        assert {p: cmdline(p) for p in helpers} == {
+            p: cmdline(app.proc.pid) for p in helpers if is_worker(p)
+        }, "serve's only helper process is its worker, forked (running serve's own program)"
+        assert len(helpers) == 1
+    finally:
         app.stop()

@@ -12,8 +12,18 @@ INVITE_SECRET while the restarted `serve` ran a second worker on the new setting
 the kernel sends the worker SIGTERM when its parent dies (PR_SET_PDEATHSIG); everywhere a
 watchdog thread sees the parent gone (`os.getppid()` changes when the worker is reparented)
 within a second. Either way the worker stops claiming at once, lets the sends in flight
-finish for at most `SHUTDOWN_GRACE` seconds, then exits. multiprocessing's resource tracker,
-a child of `serve` too, exits by itself once the worker, the last holder of its pipe, is gone.
+finish for at most `SHUTDOWN_GRACE` seconds, then exits.
+
+The worker is forked, not spawned, when `serve` starts it (issue 15): forked before the web
+process starts any thread and after it has imported everything the worker uses, the worker
+shares those pages with it copy-on-write instead of importing them again into a second
+interpreter, and no multiprocessing resource tracker (a third interpreter, started by every
+spawn) is needed. `gc.freeze()` before the fork keeps the collector from touching, and so
+copying, the shared objects. A worker started again after it died is spawned: the web process
+runs threads by then, and forking a threaded process can leave the child holding a lock that
+no thread of it will ever release. That spawned worker brings the resource tracker with it,
+which exits by itself once the worker, the last holder of its pipe, is gone. Either way the
+worker names itself `prereg-worker` (/proc/PID/comm, what `ps` and `top` show).
 """
 
 from __future__ import annotations
@@ -21,13 +31,16 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import gc
+import importlib
 import logging
 import multiprocessing
 import os
 import signal
 import sys
 import threading
-from multiprocessing.context import SpawnContext, SpawnProcess
+from collections.abc import Iterable
+from multiprocessing.context import BaseContext
 from typing import Any
 
 from bot import logs
@@ -42,18 +55,25 @@ PARENT_CHECK_SECONDS = 0.5
 SHUTDOWN_GRACE = 10.0
 """Seconds a stopping worker gives its sends in flight before it exits regardless."""
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PR_SET_NAME = 15
+PROCESS_NAME = b"prereg-worker"
+
+
+def _prctl(option: int, arg: int | bytes) -> bool:
+    """Linux's prctl(2); False where it is missing or refused."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl(option, arg, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def _signal_on_parent_death(signum: int) -> bool:
     """Asks Linux to send `signum` to this process when its parent dies. Returns whether
     that is in place (not on other systems; the watchdog covers them)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
+    return _prctl(PR_SET_PDEATHSIG, signum)
 
 
 def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
@@ -87,8 +107,10 @@ def worker_main(settings: Settings, wake: Any, niceness: int, parent_pid: int = 
     _signal_on_parent_death(signal.SIGTERM)
     if os.getppid() != parent_pid:  # the parent died before the kernel was asked to tell
         return
+    _prctl(PR_SET_NAME, PROCESS_NAME)
     _watch_parent(parent_pid, stop)
     os.nice(niceness)
+    # force: a forked worker has the web process's configuration; replace it.
     logs.configure(logging.INFO, settings.log_format, process_tag="worker")
     services = create_services(settings, wake=wake, worker=True)
     services.deliverer.start()
@@ -110,7 +132,7 @@ class PipeWake:
     thread for milliseconds and cost ~1 ms of CPU per click (bench/ack_latency.py).
     """
 
-    def __init__(self, ctx: SpawnContext) -> None:
+    def __init__(self, ctx: BaseContext) -> None:
         self._reader, self._writer = ctx.Pipe(duplex=False)
         os.set_blocking(self._writer.fileno(), False)
         os.set_blocking(self._reader.fileno(), False)
@@ -128,25 +150,41 @@ class PipeWake:
                 pass
 
 
+def _can_fork() -> bool:
+    """Forking is safe while this process runs no other thread (and exists only on POSIX)."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
 class BackgroundWorker:
-    """Starts the worker process and starts it again if it dies."""
+    """Starts the worker process and starts it again if it dies.
+
+    Call `start()` before the process starts any thread, so the worker is forked (see the
+    module's docstring); it is spawned otherwise."""
 
     def __init__(self, settings: Settings, niceness: int = NICENESS) -> None:
-        self._ctx: SpawnContext = multiprocessing.get_context("spawn")
-        self.wake = PipeWake(self._ctx)
+        self.wake = PipeWake(multiprocessing.get_context("spawn"))
         self._settings = settings
         self._niceness = niceness
-        self._process: SpawnProcess | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
         self._stopping = threading.Event()
         self._monitor: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._spawn()
+    def start(self, preload: Iterable[str] = ()) -> None:
+        """`preload`: modules the web process will import anyway, imported before the fork so
+        that both processes share them."""
+        if _can_fork():
+            for module in ("bot.entry.scheduler", "bot.wiring.app", *preload):
+                importlib.import_module(module)
+            gc.collect()
+            gc.freeze()  # the collector leaves the objects shared with the worker alone
+            self._spawn(multiprocessing.get_context("fork"))
+        else:
+            self._spawn(multiprocessing.get_context("spawn"))
         self._monitor = threading.Thread(target=self._watch, name="worker-monitor", daemon=True)
         self._monitor.start()
 
-    def _spawn(self) -> None:
-        self._process = self._ctx.Process(
+    def _spawn(self, ctx: BaseContext) -> None:
+        self._process = ctx.Process(  # type: ignore[attr-defined]
             target=worker_main,
             args=(self._settings, self.wake, self._niceness, os.getpid()),
             name="prereg-bot-worker",
@@ -161,7 +199,7 @@ class BackgroundWorker:
                     "background worker exited (%s); starting it again", self._process.exitcode
                 )
                 mark_dead(self._process.pid)
-                self._spawn()
+                self._spawn(multiprocessing.get_context("spawn"))  # threads run here now
 
     def stop(self) -> None:
         self._stopping.set()

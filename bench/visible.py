@@ -1,0 +1,360 @@
+"""Benchmark: how long a person waits for what they asked Slack for (the visible answer).
+
+From the moment a signed request is sent to the moment the answer a person sees reaches the
+Slack stand-in: the first post to the request's own response_url (every `/preregister <word>`
+answer, a list page click, Show contact details), the `views.open` with the request's
+trigger_id (the form, the Reject button's reason form) or the `views.publish` for the user (App
+Home opened). `time.monotonic` on both sides, same machine: the stand-in runs in this process.
+`serve` (default SQLite, 3,000 stored rows) and bench/baseline_app.py (a bare Bolt app that
+acks and answers the same way with a constant message) get the same requests from the same
+client threads, taking turns over the rounds, at 1, 10 and 50 clients. CPU per request is the
+web process's (the worker is niced and delivers nothing visible here).
+
+The Approve button is not here: its visible answer is the worker's update of the review
+message, an outbox send, measured as throughput (bench/throughput.py).
+
+    .venv/bin/python -m bench.visible [--rows 3000] [--requests 300] [--rounds 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, insert
+
+from bench.common import Process, percentile, scratch_sqlite, start_baseline, start_prereg
+from bot.admin import Admin
+from bot.clock import SystemClock
+from store.db import Database
+from store.migrate import upgrade
+from store.models import Partner, Preregistration
+from tests.fakeslack import FakeSlack
+from tests.slackapp import sign
+
+MEMBER = "UBENCH1"
+MANAGER = "UBENCHMGR"
+LEVELS = (1, 10, 50)
+
+
+class VisibleSlack(FakeSlack):
+    """The fake Slack, noting when each visible answer arrives: by response_url path, by
+    views.open trigger_id, by views.publish user."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: dict[str, tuple[threading.Event, list[float]]] = {}
+        self.guard = threading.Lock()
+
+    def expect(self, key: str) -> tuple[threading.Event, list[float]]:
+        slot = (threading.Event(), [])
+        with self.guard:
+            self.waiting[key] = slot
+        return slot
+
+    def _handle(self, req: Any) -> None:
+        at = time.monotonic()
+        length = int(req.headers.get("Content-Length") or 0)
+        raw = req.rfile.read(length) if length else b""
+        req.rfile = io.BytesIO(raw)
+        path = urllib.parse.urlparse(req.path).path
+        key = path if path.startswith("/response/") else None
+        if key is None and path.endswith(("/views.open", "/views.publish")):
+            args = dict(urllib.parse.parse_qsl(raw.decode()))
+            if "json" in req.headers.get("Content-Type", ""):
+                args = json.loads(raw or b"{}")
+            key = args.get("trigger_id") or args.get("user_id")
+        if key:
+            with self.guard:
+                slot = self.waiting.pop(key, None)
+            if slot is not None:
+                slot[1].append(at)
+                slot[0].set()
+        super()._handle(req)
+        with self._lock:  # nothing here reads them; keep the process small
+            self.calls.clear()
+            self.responses.clear()
+
+
+def seed_sqlite(url: str, rows: int) -> tuple[int, int, str]:
+    """`rows` preregistrations (history and live, 50 a partner), the bench partner with 90 live
+    rows and its member, a manager and one request under review. Returns (review id, live
+    row id of the bench partner, one of its emails)."""
+    upgrade(url)
+    db = Database(url)
+    admin = Admin(db, SystemClock())
+    admin.add_partner("Bench partner", "DE", [MEMBER], contact_email="desk@bench.example")
+    admin.add_manager(MANAGER)
+    db.dispose()
+    now = datetime.now(UTC)
+    engine = create_engine(url)
+    partners = max(1, rows // 50)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Partner),
+            [
+                {
+                    "name": f"Seed partner {i}",
+                    "country": "DE",
+                    "contact_email": f"d{i}@s.example",
+                    "lock_version": 0,
+                    "created_at": now,
+                }
+                for i in range(partners)
+            ],
+        )
+        statuses = ("preregistered", "expired", "associated", "deleted")
+        values = []
+        for g in range(rows):
+            status = "preregistered" if g < 90 else statuses[g % 4]
+            values.append(
+                {
+                    "partner_id": 1 if g < 200 else 2 + g % partners,
+                    "full_name": f"Seed customer {g}",
+                    "email": f"seed{g}@customer.example",
+                    "email_norm": f"seed{g}@customer.example",
+                    "mobile": "+4915100000000",
+                    "send_invitation": False,
+                    "association_type": "reseller",
+                    "status": status if g >= 90 else "preregistered",
+                    "customer_country": "DE",
+                    "submitted_by": "USEED",
+                    "submitted_at": now - timedelta(days=3),
+                    "expires_at": now + timedelta(days=12 if status == "preregistered" else -3),
+                    "invite_failed_attempts": 0,
+                }
+            )
+        values.append(
+            {
+                **values[0],
+                "email": "review@customer.example",
+                "email_norm": "review@customer.example",
+                "status": "under_review",
+                "expires_at": None,
+                "review_due_at": now + timedelta(days=2),
+                "partner_id": 2,
+            }
+        )
+        conn.execute(insert(Preregistration), values)
+    engine.dispose()
+    review = rows + 1
+    return review, 1, "seed1@customer.example"
+
+
+# --- the requests --------------------------------------------------------------------------
+
+
+def command(text: str, response_url: str, trigger: str) -> tuple[str, str]:
+    body = urllib.parse.urlencode(
+        {
+            "team_id": "T1",
+            "channel_id": "CBENCH",
+            "user_id": MEMBER,
+            "command": "/preregister",
+            "text": text,
+            "api_app_id": "A1",
+            "response_url": response_url,
+            "trigger_id": trigger,
+        }
+    )
+    return body, "application/x-www-form-urlencoded"
+
+
+def action(
+    user: str, action_id: str, value: str, response_url: str, trigger: str
+) -> tuple[str, str]:
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T1"},
+        "user": {"id": user},
+        "api_app_id": "A1",
+        "trigger_id": trigger,
+        "response_url": response_url,
+        "container": {"type": "message", "message_ts": "1.1", "channel_id": "CBENCH"},
+        "channel": {"id": "CBENCH"},
+        "message": {"ts": "1.1", "text": "", "blocks": []},
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": "b",
+                "type": "button",
+                "value": value,
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    return urllib.parse.urlencode(
+        {"payload": json.dumps(payload)}
+    ), "application/x-www-form-urlencoded"
+
+
+def home_opened(user: str) -> tuple[str, str]:
+    body = json.dumps(
+        {
+            "token": "legacy",
+            "team_id": "T1",
+            "api_app_id": "A1",
+            "type": "event_callback",
+            "authorizations": [
+                {"team_id": "T1", "enterprise_id": None, "is_enterprise_install": False}
+            ],
+            "event_id": f"Ev{uuid.uuid4().hex[:10]}",
+            "event_time": int(time.time()),
+            "event": {"type": "app_home_opened", "user": user, "tab": "home"},
+        }
+    )
+    return body, "application/json"
+
+
+# A surface: (name, request for serve, request for the baseline); each request builder gets the
+# response_url and trigger_id to use and returns (body, content type, key of the visible answer).
+Builder = Callable[[str, str], tuple[str, str, str]]
+
+
+def surfaces(review: int, email: str) -> list[tuple[str, Builder, Builder]]:
+    def cmd(text: str) -> Builder:
+        return lambda url, trig: (*command(text, url, trig), urllib.parse.urlsplit(url).path)
+
+    def click(action_id: str, value: str, by_trigger: bool = False, user: str = MEMBER) -> Builder:
+        def build(url: str, trig: str) -> tuple[str, str, str]:
+            key = trig if by_trigger else urllib.parse.urlsplit(url).path
+            return (*action(user, action_id, value, url, trig), key)
+
+        return build
+
+    def form(url: str, trig: str) -> tuple[str, str, str]:
+        return (*command("", url, trig), trig)
+
+    def home(url: str, trig: str) -> tuple[str, str, str]:
+        user = f"UHOME{uuid.uuid4().hex[:8].upper()}"  # one key per request
+        return (*home_opened(user), user)
+
+    def member_home(url: str, trig: str) -> tuple[str, str, str]:
+        return (*home_opened(MEMBER), MEMBER)
+
+    page = json.dumps({"o": 10, "f": "live", "c": 0})
+    shown = json.dumps({"o": 0, "f": "live", "c": 1})
+    respond, modal = click("bench_visible_respond", "x"), click("bench_visible_modal", "x", True)
+    return [
+        ("/preregister (form opening)", form, form),
+        ("/preregister list", cmd("list"), cmd("list")),
+        ("/preregister list expired", cmd("list expired"), cmd("list expired")),
+        ("/preregister check", cmd(f"check {email}"), cmd(f"check {email}")),
+        (
+            "/preregister delete (unknown email)",
+            cmd("delete nobody@nowhere.example"),
+            cmd("delete nobody@nowhere.example"),
+        ),
+        ("list page click", click("customers_page_next", page), respond),
+        ("Show contact details", click("customers_toggle_contacts", shown), respond),
+        ("App Home opened (a stranger)", home, home),
+        ("Reject button (reason form)", click("review_reject", str(review), True, MANAGER), modal),
+    ]
+
+
+def measure(
+    fake: VisibleSlack, base_url: str, builder: Builder, total: int, clients: int
+) -> list[float]:
+    address = urllib.parse.urlsplit(base_url)
+    local = threading.local()
+    conns: list[http.client.HTTPConnection] = []
+    lock = threading.Lock()
+
+    def one(_: int) -> float:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection(
+                address.hostname, address.port, timeout=30
+            )
+            with lock:
+                conns.append(conn)
+        tag = uuid.uuid4().hex
+        body, ctype, key = builder(fake.url.replace("/api/", "/response/") + tag, f"trigger.{tag}")
+        event, arrivals = fake.expect(key)
+        headers = {"Content-Type": ctype, **sign(body)}
+        start = time.monotonic()
+        conn.request("POST", "/slack/events", body=body.encode(), headers=headers)
+        response = conn.getresponse()
+        answer = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{response.status}: {answer[:200]!r}")
+        if not event.wait(10):
+            raise RuntimeError(f"no visible answer for {key}")
+        return arrivals[0] - start
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        try:
+            list(pool.map(one, range(clients)))  # warm: every connection open
+            return list(pool.map(one, range(total)))
+        finally:
+            for conn in conns:
+                conn.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=3000)
+    parser.add_argument("--requests", type=int, default=300, help="per app, surface and level")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--levels", default=",".join(map(str, LEVELS)))
+    parser.add_argument("--only", default="", help="surfaces whose name contains this")
+    args = parser.parse_args()
+    print("command: .venv/bin/python -m bench.visible", *sys.argv[1:])
+    workdir = Path(tempfile.mkdtemp(prefix="prereg-bench-"))
+    fake = VisibleSlack().start()
+    with scratch_sqlite(workdir) as url:
+        review, _, email = seed_sqlite(url, args.rows)
+        ours, ours_url = start_prereg(url, fake.url, workdir, {"PREREG_SCHEDULER": "false"})
+        base, base_url = start_baseline(fake.url, workdir)
+        apps: list[tuple[Process, str]] = [(base, base_url), (ours, ours_url)]
+        try:
+            print(
+                "| surface | users | serve p50 / p99 | bare Bolt p50 / p99 | ratio p50 / p99 "
+                "| CPU per request (serve web / Bolt) |"
+            )
+            print("|---|---|---|---|---|---|")
+            for level in map(int, args.levels.split(",")):
+                for name, ours_req, base_req in surfaces(review, email):
+                    if args.only not in name:
+                        continue
+                    lat: list[list[float]] = [[], []]
+                    cpu = [0.0, 0.0]
+                    for _ in range(args.rounds):
+                        for i, ((proc, url_), req) in enumerate(
+                            zip(apps, (base_req, ours_req), strict=True)
+                        ):
+                            before = proc.cpu_seconds()
+                            lat[i] += measure(fake, url_, req, args.requests // args.rounds, level)
+                            cpu[i] += proc.cpu_seconds() - before
+                    (b, o) = lat
+                    b50, o50, b99, o99 = (
+                        percentile(x, q) * 1000 for x, q in ((b, 50), (o, 50), (b, 99), (o, 99))
+                    )
+                    print(
+                        f"| {name} | {level} | {o50:.1f} / {o99:.1f} ms | {b50:.1f} / {b99:.1f} ms "
+                        f"| {o50 / b50:.2f}x / {o99 / b99:.2f}x "
+                        f"| {cpu[1] / len(o) * 1000:.2f} / {cpu[0] / len(b) * 1000:.2f} ms |",
+                        flush=True,
+                    )
+        finally:
+            for proc in (ours, base):
+                proc.stop()
+            fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
