@@ -48,6 +48,8 @@ class Partner(Base):
     digest_channel_id: Mapped[str | None] = mapped_column(String(32))
     lock_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    language: Mapped[str | None] = mapped_column(String(8))
+    """Of the partner's channel posts and invitation emails (bot/i18n.py); None: English."""
 
     members: Mapped[list[PartnerMember]] = relationship(back_populates="partner")
 
@@ -119,6 +121,17 @@ class LinkRequest(Base):
     review_channel_id: Mapped[str | None] = mapped_column(String(32))
     review_message_ts: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChannelLanguage(Base):
+    """The language of the app's posts in one channel (a channel key, bot/identity.py)."""
+
+    __tablename__ = "channel_languages"
+
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    language: Mapped[str] = mapped_column(String(8))
+    set_by: Mapped[str] = mapped_column(String(64))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class DirectoryAccount(Base):
