@@ -161,15 +161,16 @@ def test_refusals_and_field_errors_follow_the_language():
 
 def test_a_chinese_reader_gets_help_in_chinese(app, direct):
     """The reader's Slack locale (users.info include_locale) decides; asked once, then kept."""
-    direct.partner()
-    app.fake.user_locale[MEMBER] = "zh-CN"
-    app.command(MEMBER, "help")
+    reader = "UZHREADER1"  # new to this app process: its language is not known yet
+    direct.partner(member=reader)
+    app.fake.user_locale[reader] = "zh-CN"
+    app.command(reader, "help")
     [reply] = app.fake.wait_for_response()
     assert_valid_message(reply)
     assert "prereg-bot 帮助" in body_text(reply)
     asked = app.fake.calls_to("users.info")
     assert [c.args.get("include_locale") for c in asked] in (["true"], [True], ["1"])
-    app.command(MEMBER, "flow")
+    app.command(reader, "flow")
     assert "客户拓展步骤" in body_text(app.fake.wait_for_response(2)[1])
     assert len(app.fake.calls_to("users.info")) == 1
 

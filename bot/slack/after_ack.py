@@ -73,7 +73,7 @@ class AfterAck:
             # The work runs in the request's context: what middleware set for it (the
             # reader's language) holds on the pool's thread too.
             run = contextvars.copy_context().run
-            job = (run, self._run, work, kwargs, args.body, args.context)
+            job = (run, self._run, work, kwargs, args.body, getattr(args, "context", None))
             held: Held | None = getattr(self._local, "held", None)
             if held is None:
                 self.executor.submit(*job)

@@ -55,7 +55,7 @@ class ReaderLanguages:
 
     def settle(self, context: Any) -> None:
         """In work after the ack: the reader's language for the rest of the request."""
-        key = context.get("actor")
+        key = context.get("actor") if context is not None else None
         if key is None or self.cached(key) is not None:
             return
         user_id = context.actor_user_id or context.user_id
