@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 REPORT := build/reliability.md
 
-.PHONY: run test lint socket install docs
+.PHONY: run test lint socket install docs i18n
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -35,3 +35,10 @@ test: $(STAMP) lint
 
 docs: $(STAMP)
 	$(BIN)/python -m pytest --reliability-report=docs/reliability.md $(PYTEST_ARGS)
+
+# New or changed texts into the catalogs (bot/locale); then translate each empty msgstr.
+i18n: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k ngettext:1,2 --no-location \
+		--omit-header -o bot/locale/messages.pot .
+	$(BIN)/pybabel update -i bot/locale/messages.pot -d bot/locale -l zh \
+		--no-fuzzy-matching --width 100

@@ -39,7 +39,10 @@ from bot.entry.sweep import SweepReport, run_sweep  # noqa: E402
 from bot.outbox.delivery import Deliverer, Job, SenderRegistry  # noqa: E402
 from bot.service import PreregistrationService  # noqa: E402
 from bot.settings import Settings  # noqa: E402
+from bot.slack.languages import ReaderLanguages  # noqa: E402
+from bot.slack.workspaces import SlackClients  # noqa: E402
 from bot.wiring.app import Services, make_client  # noqa: E402
+from bot.workspaces import Workspaces  # noqa: E402
 from store.db import Database  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from tests.pgdb import create_database, drop_database  # noqa: E402
@@ -188,6 +191,9 @@ def noop_services(url: str) -> Services:
         registry=registry,
         deliverer=Deliverer(db, clock, registry),
         client=make_client(settings),
+        slack=SlackClients(lambda token: make_client(settings, token), None),
+        workspaces=Workspaces(db, clock),
+        languages=ReaderLanguages(),
     )
 
 

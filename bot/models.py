@@ -18,6 +18,8 @@ class PartnerView:
     contact_mobile: str | None
     notice_channel_id: str | None
     digest_channel_id: str | None
+    language: str | None = None
+    """Of its channel posts and invitation emails (bot/i18n.py); None: English."""
 
     @property
     def has_reserved_contact(self) -> bool:
@@ -44,6 +46,7 @@ class PartnerView:
             contact_mobile=p.contact_mobile,
             notice_channel_id=p.notice_channel_id,
             digest_channel_id=p.digest_channel_id,
+            language=p.language,
         )
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from bot.errors import Refused
+from bot.i18n import N_, _
 from store.models import DirectoryAccount
 
 VALIDITY = timedelta(days=15)  # R5
@@ -26,39 +27,50 @@ class RuleSettings:
 # Every fixed refusal: code -> (cause in plain words, rule). R2's seven are worded as the
 # source states them.
 CAUSES: dict[str, tuple[str, str | None]] = {
-    "china_mainland": ("The customer is registered on the China-mainland website.", "R2"),
+    "china_mainland": (N_("The customer is registered on the China-mainland website."), "R2"),
     "associated_with_another_partner": (
-        "The customer is associated with another partner.",
+        N_("The customer is associated with another partner."),
         "R2",
     ),
     "preregistered_by_another_partner": (
-        "The customer is preregistered by another partner (the preregistration is still valid).",
+        N_(
+            "The customer is preregistered by another partner (the preregistration is still valid)."
+        ),
         "R2",
     ),
-    "consumer_cloud_user": ("The customer is a consumer-cloud user.", "R2"),
-    "signed_contract": ("The customer has signed contracts with the vendor.", "R2"),
+    "consumer_cloud_user": (N_("The customer is a consumer-cloud user."), "R2"),
+    "signed_contract": (N_("The customer has signed contracts with the vendor."), "R2"),
     "cash_expenditure": (
-        "The customer has cash-expenditure records and was not preregistered by the vendor's "
-        "direct sales team.",
+        N_(
+            "The customer has cash-expenditure records and was not preregistered by the vendor's "
+            "direct sales team."
+        ),
         "R2",
     ),
     "enterprise_master": (
-        "The customer is associated with an enterprise master in the unified accounting model.",
+        N_("The customer is associated with an enterprise master in the unified accounting model."),
         "R2",
     ),
-    "already_associated": ("The customer is already associated with your company.", "R2"),
+    "already_associated": (N_("The customer is already associated with your company."), "R2"),
     "not_a_member": (
-        "You are not set up as a member of a partner yet. Ask your ecosystem manager to add you.",
+        N_(
+            "You are not set up as a member of a partner yet. "
+            "Ask your ecosystem manager to add you."
+        ),
         None,
     ),
     "workspace_not_linked": (
-        "This Slack workspace is not linked to a partner yet. Your Slack admin can ask for the "
-        "link on the app's Home tab; an ecosystem manager then approves it.",
+        N_(
+            "This Slack workspace is not linked to a partner yet. Your Slack admin can ask for the "
+            "link on the app's Home tab; an ecosystem manager then approves it."
+        ),
         None,
     ),
     "not_picked": (
-        "Your company has not added you to the people who may preregister customers. Ask your "
-        "Slack admin (on the app's Home tab) or your ecosystem manager.",
+        N_(
+            "Your company has not added you to the people who may preregister customers. Ask your "
+            "Slack admin (on the app's Home tab) or your ecosystem manager."
+        ),
         None,
     ),
     "partner_inactive": (
@@ -67,8 +79,10 @@ CAUSES: dict[str, tuple[str, str | None]] = {
         None,
     ),
     "no_reserved_contact": (
-        "Your company has no reserved contact email or mobile number yet. One is needed "
-        "before you can preregister customers. Ask your ecosystem manager to add one.",
+        N_(
+            "Your company has no reserved contact email or mobile number yet. One is needed "
+            "before you can preregister customers. Ask your ecosystem manager to add one."
+        ),
         "R1",
     ),
 }
@@ -76,7 +90,7 @@ CAUSES: dict[str, tuple[str, str | None]] = {
 
 def refusal(code: str) -> Refused:
     message, rule = CAUSES[code]
-    return Refused(code, message, rule)
+    return Refused(code, _(message), rule)
 
 
 def directory_refusal(account: DirectoryAccount, partner_name: str) -> Refused | None:
@@ -102,11 +116,11 @@ def live_claim_refusal(status: str, same_partner: bool) -> Refused:
     """A live preregistration already holds the customer (R2, R5)."""
     if same_partner:
         words = {
-            "under_review": "is already under review for your company",
-            "preregistered": "is already preregistered by your company",
-            "associated": "is already associated with your company",
+            "under_review": _("The customer is already under review for your company."),
+            "preregistered": _("The customer is already preregistered by your company."),
+            "associated": _("The customer is already associated with your company."),
         }[status]
-        return Refused(f"already_{status}", f"The customer {words}.", "R5")
+        return Refused(f"already_{status}", words, "R5")
     if status == "associated":
         return refusal("associated_with_another_partner")
     return refusal("preregistered_by_another_partner")
@@ -115,8 +129,10 @@ def live_claim_refusal(status: str, same_partner: bool) -> Refused:
 def quota_refusal(limit: int) -> Refused:
     return Refused(
         "quota_full",
-        f"Your company already has {limit} customers under review or preregistered. That is "
-        "the most allowed at once. Delete a preregistration you no longer need, or wait for "
-        "one to expire.",
+        _(
+            "Your company already has {limit} customers under review or preregistered. That "
+            "is the most allowed at once. Delete a preregistration you no longer need, or wait "
+            "for one to expire."
+        ).format(limit=limit),
         "R4",
     )

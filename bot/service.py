@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from bot import logs, notices
 from bot.clock import Clock
 from bot.errors import InvalidInput, NotFound, Refused
+from bot.i18n import LANGUAGES
 from bot.identity import org_of, same_org_key
 from bot.member_cache import MemberCache
 from bot.models import (
@@ -691,6 +692,39 @@ class PreregistrationService:
             )
             s.refresh(partner)
             return PartnerView.of(partner)
+
+    def set_language(self, slack_user_id: str, channel_id: str, language: str) -> str:
+        """`/preregister language`: a partner member sets their company's language (its
+        channel posts and invitation emails); a manager sets the language of the channel they
+        typed it in (the review channel). Returns "partner" or "channel"."""
+        if language not in LANGUAGES:
+            raise InvalidInput({"language": "Choose zh or en."})
+        now = self.clock.now()
+        with self.db.session() as s:
+            partner = partner_store.partner_for_member(s, slack_user_id, org_of(slack_user_id))
+            if partner is not None:
+                partner_store.set_language(s, partner.id, language)
+                which, detail = "partner", {"language": language}
+            elif partner_store.is_manager(s, slack_user_id):
+                channel = same_org_key(slack_user_id, channel_id)
+                partner_store.set_channel_language(s, channel, language, slack_user_id, now)
+                which, detail = "channel", {"language": language, "channel": channel}
+            else:
+                raise refusal("not_a_member")
+            audit.record(
+                s,
+                at=now,
+                actor=slack_user_id,
+                action="language",
+                result=which,
+                partner_id=partner.id if partner is not None else None,
+                detail=detail,
+            )
+        return which
+
+    def channel_language(self, channel_key: str) -> str | None:
+        with self.db.session() as s:
+            return partner_store.channel_language(s, channel_key)
 
     def mark_invited(self, preregistration_id: int, at: datetime | None = None) -> None:
         with self.db.session() as s:

@@ -10,11 +10,12 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from bot.errors import InvalidInput
+from bot.i18n import N_, _
 
 MAX_NAME_LENGTH = 100
 # R6: only letters, digits, `_`, `-`, `.` and the `@`.
 _EMAIL_CHARS = re.compile(r"^[A-Za-z0-9_.\-]+@[A-Za-z0-9_.\-]+$")
-_MOBILE_HINT = "Use international format, e.g. +49 1512 3456789."
+_MOBILE_HINT = N_("Use international format, e.g. +49 1512 3456789.")
 COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
@@ -22,20 +23,20 @@ _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 def email_error(raw: str) -> str | None:
     value = raw.strip()
     if not value:
-        return "Enter the customer's email address."
+        return _("Enter the customer's email address.")
     if len(value) > 254:
-        return "The email address is too long (at most 254 characters)."
+        return _("The email address is too long (at most 254 characters).")
     if value.count("@") != 1:
-        return "An email address needs exactly one @, as in name@company.com."
+        return _("An email address needs exactly one @, as in name@company.com.")
     if not _EMAIL_CHARS.match(value):
-        return (
+        return _(
             "The email address may contain only plain letters (no accents), digits, "
             "`_`, `-` and `.`, besides the @."
         )
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
-        return f"The email address is not valid: {exc}"
+        return _("The email address is not valid: {reason}").format(reason=exc)
     return None
 
 
@@ -76,15 +77,15 @@ def clean_email(raw: str, field: str = "email") -> str:
 def mobile_error(raw: str, default_region: str | None) -> str | None:
     value = raw.strip()
     if not value:
-        return "Enter the customer's mobile number."
+        return _("Enter the customer's mobile number.")
     if len(value) > 32:
-        return "The mobile number is too long."
+        return _("The mobile number is too long.")
     try:
         number = phonenumbers.parse(value, default_region)
     except phonenumbers.NumberParseException:
-        return f"The mobile number is not a phone number. {_MOBILE_HINT}"
+        return _("The mobile number is not a phone number.") + " " + _(_MOBILE_HINT)
     if not phonenumbers.is_valid_number(number):
-        return f"The mobile number is not a valid number. {_MOBILE_HINT}"
+        return _("The mobile number is not a valid number.") + " " + _(_MOBILE_HINT)
     return None
 
 
@@ -115,11 +116,13 @@ def printable(text: str, limit: int = 200) -> str:
 def name_error(raw: str) -> str | None:
     value = raw.strip()
     if not value:
-        return "Enter the customer's full name."
+        return _("Enter the customer's full name.")
     if len(value) > MAX_NAME_LENGTH:
-        return f"The full name is too long (at most {MAX_NAME_LENGTH} characters)."
+        return _("The full name is too long (at most {limit} characters).").format(
+            limit=MAX_NAME_LENGTH
+        )
     if has_control_chars(value):
-        return "The full name contains control or invisible characters."
+        return _("The full name contains control or invisible characters.")
     return None
 
 

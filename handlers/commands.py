@@ -9,6 +9,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import InvalidInput, NotFound, Refused
+from bot.i18n import LANGUAGES, N_, _, use
 from bot.slack.after_ack import after_ack
 from handlers import views
 from handlers.customers import render_list
@@ -18,8 +19,8 @@ log = logging.getLogger(__name__)
 
 COMMAND = "/preregister"
 MAX_DELETE_TARGETS = 20
-SLACK_BUSY = (
-    ":hourglass: Slack did not open the form just now (it is busy or not answering). "
+SLACK_BUSY = N_(
+    "Slack did not open the form just now (it is busy or not answering). "
     "Nothing was saved. Type `/preregister` again in a moment."
 )
 STATUS_ALIASES = {
@@ -33,9 +34,10 @@ STATUS_ALIASES = {
 
 # Where notices go without a channel (see handlers/reminders.py).
 FALLBACKS = {
-    "notices": "the member who submitted each customer, as a direct message",
-    "daily digests": "the notice channel if there is one, else each member as a direct message",
+    "notices": N_("the member who submitted each customer, as a direct message"),
+    "daily digests": N_("the notice channel if there is one, else each member as a direct message"),
 }
+KINDS = {"notices": N_("notices"), "daily digests": N_("daily digests")}
 
 
 def parse_filter(words: list[str]) -> str | None:
@@ -66,10 +68,10 @@ def register(app: Any, services: Any) -> None:
             if status != 429 and status < 500:
                 raise
             log.warning("views.open for %s failed: Slack answered %s", user, status)
-            respond(views.ephemeral(SLACK_BUSY))
+            respond(views.ephemeral(":hourglass: " + _(SLACK_BUSY)))
         except OSError as error:  # no connection or no answer (the client's retries included)
             log.warning("views.open for %s failed: %s", user, error)
-            respond(views.ephemeral(SLACK_BUSY))
+            respond(views.ephemeral(":hourglass: " + _(SLACK_BUSY)))
 
     def list_customers(user: str, args: list[str], respond: Callable) -> None:
         filter_key = parse_filter(args)
@@ -77,7 +79,9 @@ def register(app: Any, services: Any) -> None:
             known = ", ".join(f"`{k}`" for k in views.FILTERS)
             respond(
                 views.ephemeral(
-                    f"I don't know the status “{escape(' '.join(args))}”. Use one of: {known}."
+                    _("I don't know the status “{status}”. Use one of: {known}.").format(
+                        status=escape(" ".join(args)), known=known
+                    )
                 )
             )
             return
@@ -85,7 +89,7 @@ def register(app: Any, services: Any) -> None:
 
     def check(user: str, args: list[str], respond: Callable) -> None:
         if len(args) != 1:
-            respond(views.ephemeral("Usage: `/preregister check &lt;email&gt;`"))
+            respond(views.ephemeral(_("Usage: `/preregister check &lt;email&gt;`")))
             return
         try:
             result = service.check(user, args[0])
@@ -96,10 +100,16 @@ def register(app: Any, services: Any) -> None:
 
     def delete(user: str, args: list[str], respond: Callable) -> None:
         if not args:
-            respond(views.ephemeral("Usage: `/preregister delete &lt;email&gt; [&lt;email&gt; …]`"))
+            respond(
+                views.ephemeral(_("Usage: `/preregister delete &lt;email&gt; [&lt;email&gt; …]`"))
+            )
             return
         if len(args) > MAX_DELETE_TARGETS:
-            respond(views.ephemeral(f"At most {MAX_DELETE_TARGETS} customers at a time."))
+            respond(
+                views.ephemeral(
+                    _("At most {count} customers at a time.").format(count=MAX_DELETE_TARGETS)
+                )
+            )
             return
         results = service.delete(user, list(dict.fromkeys(args)))
         respond(views.delete_message(results, contacts()))
@@ -112,22 +122,44 @@ def register(app: Any, services: Any) -> None:
             setter(user, channel)
             respond(
                 views.ephemeral(
-                    f":white_check_mark: Your company's {kind} now go to <#{escape(channel)}>. "
-                    "If I am not in this channel yet, invite me with `/invite @prereg-bot`."
+                    ":white_check_mark: "
+                    + _(
+                        "Your company's {kind} now go to {channel}. If I am not in this channel "
+                        "yet, invite me with `/invite @prereg-bot`."
+                    ).format(kind=_(KINDS[kind]), channel=f"<#{escape(channel)}>")
                 )
             )
         elif choice == "off":
             setter(user, None)
-            fallback = FALLBACKS.get(kind, "direct messages")
+            fallback = _(FALLBACKS[kind])
             respond(
                 views.ephemeral(
-                    f":white_check_mark: Your company's {kind} no longer go to a channel: "
-                    f"they go to {fallback}."
+                    ":white_check_mark: "
+                    + _(
+                        "Your company's {kind} no longer go to a channel: they go to {fallback}."
+                    ).format(kind=_(KINDS[kind]), fallback=fallback)
                 )
             )
         else:
             word = "notify" if kind == "notices" else "digest"
-            respond(views.ephemeral(f"Usage: `/preregister {word} here` or `{word} off`"))
+            usage = _("Usage: `/preregister {word} here` or `{word} off`").format(word=word)
+            respond(views.ephemeral(usage))
+
+    def language(user: str, channel: str, args: list[str], respond: Callable) -> None:
+        choice = " ".join(args).lower()
+        if choice not in LANGUAGES:
+            respond(views.ephemeral(_("Usage: `/preregister language zh` or `language en`")))
+            return
+        which = service.set_language(user, channel, choice)
+        with use(choice):
+            if which == "partner":
+                text = _(
+                    "Your company's channel notices, digests and invitation emails are now in "
+                    "English."
+                )
+            else:
+                text = _("My posts in this channel are now in English.")
+            respond(views.ephemeral(":white_check_mark: " + text))
 
     @app.command(COMMAND)
     @after_ack
@@ -162,12 +194,16 @@ def register(app: Any, services: Any) -> None:
                     args,
                     respond,
                 )
+            elif sub == "language":
+                language(user, command["channel_id"], args, respond)
             elif sub == "flow":
                 respond(views.flow_message())
             elif sub == "help":
                 respond(views.help_message(contacts()))
             else:
-                note = f"I don't know `{escape(sub[:40])}`. Here is what I can do:"
+                note = _("I don't know `{word}`. Here is what I can do:").format(
+                    word=escape(sub[:40])
+                )
                 respond(views.help_message(contacts(), note=note))
         except Refused as refused:
             respond(views.refusal_message(refused.message, contacts()))

@@ -58,6 +58,8 @@ class Partner(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     """False once deactivated (`prereg-bot partner deactivate`): history kept, no new claims."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    language: Mapped[str | None] = mapped_column(String(8))
+    """Of the partner's channel posts and invitation emails (bot/i18n.py); None: English."""
 
     members: Mapped[list[PartnerMember]] = relationship(back_populates="partner")
 
@@ -129,6 +131,17 @@ class LinkRequest(Base):
     review_channel_id: Mapped[str | None] = mapped_column(String(32))
     review_message_ts: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChannelLanguage(Base):
+    """The language of the app's posts in one channel (a channel key, bot/identity.py)."""
+
+    __tablename__ = "channel_languages"
+
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    language: Mapped[str] = mapped_column(String(8))
+    set_by: Mapped[str] = mapped_column(String(64))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class DirectoryAccount(Base):

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from store.models import Manager, Partner, PartnerMember, Workspace
+from store.models import ChannelLanguage, Manager, Partner, PartnerMember, Workspace
 
 # A member is either named (partner_members) or, when `org` is given, anyone of a workspace
 # whose admins let everyone preregister for the partner it is linked to.
@@ -42,6 +42,7 @@ _PARTNER_COLUMNS = (
     Partner.contact_mobile,
     Partner.notice_channel_id,
     Partner.digest_channel_id,
+    Partner.language,
 )
 
 
@@ -148,6 +149,25 @@ def set_notice_channel(session: Session, partner_id: int, channel_id: str | None
     session.execute(
         update(Partner).where(Partner.id == partner_id).values(notice_channel_id=channel_id)
     )
+
+
+def set_language(session: Session, partner_id: int, language: str) -> None:
+    session.execute(update(Partner).where(Partner.id == partner_id).values(language=language))
+
+
+def set_channel_language(
+    session: Session, channel: str, language: str, set_by: str, now: datetime
+) -> None:
+    row = session.get(ChannelLanguage, channel)
+    if row is None:
+        session.add(ChannelLanguage(channel=channel, language=language, set_by=set_by, set_at=now))
+    else:
+        row.language, row.set_by, row.set_at = language, set_by, now
+
+
+def channel_language(session: Session, channel: str) -> str | None:
+    row = session.get(ChannelLanguage, channel)
+    return None if row is None else row.language
 
 
 def set_digest_channel(session: Session, partner_id: int, channel_id: str | None) -> None:

@@ -107,6 +107,7 @@ class FakeSlack:
     responses: list[dict[str, Any]] = field(default_factory=list)  # bodies POSTed to response_url
     uploads: dict[str, Upload] = field(default_factory=dict)
     user_tz: dict[str, tuple[str, int]] = field(default_factory=dict)  # user -> (tz, offset s)
+    user_locale: dict[str, str] = field(default_factory=dict)  # user -> Slack locale, e.g. zh-CN
     faults: dict[str, list[Fault]] = field(default_factory=dict)
     down_until: float = 0.0
     latency: float = 0.0
@@ -163,6 +164,7 @@ class FakeSlack:
             self.uploads.clear()
             self.faults.clear()
             self.user_tz.clear()
+            self.user_locale.clear()
             self.down_until = 0.0
             self.latency = 0.0
             self.slow.clear()
@@ -389,7 +391,10 @@ class FakeSlack:
         if method == "users.info":
             user = str(args.get("user"))
             tz, offset = self.user_tz.get(user, ("Etc/UTC", 0))
-            return {"ok": True, "user": {"id": user, "tz": tz, "tz_offset": offset}}
+            answer = {"id": user, "tz": tz, "tz_offset": offset}
+            if args.get("include_locale") in (True, "true", "1", 1):
+                answer["locale"] = self.user_locale.get(user, "en-US")
+            return {"ok": True, "user": answer}
         if method == "files.getUploadURLExternal":
             file_id = f"F{next(self._ts)}"
             with self._lock:

@@ -58,6 +58,9 @@ class AfterAck:
         self.executor = executor
         self.report: Reporter = _log_only
         """Told of a failure after the ack; handlers/errors.py sets the one that tells the user."""
+        self.prepare: Callable[[Any], None] = lambda _context: None
+        """Run with the request's Bolt context before the work (the composition root sets it:
+        the reader's language, asked of Slack once per person)."""
         self._local = threading.local()
 
     def __call__(self, work: Callable[..., None]) -> Callable[[Args], None]:
@@ -67,8 +70,10 @@ class AfterAck:
         def listener(args: Args) -> None:
             args.ack()
             kwargs = {name: getattr(args, name) for name in names}
-            # The work runs in a copy of this request's context: its log lines keep its ids.
-            job = (contextvars.copy_context().run, self._run, work, kwargs, args.body)
+            # The work runs in a copy of this request's context: its log lines keep its ids,
+            # and what middleware set for it (the reader's language) holds on the pool's thread.
+            run = contextvars.copy_context().run
+            job = (run, self._run, work, kwargs, args.body, getattr(args, "context", None))
             held: Held | None = getattr(self._local, "held", None)
             if held is None:
                 self.executor.submit(*job)
@@ -94,9 +99,12 @@ class AfterAck:
         finally:
             self._local.held = None
 
-    def _run(self, work: Callable[..., None], kwargs: dict[str, Any], body: dict[str, Any]) -> None:
+    def _run(
+        self, work: Callable[..., None], kwargs: dict[str, Any], body: dict[str, Any], context: Any
+    ) -> None:
         """Failures after the ack cannot change Slack's answer: log them and tell the user."""
         try:
+            self.prepare(context)
             work(**kwargs)
         except Exception as error:
             self.report(error, body)

@@ -21,6 +21,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 import handlers
 from bot.clock import Clock, SystemClock
+from bot.i18n import set_language
 from bot.identity import Actor, key_of
 from bot.member_cache import MemberCache
 from bot.outbox.delivery import Deliverer, SenderRegistry, WakeSignal
@@ -29,8 +30,10 @@ from bot.rules import RuleSettings
 from bot.service import PreregistrationService
 from bot.settings import Settings
 from bot.slack.actors import actor_key
+from bot.slack.after_ack import after_ack
 from bot.slack.authorize import RecentBots
 from bot.slack.client import ConnectionPool, KeepAliveWebClient, RateLimitCounter
+from bot.slack.languages import ReaderLanguages
 from bot.slack.workspaces import SlackClients
 from bot.workspaces import Workspaces
 from store.db import BACKGROUND_WAITS, REQUEST_WAITS, Database
@@ -58,6 +61,8 @@ class Services:
     slack: SlackClients
     """The Web API client of each workspace (bot/slack/workspaces.py); `client` is its home."""
     workspaces: Workspaces
+    languages: ReaderLanguages
+    """Each reader's language from their Slack locale (bot/slack/languages.py)."""
     installation_store: InstallationStore | None = None
     """slack-sdk's store of the installations' tokens; distributed mode only."""
     member_watch: DirectoryWatch | None = None
@@ -175,6 +180,7 @@ def create_services(
         client=slack.home,
         slack=slack,
         workspaces=workspaces,
+        languages=ReaderLanguages(),
         installation_store=store,
         member_watch=watch,
     )
@@ -203,8 +209,11 @@ def build_bolt_app(services: Services) -> App:
         else:
             context["client"] = services.client
         context["actor"] = actor_key(body, context, home)
+        # What is known of the reader's language now; work after the ack asks Slack if new.
+        set_language(services.languages.cached(context["actor"]))
         return next()
 
+    after_ack.prepare = services.languages.settle
     handlers.register(app, services)
     return app
 

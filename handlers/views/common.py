@@ -11,19 +11,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from bot.i18n import N_, _
 from bot.models import PreregView
 from handlers.mrkdwn import escape, format_date, format_when, mention, truncate
 
 VALUE_ACTION = "value"
 
 STATUS_LABELS = {
-    "under_review": "Under review",
-    "action_required": "Action required",
-    "preregistered": "Preregistered",
-    "associated": "Associated",
-    "rejected": "Rejected",
-    "expired": "Expired",
-    "deleted": "Deleted",
+    "under_review": N_("Under review"),
+    "action_required": N_("Action required"),
+    "preregistered": N_("Preregistered"),
+    "associated": N_("Associated"),
+    "rejected": N_("Rejected"),
+    "expired": N_("Expired"),
+    "deleted": N_("Deleted"),
 }
 STATUS_EMOJI = {
     "under_review": ":hourglass_flowing_sand:",
@@ -93,28 +94,31 @@ def day(at: datetime) -> str:
 
 
 def status_label(status: str) -> str:
-    return STATUS_LABELS.get(status, status.replace("_", " ").capitalize())
+    label = STATUS_LABELS.get(status)
+    return _(label) if label else status.replace("_", " ").capitalize()
 
 
 def contact_lines(contacts: Sequence[tuple[str, str | None]]) -> str:
     """R13: who to ask, as mrkdwn."""
     if not contacts:
-        return (
-            ":busts_in_silhouette: Need help? No ecosystem manager is registered yet; ask the "
-            "person who installed prereg-bot."
+        return ":busts_in_silhouette: " + _(
+            "Need help? No ecosystem manager is registered yet. Ask the person who installed "
+            "prereg-bot."
         )
     people = ", ".join(
         mention(user) + (f" ({escape(email)})" if email else "") for user, email in contacts[:5]
     )
-    return f":busts_in_silhouette: Need help? Your ecosystem manager: {people}"
+    return ":busts_in_silhouette: " + _("Need help? Your ecosystem manager: {people}").format(
+        people=people
+    )
 
 
 def contact_plain(contacts: Sequence[tuple[str, str | None]]) -> str:
     """R13 for plain-text places (modal field errors): emails only, mentions do not render."""
     emails = [email for _, email in contacts if email]
     if not emails:
-        return "Questions? Ask your ecosystem manager."
-    return "Questions? Ecosystem manager: " + ", ".join(emails[:3])
+        return _("Questions? Ask your ecosystem manager.")
+    return _("Questions? Ecosystem manager: {emails}").format(emails=", ".join(emails[:3]))
 
 
 def ephemeral(text: str, blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -137,19 +141,19 @@ def refusal_message(cause: str, contacts: Sequence[tuple[str, str | None]]) -> d
 
 def next_step(p: PreregView) -> str:
     if p.status == "under_review":
-        return (
-            "Ecosystem managers review it because the customer's country differs from your "
-            "business country. You'll get a DM with their decision."
+        return _(
+            "An ecosystem manager reviews it first, because the customer is in another country "
+            "than your company. You'll get a DM with the decision."
         )
     if p.status == "action_required":
         return "An ecosystem manager asked a question: answer it with *Edit and resubmit*."
     if p.status != "preregistered":
         return ""
     if p.invited_at is not None:
-        return "The invitation has gone out."
+        return _("The invitation has gone out.")
     if p.send_invitation:
-        return f"The invitation email is being sent to {escape(p.email)}."
-    return "You'll get the invitation link and QR code in a DM to share with the customer."
+        return _("The invitation email is being sent to {email}.").format(email=escape(p.email))
+    return _("You'll get the invitation link and QR code in a DM to share with the customer.")
 
 
 def _review_why(p: PreregView) -> str:
@@ -164,19 +168,22 @@ def _review_why(p: PreregView) -> str:
 
 
 def error_message() -> dict[str, Any]:
-    text = ":warning: Something went wrong on our side. Please try again in a moment."
+    text = ":warning: " + _("Something went wrong on our side. Please try again in a moment.")
     return ephemeral(text)
 
 
 def error_modal() -> dict[str, Any]:
     return {
         "type": "modal",
-        "title": plain("Something went wrong", 24),
-        "close": plain("Close", 24),
+        "title": plain(_("Something went wrong"), 24),
+        "close": plain(_("Close"), 24),
         "blocks": [
             section(
-                ":warning: Something went wrong on our side. Please try again in a moment; "
-                "check `/preregister list` to see whether your request went through."
+                ":warning: "
+                + _(
+                    "Something went wrong on our side. Please try again in a moment. "
+                    "`/preregister list` shows whether your request went through."
+                )
             )
         ],
     }

@@ -9,6 +9,7 @@ from typing import Any
 
 import phonenumbers
 
+from bot.i18n import _
 from bot.models import DeleteResult, Eligibility, Page, PreregView
 from bot.rules import DELETABLE_STATUSES
 from handlers.mrkdwn import escape, truncate
@@ -261,21 +262,27 @@ def check_message(
     email: str, result: Eligibility, contacts: Sequence[tuple[str, str | None]]
 ) -> dict[str, Any]:
     who = f"*{escape(email)}*"
+    claim = _("Nothing was claimed. Use `/preregister` to claim it.")
     if result.allowed and result.needs_review:
-        text = (
-            f":hourglass_flowing_sand: {who} is free, but a claim would go to review first. "
-            f"The customer is in {escape(result.customer_country)}, and your company's business "
-            f"country is {escape(result.partner_country)}. An ecosystem manager decides within "
-            "two working days."
+        text = ":hourglass_flowing_sand: " + _(
+            "{who} is free, but a claim would go to review first. The customer is in "
+            "{customer_country}, and your company's business country is {partner_country}. "
+            "An ecosystem manager decides within two working days."
+        ).format(
+            who=who,
+            customer_country=escape(result.customer_country),
+            partner_country=escape(result.partner_country),
         )
-        blocks = [section(text), context("Nothing was claimed. Use `/preregister` to claim it.")]
-        return ephemeral(text, blocks)
+        return ephemeral(text, [section(text), context(claim)])
     if result.allowed:
-        text = f":white_check_mark: {who} is free: you can preregister this customer now."
-        blocks = [section(text), context("Nothing was claimed. Use `/preregister` to claim it.")]
-        return ephemeral(text, blocks)
-    text = f":no_entry_sign: {who} cannot be preregistered now: {escape(result.message)}"
+        text = ":white_check_mark: " + _(
+            "{who} is free: you can preregister this customer now."
+        ).format(who=who)
+        return ephemeral(text, [section(text), context(claim)])
+    text = ":no_entry_sign: " + _("{who} cannot be preregistered now: {cause}").format(
+        who=who, cause=escape(result.message)
+    )
     return ephemeral(
         text,
-        [section(text), context("Nothing was claimed."), context(contact_lines(contacts))],
+        [section(text), context(_("Nothing was claimed.")), context(contact_lines(contacts))],
     )

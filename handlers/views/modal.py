@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.i18n import _
 from bot.models import PreregView
 from handlers.mrkdwn import escape
 from handlers.views.common import (
@@ -36,34 +37,43 @@ def preregistration_modal() -> dict[str, Any]:
             },
         }
 
-    yes = {"text": plain("Yes, email the invitation link now"), "value": "yes"}
-    no = {"text": plain("No, give me the link and a QR code to share"), "value": "no"}
+    yes = {"text": plain(_("Yes, email the invitation link now")), "value": "yes"}
+    no = {"text": plain(_("No, give me the link and a QR code to share")), "value": "no"}
     return {
         "type": "modal",
         "callback_id": PREREGISTER_CALLBACK,
-        "title": plain("Preregister customer", 24),
-        "submit": plain("Preregister", 24),
-        "close": plain("Cancel", 24),
+        "title": plain(_("Preregister customer"), 24),
+        "submit": plain(_("Preregister"), 24),
+        "close": plain(_("Cancel"), 24),
         "blocks": [
             section(
-                "Claim a potential customer for your company. The claim lasts *15 days*. "
-                "Meanwhile no other partner can claim this customer."
+                _(
+                    "Claim a potential customer for your company. The claim lasts *15 days*. "
+                    "Meanwhile no other partner can claim this customer."
+                )
             ),
-            text_input("full_name", "Full name", "Clara Customer", "The customer's full name."),
+            text_input(
+                "full_name", _("Full name"), _("Clara Customer"), _("The customer's full name.")
+            ),
             text_input(
                 "email",
-                "Email",
+                _("Email"),
                 "clara@customer.example",
-                "The email the customer will use to sign up for the cloud account. "
-                "Plain letters and digits only (no accents).",
+                _(
+                    "The email the customer will use to sign up for the cloud account. "
+                    "Plain letters and digits only (no accents)."
+                ),
             ),
             text_input(
-                "mobile", "Mobile number", "+49 1512 3456789", "International format, with +."
+                "mobile",
+                _("Mobile number"),
+                "+49 1512 3456789",
+                _("International format, with +."),
             ),
             {
                 "type": "input",
                 "block_id": "send_invitation",
-                "label": plain("Send invitation link?"),
+                "label": plain(_("Send invitation link?")),
                 "element": {
                     "type": "radio_buttons",
                     "action_id": VALUE_ACTION,
@@ -71,7 +81,7 @@ def preregistration_modal() -> dict[str, Any]:
                     "initial_option": yes,
                 },
             },
-            context("Association type: *Reseller*."),
+            context(_("Association type: *Reseller*.")),
         ],
     }
 
@@ -79,25 +89,27 @@ def preregistration_modal() -> dict[str, Any]:
 def confirmation_modal(p: PreregView) -> dict[str, Any]:
     """The modal after a successful submission: status, validity, what happens next."""
     facts = [
-        f"*Customer:* {escape(p.full_name)} ({escape(p.email)})",
-        f"*Status:* {STATUS_EMOJI.get(p.status, '')} {status_label(p.status)}",
+        _("*Customer:* {name} ({email})").format(name=escape(p.full_name), email=escape(p.email)),
+        _("*Status:* {status}").format(
+            status=f"{STATUS_EMOJI.get(p.status, '')} {status_label(p.status)}"
+        ),
     ]
     if p.status == "preregistered" and p.expires_at is not None:
-        facts.append(f"*Valid until:* {when(p.expires_at)}")
+        facts.append(_("*Valid until:* {when}").format(when=when(p.expires_at)))
     if p.status == "under_review" and p.review_due_at is not None:
-        facts.append(f"*Review due by:* {when(p.review_due_at)}")
+        facts.append(_("*Review due by:* {when}").format(when=when(p.review_due_at)))
     blocks = [section("\n".join(facts))]
     if p.review_reason and p.status == "under_review":
         blocks.append(context(escape(p.review_reason)))
     step = next_step(p)
     if step:
-        blocks.append(section(f"*What happens next:* {step}"))
-    blocks.append(context("See all your customers with `/preregister list`."))
-    title = "Under review" if p.status == "under_review" else "Customer preregistered"
+        blocks.append(section(_("*What happens next:* {step}").format(step=step)))
+    blocks.append(context(_("See all your customers with `/preregister list`.")))
+    title = _("Under review") if p.status == "under_review" else _("Customer preregistered")
     return {
         "type": "modal",
         "callback_id": "preregister_done",
         "title": plain(title, 24),
-        "close": plain("Done", 24),
+        "close": plain(_("Done"), 24),
         "blocks": blocks,
     }

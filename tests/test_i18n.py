@@ -1,0 +1,188 @@
+"""Plain words in the reader's language: the catalogs, the views in both languages, and the
+language followed end to end (the reader's Slack locale, `/preregister language`)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from bot.errors import InvalidInput
+from bot.i18n import LOCALE_DIR, from_accept_language, from_slack_locale, translations, use
+from bot.models import Eligibility, PreregView
+from bot.rules import CAUSES, refusal
+from bot.validation import clean_email
+from handlers import views
+from tests.blockkit import assert_valid_message, assert_valid_view
+from tests.slackfixtures import MEMBER, body_text
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
+PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+
+
+def extracted() -> set[str]:
+    found: set[str] = set()
+    for top in ("bot", "handlers"):
+        method_map = [("**.py", "python")]
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            ROOT / top, method_map, keywords=KEYWORDS
+        ):
+            found.update([message] if isinstance(message, str) else message)
+    return found
+
+
+def catalog(lang: str) -> dict[str, str]:
+    with (LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as po:
+        return {m.id: m.string for m in read_po(po) if m.id}
+
+
+def test_every_marked_text_has_a_chinese_translation_with_the_same_placeholders():
+    zh = catalog("zh")
+    texts = extracted()
+    missing = sorted(t for t in texts if not zh.get(t))
+    assert missing == [], f"not in bot/locale/zh (run `make i18n` and translate): {missing}"
+    for text in texts:
+        assert set(PLACEHOLDER.findall(text)) == set(PLACEHOLDER.findall(zh[text])), text
+
+
+def test_the_catalog_is_compiled_from_the_po_file_and_not_kept_as_mo():
+    assert list(LOCALE_DIR.rglob("*.mo")) == []
+    assert translations("zh").gettext("Preregister") == "预注册"
+    assert translations("en").gettext("Preregister") == "Preregister"
+
+
+@pytest.mark.parametrize(
+    ("locale", "lang"), [("zh-CN", "zh"), ("zh-TW", "zh"), ("en-US", "en"), (None, "en")]
+)
+def test_slack_locale_picks_the_language(locale, lang):
+    assert from_slack_locale(locale) == lang
+
+
+@pytest.mark.parametrize(
+    ("header", "lang"),
+    [("zh-CN,zh;q=0.9,en;q=0.8", "zh"), ("fr;q=0.9, zh;q=0.8, en;q=0.5", "zh"), ("de", "en"),
+     ("en-GB,zh;q=0.1", "en"), ("", "en"), ("garbage;q=x", "en")],
+)  # fmt: skip
+def test_accept_language_picks_the_language(header, lang):
+    assert from_accept_language(header) == lang
+
+
+def _prereg(status: str = "under_review") -> PreregView:
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    return PreregView(
+        id=7, partner_id=1, partner_name="Acme GmbH", full_name="Clara <b>", email="c@x.de",
+        mobile="+49 1512 3456789", send_invitation=True, association_type="reseller",
+        status=status, customer_country="FR", partner_country="DE", review_reason=None,
+        submitted_by=MEMBER, submitted_at=now, review_due_at=now + timedelta(days=2),
+        decided_at=None, decided_by=None, decision_reason=None,
+        expires_at=now + timedelta(days=15), associated_at=None, deleted_at=None,
+        invited_at=None, review_channel_id=None, review_message_ts=None,
+    )  # fmt: skip
+
+
+def visible(obj: object) -> str:
+    """Every text a reader sees in a message or view: the `text` values, recursively."""
+    if isinstance(obj, dict):
+        parts = [obj["text"]] if isinstance(obj.get("text"), str) else []
+        return " ".join(parts + [visible(v) for k, v in obj.items() if k != "text" or
+                                 not isinstance(v, str)])  # fmt: skip
+    if isinstance(obj, list):
+        return " ".join(visible(v) for v in obj)
+    return ""
+
+
+CONTACTS = [("UMANAGER1", "eco@vendor.example")]
+
+
+def localised_surfaces() -> dict[str, dict]:
+    return {
+        "help": views.help_message(CONTACTS),
+        "flow": views.flow_message(),
+        "refusal": views.refusal_message(refusal("china_mainland").message, CONTACTS),
+        "error": views.error_message(),
+        "check review": views.check_message(
+            "c@x.de",
+            Eligibility(True, needs_review=True, customer_country="FR", partner_country="DE"),
+            CONTACTS,
+        ),  # fmt: skip
+        "check free": views.check_message("c@x.de", Eligibility(True), CONTACTS),
+    }
+
+
+def localised_views() -> dict[str, dict]:
+    return {
+        "modal": views.preregistration_modal(),
+        "confirmation": views.confirmation_modal(_prereg()),
+        "error modal": views.error_modal(),
+    }
+
+
+# Words that stay as they are in Chinese text: commands, placeholders, names, addresses.
+ALLOWED_LATIN = re.compile(
+    r"`[^`]*`|<[^>]*>|:[a-z_]+:|prereg-bot|/preregister|\b(?:list|check|delete|flow|help)\b|"
+    r"Slack|Acme GmbH|Clara|[\w.+-]+@[\w.-]+|\+[\d ]+|"
+    r"FR|DE|Reseller|QR|zh|en|under review|preregistered|associated|rejected|expired|"
+    r"deleted|all|notify off|digest off|\b[A-Z]\d\b",
+)
+
+
+def _english_words(text: str) -> list[str]:
+    return re.findall(r"[A-Za-z]{3,}", ALLOWED_LATIN.sub(" ", text))
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_localised_view_is_valid_in_both_languages(lang):
+    with use(lang):
+        for name, message in localised_surfaces().items():
+            assert_valid_message(message)
+            if lang == "zh":
+                assert _english_words(visible(message)) == [], name
+        for name, view in localised_views().items():
+            assert_valid_view(view)
+            if lang == "zh":
+                assert _english_words(visible(view)) == [], name
+
+
+def test_refusals_and_field_errors_follow_the_language():
+    with use("zh"):
+        assert refusal("not_a_member").message.startswith("您还不是")
+        with pytest.raises(InvalidInput) as caught:
+            clean_email("clara.example")
+        assert "@" in caught.value.errors["email"] and "邮箱" in caught.value.errors["email"]
+    with use("en"):
+        assert refusal("not_a_member").message.startswith("You are not")
+    assert set(CAUSES) >= {"china_mainland", "workspace_not_linked"}
+
+
+def test_a_chinese_reader_gets_help_in_chinese(app, direct):
+    """The reader's Slack locale (users.info include_locale) decides; asked once, then kept."""
+    reader = "UZHREADER1"  # new to this app process: its language is not known yet
+    direct.partner(member=reader)
+    app.fake.user_locale[reader] = "zh-CN"
+    app.command(reader, "help")
+    [reply] = app.fake.wait_for_response()
+    assert_valid_message(reply)
+    assert "prereg-bot 帮助" in body_text(reply)
+    asked = app.fake.calls_to("users.info")
+    assert [c.args.get("include_locale") for c in asked] in (["true"], [True], ["1"])
+    app.command(reader, "flow")
+    assert "客户拓展步骤" in body_text(app.fake.wait_for_response(2)[1])
+    assert len(app.fake.calls_to("users.info")) == 1
+
+
+def test_language_command_sets_the_company_language(app, direct):
+    pid = direct.partner()
+    app.command(MEMBER, "language zh")
+    [reply] = app.fake.wait_for_response()
+    assert "简体中文" in reply["text"]
+    app.command(MEMBER, "language fr")
+    assert "language zh" in app.fake.wait_for_response(2)[1]["text"]
+    with direct.db.session() as s:
+        from store.models import Partner
+
+        assert s.get(Partner, pid).language == "zh"
