@@ -23,7 +23,7 @@ from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as babel_date
-from babel.dates import format_datetime as babel_datetime
+from babel.dates import format_time as babel_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -117,9 +117,11 @@ def from_accept_language(header: str | None) -> str:
 def format_when(at: datetime, with_time: bool = True) -> str:
     """A date (and time) as the reader writes it: `1 Dec 2026, 09:00` / `2026年12月1日 09:00`."""
     locale = BABEL_LOCALES[_lang.get()]
-    if with_time:
-        return babel_datetime(at, "medium", locale=locale)
-    return babel_date(at, "medium", locale=locale)
+    day = babel_date(at, "medium", locale=locale)
+    if not with_time:
+        return day
+    # in the zone `at` carries (Babel would convert to UTC otherwise)
+    return f"{day} {babel_time(at, 'short', tzinfo=at.tzinfo, locale=locale)}"
 
 
 def format_number(value: float) -> str:

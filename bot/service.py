@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bot import logs, notices
 from bot.clock import Clock
 from bot.errors import InvalidInput, NotFound, Refused
-from bot.i18n import LANGUAGES
+from bot.i18n import LANGUAGES, N_, _
 from bot.identity import org_of, same_org_key
 from bot.member_cache import MemberCache
 from bot.models import (
@@ -462,25 +462,36 @@ class PreregistrationService:
                     detail={"target": label[:200]},
                 )
                 return DeleteResult(
-                    label, False, f"No customer {label} among your preregistrations."
+                    label,
+                    False,
+                    _("No customer {label} among your preregistrations.").format(label=label),
                 )
             label = row.email
             if row.status not in DELETABLE_STATUSES:
                 status = {
-                    "under_review": "Under review",
-                    "action_required": "Action required",
-                    "associated": "Associated",
+                    "under_review": N_("Under review"),
+                    "action_required": N_("Action required"),
+                    "associated": N_("Associated"),
                 }.get(row.status, row.status)
+                status = _(status)
                 return DeleteResult(
                     label,
                     False,
-                    f"{label} is {status}: customers Under review or Associated cannot be deleted.",
+                    _(
+                        "{label} is {status}: customers under review or associated cannot be "
+                        "deleted."
+                    ).format(label=label, status=status),
                     row.id,
                 )
             if not prereg_store.transition(
                 s, row.id, DELETABLE_STATUSES, status="deleted", deleted_at=now, deleted_by=user
             ):
-                return DeleteResult(label, False, f"{label} changed meanwhile; try again.", row.id)
+                return DeleteResult(
+                    label,
+                    False,
+                    _("{label} changed meanwhile; try again.").format(label=label),
+                    row.id,
+                )
             audit.record(
                 s,
                 at=now,
@@ -492,7 +503,10 @@ class PreregistrationService:
                 detail={"previous": row.status},
             )
             return DeleteResult(
-                label, True, f"{label} deleted; the customer is free again.", row.id
+                label,
+                True,
+                _("{label} deleted; the customer is free again.").format(label=label),
+                row.id,
             )
 
     def _find_own(self, s: Session, partner_id: int, target: int | str) -> Preregistration | None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.i18n import DEFAULT, language
+from bot.i18n import format_when as i18n_format_when
 from bot.identity import user_id_of
 
 
@@ -39,11 +41,16 @@ def zone(tz_name: str | None) -> ZoneInfo:
 
 
 def format_when(at: datetime, tz_name: str | None = None) -> str:
-    """`Tue 8 Dec 2026, 10:00 CET`: a time in the reader's zone (UTC when unknown)."""
+    """`Tue 8 Dec 2026, 10:00 CET` / `2026年12月8日周二 10:00 CET`: a time in the reader's zone
+    (UTC when unknown) and language."""
     local = at.astimezone(zone(tz_name))
-    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {local.tzname()}"
+    if language() == DEFAULT:
+        return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {local.tzname()}"
+    return f"{i18n_format_when(local)} {local.tzname()}"
 
 
 def format_date(at: datetime, tz_name: str | None = None) -> str:
     local = at.astimezone(zone(tz_name))
-    return f"{local.day} {local:%b %Y}"
+    if language() == DEFAULT:
+        return f"{local.day} {local:%b %Y}"
+    return i18n_format_when(local, with_time=False)

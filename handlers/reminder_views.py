@@ -7,12 +7,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from bot.i18n import N_, _, ngettext
+from bot.i18n import format_when as local_date
 from bot.models import PreregView
 from bot.schedule import Digest
 from handlers.mrkdwn import escape, format_when, mention, truncate
 from handlers.views import STATUS_LABELS
 
-LIST_HINT = "See all your customers with `/preregister list`."
+LIST_HINT = N_("See all your customers with `/preregister list`.")
 SECTION_LIMIT = 3000
 HEADER_LIMIT = 150
 
@@ -41,48 +43,61 @@ def _context(text: str) -> dict[str, Any]:
 
 
 def _day(day: date) -> str:
-    return f"{day:%a} {day.day} {day:%b %Y}"
+    """`Mon 7 Dec 2026` / `2026年12月7日`, in the reader's language (Babel)."""
+    return local_date(day, with_time=False)
 
 
 def _days(n: int) -> str:
-    return f"{n} day" if n == 1 else f"{n} days"
+    return ngettext("{n} day", "{n} days", n).format(n=n)
 
 
 # --- partner notices (R5) --------------------------------------------------------------------
 
 
 def expired_message(p: PreregView, tz: str | None) -> dict[str, Any]:
-    when = format_when(p.expires_at, tz) if p.expires_at else "its 15th day"
+    when = format_when(p.expires_at, tz) if p.expires_at else _("its 15th day")
     return {
-        "text": f"Preregistration expired: {_customer_plain(p)}",
+        "text": _("Preregistration expired: {customer}").format(customer=_customer_plain(p)),
         "blocks": [
             _section(
-                f":hourglass: The preregistration of {_customer(p)} has *expired* "
-                f"(it was valid until {when}).\n"
-                "The customer is free again: any partner may now preregister them. "
-                "To claim them again, preregister them anew with `/preregister`."
+                ":hourglass: "
+                + _(
+                    "The preregistration of {customer} has *expired* (it was valid until "
+                    "{when}).\nThe customer is free again: any partner may now preregister "
+                    "them. To claim them again, preregister them anew with `/preregister`."
+                ).format(customer=_customer(p), when=when)
             ),
-            _context(f"Submitted by {mention(p.submitted_by)}. {LIST_HINT}"),
+            _context(_submitted_by(p)),
         ],
     }
 
 
+def _submitted_by(p: PreregView) -> str:
+    return _("Submitted by {who}.").format(who=mention(p.submitted_by)) + " " + _(LIST_HINT)
+
+
 def reminder_message(p: PreregView, days_before: int, tz: str | None) -> dict[str, Any]:
-    when = format_when(p.expires_at, tz) if p.expires_at else "soon"
+    when = format_when(p.expires_at, tz) if p.expires_at else _("soon")
+    days = _days(days_before)
     return {
-        "text": f"Preregistration expires within {_days(days_before)}: {_customer_plain(p)}",
+        "text": _("Preregistration expires within {days}: {customer}").format(
+            days=days, customer=_customer_plain(p)
+        ),
         "blocks": [
             _section(
-                f":alarm_clock: The preregistration of {_customer(p)} expires within "
-                f"*{_days(days_before)}*, on *{when}*.\n"
-                "Once it expires any partner may preregister the customer. "
+                ":alarm_clock: "
+                + _(
+                    "The preregistration of {customer} expires within *{days}*, on *{when}*.\n"
+                    "Once it expires any partner may preregister the customer."
+                ).format(customer=_customer(p), days=days, when=when)
+                + " "
                 + (
-                    "The customer has been invited by email; remind them to accept."
+                    _("The customer has been invited by email; remind them to accept.")
                     if p.send_invitation
-                    else "Share the invitation link with the customer so they can accept it."
+                    else _("Share the invitation link with the customer so they can accept it.")
                 )
             ),
-            _context(f"Submitted by {mention(p.submitted_by)}. {LIST_HINT}"),
+            _context(_submitted_by(p)),
         ],
     }
 
@@ -144,46 +159,64 @@ def _lines(items: list[str], total: int, empty: str, more: str) -> str:
         return empty
     text = "\n".join(items)
     if total > len(items):
-        text += f"\n…and {total - len(items)} more ({more})."
+        text += "\n" + _("…and {count} more ({more}).").format(count=total - len(items), more=more)
     return text
 
 
 def digest_message(d: Digest, tz: str | None) -> dict[str, Any]:
     counts = " · ".join(
-        f"{label} {d.counts[status]}"
+        f"{_(label)} {d.counts[status]}"
         for status, label in STATUS_LABELS.items()
         if d.counts.get(status)
     )
     expiring = _lines(
         [
-            f"• {_customer(p)}: expires {format_when(p.expires_at, tz)}"
+            "• "
+            + _("{customer}: expires {when}").format(
+                customer=_customer(p), when=format_when(p.expires_at, tz)
+            )
             for p in d.expiring
             if p.expires_at
         ],
         d.expiring_total,
-        "Nothing expires in the next 7 days.",
+        _("Nothing expires in the next 7 days."),
         "`/preregister list preregistered`",
     )
     reviews = _lines(
         [
-            f"• {_customer(p)}: review due {format_when(p.review_due_at, tz)}"
+            "• "
+            + _("{customer}: review due {when}").format(
+                customer=_customer(p), when=format_when(p.review_due_at, tz)
+            )
             for p in d.under_review
             if p.review_due_at
         ],
         d.under_review_total,
-        "Nothing is under review.",
-        "`/preregister list under_review`",
+        _("Nothing is under review."),
+        "`/preregister list under review`",
     )
     return {
-        "text": f"Daily digest for {escape(d.partner.name)}, {_day(d.day)}: "
-        f"{d.expiring_total} expiring this week, {d.under_review_total} under review",
+        "text": _(
+            "Daily digest for {partner}, {day}: {expiring} expiring this week, "
+            "{reviews} under review"
+        ).format(
+            partner=escape(d.partner.name),
+            day=_day(d.day),
+            expiring=d.expiring_total,
+            reviews=d.under_review_total,
+        ),
         "blocks": [
-            _header(f"Daily digest: {d.partner.name}"),
-            _context(f"{_day(d.day)} · {counts or 'no customers yet'}"),
-            _section(f"*Expiring in the next 7 days ({d.expiring_total})*\n{expiring}"),
-            _section(f"*Under review ({d.under_review_total})*\n{reviews}"),
+            _header(_("Daily digest: {partner}").format(partner=d.partner.name)),
+            _context(f"{_day(d.day)} · {counts or _('no customers yet')}"),
+            _section(
+                _("*Expiring in the next 7 days ({count})*").format(count=d.expiring_total)
+                + f"\n{expiring}"
+            ),
+            _section(
+                _("*Under review ({count})*").format(count=d.under_review_total) + f"\n{reviews}"
+            ),
             *_action_required(d),
-            _context(LIST_HINT),
+            _context(_(LIST_HINT)),
         ],
     }
 
@@ -195,8 +228,10 @@ def _action_required(d: Digest) -> list[dict[str, Any]]:
         return []
     return [
         _section(
-            f"*Action required ({waiting})*\nA manager asked a question: answer with *Edit and "
-            "resubmit* in the manager's message, or they expire after 5 working days "
-            "(`/preregister list action_required`)."
+            _(
+                "*Action required ({count})*\nA manager asked a question: answer with *Edit "
+                "and resubmit* in the manager's message, or they expire after 5 working days "
+                "(`/preregister list action required`)."
+            ).format(count=waiting)
         )
     ]

@@ -18,6 +18,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot import notices
+from bot.i18n import DEFAULT, from_slack_locale, use
 from bot.models import PartnerView, PreregView
 from bot.outbox.delivery import Job, PermanentFailure, SenderRegistry
 from bot.schedule import ScheduledWork, SchedulePolicy
@@ -78,13 +79,23 @@ class ReminderSenders:
         """The member's own time zone from Slack; None (shown as UTC) when Slack cannot say."""
         try:
             with self.services.slack.reaching(member) as (client, user):
-                response = client.users_info(user=user)
+                response = client.users_info(user=user, include_locale=True)
         except SlackApiError as exc:
             log.warning("users.info %s failed (%s): times shown in UTC", member, _error(exc))
             return None
         except WorkspaceUnavailable:
             return None
-        return (response.get("user") or {}).get("tz") or None
+        found = response.get("user") or {}
+        if found.get("locale"):  # one call tells both: the reader's language too
+            self.services.languages.remember(member, from_slack_locale(found["locale"]))
+        return found.get("tz") or None
+
+    def _language(self, partner: PartnerView, member: str | None, channel: str | None) -> str:
+        """A channel post follows the partner's language; a DM its reader's (asked with the
+        time zone, so `_tz` runs first)."""
+        if channel or not member:
+            return partner.language or DEFAULT
+        return self.services.languages.cached(member) or partner.language or DEFAULT
 
     def _post(self, job: Job, target: str, message: dict[str, Any], **extra: Any) -> dict:
         """To a user or channel key (bot/identity.py), with its workspace's token."""
@@ -164,7 +175,9 @@ class ReminderSenders:
     def expired(self, job: Job) -> dict:
         prereg = self._prereg(job)
         partner = self._partner(prereg.partner_id)
-        message = expired_message(prereg, self._tz(prereg.submitted_by))
+        tz = self._tz(prereg.submitted_by)
+        with use(self._language(partner, prereg.submitted_by, partner.notice_channel_id)):
+            message = expired_message(prereg, tz)
         return self._post_partner(job, partner, prereg.submitted_by, message)
 
     def expiry_reminder(self, job: Job) -> dict:
@@ -174,7 +187,9 @@ class ReminderSenders:
             return {"skipped": f"no longer valid ({prereg.status})"}
         partner = self._partner(prereg.partner_id)
         days = int(job.payload.get("days_before") or 1)
-        message = reminder_message(prereg, days, self._tz(prereg.submitted_by))
+        tz = self._tz(prereg.submitted_by)
+        with use(self._language(partner, prereg.submitted_by, partner.notice_channel_id)):
+            message = reminder_message(prereg, days, tz)
         return self._post_partner(job, partner, prereg.submitted_by, message)
 
     def review_due_soon(self, job: Job) -> dict:
@@ -205,11 +220,14 @@ class ReminderSenders:
         if digest.is_empty:
             return {"skipped": "nothing under review or preregistered"}
         if member:
-            message = digest_message(digest, self._tz(member))
+            tz = self._tz(member)
+            with use(self._language(digest.partner, member, None)):
+                message = digest_message(digest, tz)
             return self._or_email(digest.partner, message, lambda: self._post(job, member, message))
         channel = digest.partner.digest_channel
         if channel:
-            message = digest_message(digest, None)
+            with use(self._language(digest.partner, None, channel)):
+                message = digest_message(digest, None)
             try:
                 return self._or_email(
                     digest.partner, message, lambda: self._post(job, channel, message)

@@ -4,7 +4,7 @@ language followed end to end (the reader's Slack locale, `/preregister language`
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,10 +13,12 @@ from babel.messages.pofile import read_po
 
 from bot.errors import InvalidInput
 from bot.i18n import LOCALE_DIR, from_accept_language, from_slack_locale, translations, use
-from bot.models import Eligibility, PreregView
+from bot.models import DeleteResult, Eligibility, Page, PartnerSummary, PartnerView, PreregView
 from bot.rules import CAUSES, refusal
+from bot.schedule import Digest
 from bot.validation import clean_email
 from handlers import views
+from handlers.reminder_views import digest_message, expired_message, reminder_message
 from tests.blockkit import assert_valid_message, assert_valid_view
 from tests.slackfixtures import MEMBER, body_text
 
@@ -37,8 +39,14 @@ def extracted() -> set[str]:
 
 
 def catalog(lang: str) -> dict[str, str]:
+    found: dict[str, str] = {}
     with (LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as po:
-        return {m.id: m.string for m in read_po(po) if m.id}
+        for m in read_po(po):
+            if isinstance(m.id, tuple):  # a plural: both forms, Chinese has one
+                found |= {form: m.string[0] for form in m.id}
+            elif m.id:
+                found[m.id] = m.string
+    return found
 
 
 def test_every_marked_text_has_a_chinese_translation_with_the_same_placeholders():
@@ -99,8 +107,26 @@ def visible(obj: object) -> str:
 CONTACTS = [("UMANAGER1", "eco@vendor.example")]
 
 
+def _partner() -> PartnerView:
+    return PartnerView(1, "Acme GmbH", "DE", "desk@acme.example", None, None, None, "zh")
+
+
 def localised_surfaces() -> dict[str, dict]:
+    rows = [_prereg("preregistered"), _prereg("under_review"), _prereg("expired")]
+    digest = Digest(
+        _partner(), date(2026, 12, 7), datetime(2026, 12, 7, 8, tzinfo=UTC),
+        {"preregistered": 1, "under_review": 1, "action_required": 1},
+        expiring=[rows[0]], expiring_total=1, under_review=[rows[1]],
+    )  # fmt: skip
     return {
+        "list": views.customer_list(Page(rows, total=12, offset=0, limit=10)),
+        "empty list": views.customer_list(Page([], total=0, offset=0, limit=10)),
+        "delete": views.delete_message(
+            [DeleteResult("c@x.de", True, refusal("china_mainland").message)], CONTACTS
+        ),
+        "expired": expired_message(rows[0], "Asia/Shanghai"),
+        "reminder": reminder_message(rows[0], 3, None),
+        "digest": digest_message(digest, None),
         "help": views.help_message(CONTACTS),
         "flow": views.flow_message(),
         "refusal": views.refusal_message(refusal("china_mainland").message, CONTACTS),
@@ -119,6 +145,11 @@ def localised_views() -> dict[str, dict]:
         "modal": views.preregistration_modal(),
         "confirmation": views.confirmation_modal(_prereg()),
         "error modal": views.error_modal(),
+        "home": views.home_view(
+            PartnerSummary(_partner(), 3, 100, {"preregistered": 3}, [_prereg("preregistered")]),
+            None,
+            CONTACTS,
+        ),
     }
 
 
@@ -127,7 +158,7 @@ ALLOWED_LATIN = re.compile(
     r"`[^`]*`|<[^>]*>|:[a-z_]+:|prereg-bot|/preregister|\b(?:list|check|delete|flow|help)\b|"
     r"Slack|Acme GmbH|Clara|[\w.+-]+@[\w.-]+|\+[\d ]+|"
     r"FR|DE|Reseller|QR|zh|en|under review|preregistered|associated|rejected|expired|"
-    r"deleted|all|notify off|digest off|\b[A-Z]\d\b",
+    r"deleted|all|notify off|digest off|\b[A-Z]\d\b|\b[A-Z]{2,5}\b",  # codes, zones: CST
 )
 
 
@@ -146,6 +177,19 @@ def test_every_localised_view_is_valid_in_both_languages(lang):
             assert_valid_view(view)
             if lang == "zh":
                 assert _english_words(visible(view)) == [], name
+
+
+def test_buttons_say_what_they_act_on():
+    """A screen reader hears "Delete Clara" where the button only says "Delete"."""
+    with use("en"):
+        listing = views.customer_list(Page([_prereg("preregistered")], 1, 0, 10))
+    labels = [
+        e.get("accessibility_label")
+        for b in listing["blocks"]
+        for e in [b.get("accessory") or {}, *b.get("elements", [])]
+        if e.get("type") == "button"
+    ]
+    assert "Delete Clara <b>" in labels and "Email the invitation to Clara <b>" in labels
 
 
 def test_refusals_and_field_errors_follow_the_language():
@@ -186,3 +230,19 @@ def test_language_command_sets_the_company_language(app, direct):
         from store.models import Partner
 
         assert s.get(Partner, pid).language == "zh"
+
+
+def test_channel_notices_follow_the_company_language(app, direct):
+    """`/preregister language zh` by a member: the company's channel notices are in Chinese."""
+    direct.partner()
+    app.command(MEMBER, "language zh")
+    app.command(MEMBER, "notify here", channel="CACMENOTICES")
+    app.fake.wait_for_response(2)
+    row = direct.prereg("anna@kunde.de", send=False)
+    at = (row.expires_at + timedelta(minutes=1)).astimezone(UTC).isoformat()
+    app.sweep(at=at)
+    [notice] = app.fake.wait_for(
+        "chat.postMessage", where=lambda c: c.args.get("channel") == "CACMENOTICES"
+    )
+    assert "预注册已过期" in str(notice.args.get("text"))
+    assert_valid_message({"text": notice.args["text"], "blocks": notice.json_arg("blocks")})

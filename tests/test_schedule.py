@@ -25,6 +25,7 @@ from bot.schedule import (
 )
 from bot.service import PreregistrationService
 from bot.settings import Settings
+from bot.slack.languages import ReaderLanguages
 from bot.slack.workspaces import SlackClients
 from handlers.mrkdwn import format_when
 from handlers.reminder_views import (
@@ -377,7 +378,7 @@ class StubClient:
         self.fail = dict(fail or {})  # channel -> Slack error
         self.tz = tz
 
-    def users_info(self, user: str) -> dict[str, Any]:
+    def users_info(self, user: str, include_locale: bool = False) -> dict[str, Any]:
         if self.tz is None:
             raise SlackApiError("boom", {"ok": False, "error": "user_not_visible"})
         return {"ok": True, "user": {"id": user, "tz": self.tz}}
@@ -394,6 +395,7 @@ class StubServices:
     def __init__(self, db, clock, service, client, manager_channel="CMANAGERS"):
         self.db, self.clock, self.service, self.client = db, clock, service, client
         self.slack = SlackClients(lambda _token: client, None)  # single-workspace mode
+        self.languages = ReaderLanguages()
         self.settings = Settings(manager_channel_id=manager_channel)
         self.kicked = 0
         self.deliverer = self

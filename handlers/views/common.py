@@ -70,13 +70,18 @@ def button(
     value: str,
     style: str | None = None,
     confirm: dict[str, Any] | None = None,
+    label: str | None = None,
 ) -> dict[str, Any]:
+    """`label`: what a screen reader says where the text alone is not enough ("Delete" ->
+    "Delete Anna Schmidt")."""
     element: dict[str, Any] = {
         "type": "button",
         "text": plain(text, 75),
         "action_id": action_id,
         "value": value,
     }
+    if label:
+        element["accessibility_label"] = truncate(label, 75)
     if style:
         element["style"] = style
     if confirm:

@@ -58,7 +58,7 @@ FILTERS: dict[str, tuple[str, ...] | None] = {
 
 def mask_email(email: str) -> str:
     """R11: `ceo@customer.de` -> `c••@customer.de` (first letter and domain stay readable)."""
-    local, _, domain = email.partition("@")
+    local, _at, domain = email.partition("@")
     return f"{local[:1]}••@{domain}" if domain else "••••"
 
 
@@ -91,42 +91,47 @@ def _customer_row(p: PreregView, shown: bool, state: dict[str, Any]) -> list[dic
         f"{email} · {mobile}",
     ]
     if p.status == "preregistered" and p.expires_at is not None:
-        lines.append(f"Valid until {day(p.expires_at)}")
+        lines.append(_("Valid until {day}").format(day=day(p.expires_at)))
     elif p.status == "under_review" and p.review_due_at is not None:
-        lines.append(f"Review due by {when(p.review_due_at)}")
+        lines.append(_("Review due by {when}").format(when=when(p.review_due_at)))
     elif p.status == "action_required" and p.info_due_at is not None:
         lines.append(
-            f"Question: {escape(truncate(p.info_question or '', 200))} · answer by "
-            f"{when(p.info_due_at)}"
+            _("Question: {question} · answer by {when}").format(
+                question=escape(truncate(p.info_question or "", 200)), when=when(p.info_due_at)
+            )
         )
     row: dict[str, Any] = section("\n".join(lines), block_id=f"row_{p.id}")
+    name = truncate(p.full_name, 60)
     if p.status in DELETABLE:
         row["accessory"] = button(
-            "Delete",
+            _("Delete"),
             LIST_DELETE_ACTION,
             json.dumps({"id": p.id, **state}),
             style="danger",
             confirm={
-                "title": plain("Delete this customer?", 100),
+                "title": plain(_("Delete this customer?"), 100),
                 "text": plain(
-                    f"Delete {truncate(p.full_name, 80)}? The preregistration ends at once and "
-                    "the customer is free for other partners.",
+                    _(
+                        "Delete {name}? The preregistration ends at once and the customer is "
+                        "free for other partners."
+                    ).format(name=truncate(p.full_name, 80)),
                     300,
                 ),
-                "confirm": plain("Delete", 30),
-                "deny": plain("Cancel", 30),
+                "confirm": plain(_("Delete"), 30),
+                "deny": plain(_("Cancel"), 30),
                 "style": "danger",
             },
+            label=_("Delete {name}").format(name=name),
         )
     blocks = [row]
     if p.status == "preregistered" and p.invited_at is None:
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": f"invite_{p.id}",
-                "elements": [button("Send invitation email", SEND_INVITATION_ACTION, str(p.id))],
-            }
+        email_it = button(
+            _("Send invitation email"),
+            SEND_INVITATION_ACTION,
+            str(p.id),
+            label=_("Email the invitation to {name}").format(name=name),
         )
+        blocks.append({"type": "actions", "block_id": f"invite_{p.id}", "elements": [email_it]})
     return blocks
 
 
@@ -139,28 +144,33 @@ def customer_list(
     """One page of the partner's customers as an ephemeral message (at most ~27 blocks)."""
     state = list_state(page.offset, filter_key, shown)
     label = (
-        "all statuses"
+        _("all statuses")
         if filter_key == "all"
-        else ("all but deleted" if filter_key == DEFAULT_FILTER else status_label(filter_key))
+        else (_("all but deleted") if filter_key == DEFAULT_FILTER else status_label(filter_key))
     )
-    blocks: list[dict[str, Any]] = [header("Your customers")]
+    blocks: list[dict[str, Any]] = [header(_("Your customers"))]
     if notice:
         blocks.append(section("\n".join(notice)))
     if page.total == 0:
-        blocks.append(section(f"No customers ({label}). Preregister one with `/preregister`."))
+        blocks.append(
+            section(
+                _("No customers ({label}). Preregister one with `/preregister`.").format(
+                    label=label
+                )
+            )
+        )
         return {
             "response_type": "ephemeral",
             "replace_original": True,
-            "text": f"No customers ({label}).",
+            "text": _("No customers ({label}).").format(label=label),
             "blocks": blocks,
         }
     first, last = page.offset + 1, page.offset + len(page.items)
-    blocks.append(
-        context(
-            f"{first}–{last} of {page.total} ({label}) · contact details "
-            + ("shown" if shown else "hidden")
-        )
+    counts = _("{first}–{last} of {total} ({label})").format(
+        first=first, last=last, total=page.total, label=label
     )
+    details = _("contact details shown") if shown else _("contact details hidden")
+    blocks.append(context(f"{counts} · {details}"))
     blocks.append(divider())
     for p in page.items:
         blocks.extend(_customer_row(p, shown, state))
@@ -187,28 +197,31 @@ def customer_list(
                         ],
                     },
                     button(
-                        "Delete selected",
+                        _("Delete selected"),
                         LIST_DELETE_SELECTED_ACTION,
                         json.dumps(state),
                         style="danger",
                         confirm={
-                            "title": plain("Delete the selected?", 100),
+                            "title": plain(_("Delete the selected?"), 100),
                             "text": plain(
-                                "Delete every selected customer? Under review and Associated "
-                                "customers cannot be deleted and stay as they are.",
+                                _(
+                                    "Delete every selected customer? Customers under review "
+                                    "or associated cannot be deleted and stay as they are."
+                                ),
                                 300,
                             ),
-                            "confirm": plain("Delete", 30),
-                            "deny": plain("Cancel", 30),
+                            "confirm": plain(_("Delete"), 30),
+                            "deny": plain(_("Cancel"), 30),
                             "style": "danger",
                         },
+                        label=_("Delete the selected customers"),
                     ),
                 ],
             }
         )
     nav = [
         button(
-            "Hide contact details" if shown else "Show contact details",
+            _("Hide contact details") if shown else _("Show contact details"),
             LIST_TOGGLE_ACTION,
             json.dumps(list_state(page.offset, filter_key, not shown)),
         )
@@ -216,7 +229,7 @@ def customer_list(
     if page.has_previous:
         nav.append(
             button(
-                "Previous",
+                _("Previous"),
                 f"{LIST_PAGE_ACTION}_prev",
                 json.dumps(list_state(max(0, page.offset - page.limit), filter_key, shown)),
             )
@@ -224,7 +237,7 @@ def customer_list(
     if page.has_next:
         nav.append(
             button(
-                "Next",
+                _("Next"),
                 f"{LIST_PAGE_ACTION}_next",
                 json.dumps(list_state(page.offset + page.limit, filter_key, shown)),
             )
@@ -233,7 +246,9 @@ def customer_list(
     return {
         "response_type": "ephemeral",
         "replace_original": True,
-        "text": f"Your customers: {first}–{last} of {page.total}",
+        "text": _("Your customers: {first}–{last} of {total}").format(
+            first=first, last=last, total=page.total
+        ),
         "blocks": blocks,
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bot.i18n import _
 from bot.models import PartnerSummary, PreregView
 from handlers.mrkdwn import escape, truncate
 from handlers.views.common import (
@@ -30,7 +31,12 @@ def _partner_home(summary: PartnerSummary) -> list[dict[str, Any]]:
     bar = "▰" * filled + "▱" * (10 - filled)
     blocks: list[dict[str, Any]] = [
         header(truncate(summary.partner.name, 150)),
-        section(f"*Quota:* {used} / {limit} customers Under review or Preregistered\n`{bar}`"),
+        section(
+            _("*Quota:* {used} / {limit} customers under review or preregistered").format(
+                used=used, limit=limit
+            )
+            + f"\n`{bar}`"
+        ),
     ]
     counts = [
         md(f"*{status_label(status)}*\n{summary.counts.get(status, 0)}") for status in STATUS_LABELS
@@ -39,15 +45,19 @@ def _partner_home(summary: PartnerSummary) -> list[dict[str, Any]]:
     if summary.expiring_soon:
         soon = [p for p in summary.expiring_soon if p.expires_at is not None]
         lines = [
-            f"• {escape(truncate(p.full_name, 60))}: expires {when(p.expires_at)}"
+            "• "
+            + _("{name}: expires {when}").format(
+                name=escape(truncate(p.full_name, 60)), when=when(p.expires_at)
+            )
             for p in soon[:HOME_EXPIRING_LIMIT]
         ]
         if len(soon) > HOME_EXPIRING_LIMIT:
-            lines.append(f"…and {len(soon) - HOME_EXPIRING_LIMIT} more (`/preregister list`)")
-        blocks.append(section("*Expiring in the next 7 days*\n" + "\n".join(lines)))
+            more = len(soon) - HOME_EXPIRING_LIMIT
+            lines.append(_("…and {count} more (`/preregister list`)").format(count=more))
+        blocks.append(section(_("*Expiring in the next 7 days*") + "\n" + "\n".join(lines)))
     else:
-        blocks.append(section("*Expiring in the next 7 days*\nNothing."))
-    blocks.append(context("`/preregister` to add a customer · `/preregister list` to see them"))
+        blocks.append(section(_("*Expiring in the next 7 days*") + "\n" + _("Nothing.")))
+    blocks.append(context(_("`/preregister` to add a customer · `/preregister list` to see them")))
     return blocks
 
 
@@ -92,8 +102,10 @@ def home_view(
         blocks.append(header("prereg-bot"))
         blocks.append(
             section(
-                "You are not set up as a member of a partner yet, so there is nothing to show. "
-                "Ask your ecosystem manager to add you."
+                _(
+                    "You are not set up as a member of a partner yet, so there is nothing to "
+                    "show. Ask your ecosystem manager to add you."
+                )
             )
         )
     blocks.append(divider())
