@@ -15,6 +15,7 @@ from typing import Any
 
 from bot import notices
 from bot.errors import NotFound, Refused
+from bot.i18n import _
 from bot.invitations import (
     DECLINED_NOTICE,
     GUESSING_ALERT,
@@ -37,7 +38,7 @@ from bot.slack.after_ack import after_ack
 from bot.slack.workspaces import WorkspaceUnavailable
 from handlers.ids import parse_id
 from handlers.mrkdwn import escape, format_when, link
-from handlers.reach import or_email
+from handlers.reach import in_reader_language, or_email
 
 log = logging.getLogger(__name__)
 
@@ -53,94 +54,96 @@ def _customer(view: PreregView) -> str:
 
 
 def _valid_until(view: PreregView) -> str:
-    return f"valid until {format_when(view.expires_at)}" if view.expires_at else "valid 15 days"
+    if view.expires_at:
+        return _("valid until {when}").format(when=format_when(view.expires_at))
+    return _("valid 15 days")
 
 
 def share_comment(view: PreregView, url: str) -> str:
     """The comment on the uploaded QR code (R8 no): the link to share yourself."""
-    return (
-        f"Invitation for {_customer(view)} ({_valid_until(view)}). Share this link or the QR "
-        f"code with the customer: {link(url, 'invitation link')}\n"
-        "They accept it with the email address you registered."
+    return _(
+        "Invitation for {customer} ({valid}). Share this link or the QR code with the "
+        "customer: {link}\nThey accept it with the email address you registered."
+    ).format(
+        customer=_customer(view), valid=_valid_until(view), link=link(url, _("invitation link"))
     )
 
 
 def share_button_message(view: PreregView) -> dict[str, Any]:
-    text = f"Prefer that we email the invitation to {_customer(view)}?"
+    text = _("Prefer that we email the invitation to {customer}?").format(customer=_customer(view))
+    button = {
+        "type": "button",
+        "action_id": ACTION_SEND_EMAIL,
+        "text": {"type": "plain_text", "text": _("Send invitation email")},
+        "value": str(view.id),
+        "style": "primary",
+        "accessibility_label": _("Email the invitation to {name}").format(name=view.full_name[:60]),
+    }
     return {
         "text": text,
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-            {
-                "type": "actions",
-                "block_id": f"invite_{view.id}",
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": ACTION_SEND_EMAIL,
-                        "text": {"type": "plain_text", "text": "Send invitation email"},
-                        "value": str(view.id),
-                        "style": "primary",
-                    }
-                ],
-            },
+            {"type": "actions", "block_id": f"invite_{view.id}", "elements": [button]},
         ],
     }
 
 
 def associated_text(view: PreregView) -> str:
-    return (
-        f":handshake: {_customer(view)} accepted the invitation and is now associated with "
-        f"*{escape(view.partner_name)}* (association type: Reseller)."
-    )
+    return ":handshake: " + _(
+        "{customer} accepted the invitation and is now associated with *{partner}* "
+        "(association type: Reseller)."
+    ).format(customer=_customer(view), partner=escape(view.partner_name))
 
 
 def email_pending_text(view: PreregView) -> str:
-    return (
-        f":hourglass_flowing_sand: The invitation email to {_customer(view)} is pending: the "
-        "mail server did not take it yet. It will be retried automatically; the "
-        "preregistration stands."
-    )
+    return ":hourglass_flowing_sand: " + _(
+        "The invitation email to {customer} is pending: the mail server did not take it yet. "
+        "It will be retried automatically; the preregistration stands."
+    ).format(customer=_customer(view))
 
 
 def email_failing_text(view: PreregView, url: str) -> str:
-    return (
-        f":warning: The invitation email to {_customer(view)} still fails after "
-        f"{FAILING_AFTER_ATTEMPT} attempts. It keeps being retried for several hours; "
-        f"meanwhile you can share the {link(url, 'invitation link')} yourself "
-        f"({_valid_until(view)})."
+    return ":warning: " + _(
+        "The invitation email to {customer} still fails after {attempts} attempts. It keeps "
+        "being retried for several hours; meanwhile you can share the {link} yourself ({valid})."
+    ).format(
+        customer=_customer(view),
+        attempts=FAILING_AFTER_ATTEMPT,
+        link=link(url, _("invitation link")),
+        valid=_valid_until(view),
     )
 
 
 def guessing_text(view: PreregView, wrong: int) -> str:
-    return (
-        f":rotating_light: Wrong email addresses were entered {wrong} times on the invitation "
-        f"for {_customer(view)}. Each device that tries too often is paused for a while; your "
-        "customer can still accept with the address you registered. If the link or QR code "
-        "reached people it should not have, delete this registration and register the "
-        "customer again: they get a new invitation with a new link."
-    )
+    return ":rotating_light: " + _(
+        "Wrong email addresses were entered {wrong} times on the invitation for {customer}. "
+        "Each device that tries too often is paused for a while; your customer can still "
+        "accept with the address you registered. If the link or QR code reached people it "
+        "should not have, delete this registration and register the customer again: they get "
+        "a new invitation with a new link."
+    ).format(wrong=wrong, customer=_customer(view))
 
 
 def declined_text(view: PreregView) -> str:
-    return (
-        f":no_entry: {_customer(view)} opened the invitation and said it was not for them "
-        "(\u201cthis wasn't me\u201d). The registration has ended and the customer is free "
-        "again. Please check how this address reached you before registering it again."
-    )
+    return ":no_entry: " + _(
+        "{customer} opened the invitation and said it was not for them (\u201cthis wasn't "
+        "me\u201d). The registration has ended and the customer is free again. Please check how "
+        "this address reached you before registering it again."
+    ).format(customer=_customer(view))
 
 
 def email_sent_late_text(view: PreregView) -> str:
-    return f":email: The invitation email to {_customer(view)} has now been sent."
+    return ":email: " + _("The invitation email to {customer} has now been sent.").format(
+        customer=_customer(view)
+    )
 
 
 def email_request_reply(view: PreregView) -> str:
     if view.invited_at is not None:
-        return (
-            f"An invitation email already went to {_customer(view)} on "
-            f"{format_when(view.invited_at)}."
+        return _("An invitation email already went to {customer} on {when}.").format(
+            customer=_customer(view), when=format_when(view.invited_at)
         )
-    return f"The invitation email to {_customer(view)} is on its way."
+    return _("The invitation email to {customer} is on its way.").format(customer=_customer(view))
 
 
 # --- senders ---------------------------------------------------------------------------------
@@ -187,6 +190,20 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
     service = services.service
     dm_channels: dict[str, str] = {}
 
+    def in_readers_language(sender: Callable[[Job], Any]) -> Callable[[Job], Any]:
+        """Texts of a notice to the member who submitted: in that member's language."""
+
+        def send(job: Job) -> Any:
+            pid = int(job.payload["preregistration_id"])
+            view = service.view(pid)
+            if view is None:
+                return sender(job)
+            with in_reader_language(services, view.submitted_by):
+                return sender(job)
+
+        return send
+
+    @in_readers_language
     def share(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=True)
         url = invitations.link_for(view)
@@ -211,6 +228,7 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
         subject = f"prereg-bot: invitation link (preregistration {view.id})"
         return or_email(services, view.partner_id, subject, share_comment(view, url), in_slack)
 
+    @in_readers_language
     def share_button(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=True)
         try:
@@ -221,28 +239,34 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
             return {"skipped": "workspace unavailable"}
         return {"channel": channel, "ts": response.get("ts")}
 
+    @in_readers_language
     def associated(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=False)
         return _post_dm(services, dm_channels, view, associated_text(view))
 
+    @in_readers_language
     def pending(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=True)
         return _post_dm(services, dm_channels, view, email_pending_text(view))
 
+    @in_readers_language
     def failing(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=True)
         text = email_failing_text(view, invitations.link_for(view))
         return _post_dm(services, dm_channels, view, text)
 
+    @in_readers_language
     def guessing(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=True)
         text = guessing_text(view, int(job.payload.get("wrong") or 0))
         return _post_dm(services, dm_channels, view, text)
 
+    @in_readers_language
     def declined(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=False)
         return _post_dm(services, dm_channels, view, declined_text(view))
 
+    @in_readers_language
     def sent_late(job: Job) -> dict[str, Any]:
         view = _view(services, job, preregistered=False)
         return _post_dm(services, dm_channels, view, email_sent_late_text(view))

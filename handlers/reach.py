@@ -7,9 +7,11 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from bot.i18n import use
 from bot.outbox.delivery import PermanentFailure
 from bot.outbox.mailer import SmtpConfig, compose_notice, send
 from bot.slack.workspaces import TokenChanged, WorkspaceUnavailable
@@ -18,6 +20,21 @@ log = logging.getLogger(__name__)
 
 _LINK = re.compile(r"<([^|>]+)\|([^>]+)>")
 _BARE = re.compile(r"<([^>]+)>")
+
+
+@contextmanager
+def in_reader_language(services: Any, key: str) -> Iterator[str]:
+    """Within the block, texts are in the language of the person of `key`: known from their
+    own requests, else asked of Slack once (users.info with their locale)."""
+    lang = services.languages.cached(key)
+    if lang is None:
+        try:
+            with services.slack.reaching(key) as (client, user):
+                lang = services.languages.ask_slack(key, client, user)
+        except WorkspaceUnavailable:
+            lang = None
+    with use(lang) as chosen:
+        yield chosen
 
 
 def mrkdwn_to_plain(text: str) -> str:

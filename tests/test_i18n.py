@@ -17,7 +17,7 @@ from bot.models import DeleteResult, Eligibility, Page, PartnerSummary, PartnerV
 from bot.rules import CAUSES, refusal
 from bot.schedule import Digest
 from bot.validation import clean_email
-from handlers import views
+from handlers import invitations, views
 from handlers.reminder_views import digest_message, expired_message, reminder_message
 from tests.blockkit import assert_valid_message, assert_valid_view
 from tests.slackfixtures import MEMBER, body_text
@@ -127,6 +127,17 @@ def localised_surfaces() -> dict[str, dict]:
         "expired": expired_message(rows[0], "Asia/Shanghai"),
         "reminder": reminder_message(rows[0], 3, None),
         "digest": digest_message(digest, None),
+        "share button": invitations.share_button_message(rows[0]),
+        **{
+            name: {"text": text}
+            for name, text in {
+                "share comment": invitations.share_comment(rows[0], "https://x.example/i/t"),
+                "associated": invitations.associated_text(rows[0]),
+                "pending": invitations.email_pending_text(rows[0]),
+                "failing": invitations.email_failing_text(rows[0], "https://x.example/i/t"),
+                "declined": invitations.declined_text(rows[0]),
+            }.items()
+        },
         "help": views.help_message(CONTACTS),
         "flow": views.flow_message(),
         "refusal": views.refusal_message(refusal("china_mainland").message, CONTACTS),
