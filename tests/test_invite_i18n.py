@@ -76,8 +76,10 @@ def test_the_page_follows_the_browsers_language(app, world):
     assert html_lang(en) == "en"
     assert "Acme &amp; Söhne invites you to become its customer" in en.text
     assert not CHINESE.search(visible_html(en.text).replace("简体中文", ""))
-    # no preference at all: English
+    # no preference at all: English; an unknown choice falls back to the browser's, unechoed
     assert html_lang(requests.get(link, timeout=10)) == "en"
+    odd = requests.get(link, params={"lang": 'fr"><b>'}, headers=ZH, timeout=10)
+    assert html_lang(odd) == "zh-CN" and "<b>" not in odd.text
 
 
 def test_the_switch_keeps_the_token_and_the_choice_survives_the_post(app, world):
