@@ -27,11 +27,14 @@ from babel.dates import format_time as babel_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
+from jinja2 import Environment
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DEFAULT = "en"
 LANGUAGES = {"en": "English", "zh": "简体中文"}
 BABEL_LOCALES = {"en": "en_GB", "zh": "zh_Hans_CN"}
+HTML_LANGS = {"en": "en", "zh": "zh-CN"}
+"""The `lang` attribute (and Content-Language) of pages and emails in each language."""
 
 _lang: contextvars.ContextVar[str] = contextvars.ContextVar("lang", default=DEFAULT)
 
@@ -62,6 +65,17 @@ def use(lang: str | None) -> Iterator[str]:
         yield _lang.get()
     finally:
         _lang.reset(token)
+
+
+def html_lang() -> str:
+    return HTML_LANGS[_lang.get()]
+
+
+def install_jinja(env: Environment) -> None:
+    """Jinja2 templates translated with these catalogs, in the language in use when rendered:
+    `{% trans %}` blocks and `_()` (new-style: `_('%(name)s', name=...)`, values escaped)."""
+    env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(gettext=_, ngettext=ngettext, newstyle=True)  # type: ignore[attr-defined]
 
 
 def set_language(lang: str | None) -> None:
@@ -114,14 +128,15 @@ def from_accept_language(header: str | None) -> str:
     return DEFAULT
 
 
-def format_when(at: datetime, with_time: bool = True) -> str:
-    """A date (and time) as the reader writes it: `1 Dec 2026, 09:00` / `2026年12月1日 09:00`."""
+def format_when(at: datetime, with_time: bool = True, length: str = "medium") -> str:
+    """A date (and time, to the minute) as the reader writes it, in `at`'s own zone:
+    `1 Dec 2026, 09:00` / `2026年12月1日 09:00` (length "long": `1 December 2026, 09:00`)."""
     locale = BABEL_LOCALES[_lang.get()]
-    day = babel_date(at, "medium", locale=locale)
+    date = babel_date(at, length, locale=locale)
     if not with_time:
-        return day
-    # in the zone `at` carries (Babel would convert to UTC otherwise)
-    return f"{day} {babel_time(at, 'short', tzinfo=at.tzinfo, locale=locale)}"
+        return date
+    pattern = Locale.parse(locale).datetime_formats[length]
+    return pattern.format(babel_time(at, "short", tzinfo=at.tzinfo, locale=locale), date)
 
 
 def format_number(value: float) -> str:

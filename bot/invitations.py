@@ -37,13 +37,14 @@ import hashlib
 import hmac
 import ipaddress
 import struct
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
 from bot.errors import NotFound, Refused
+from bot.i18n import N_, _, format_when, ngettext
 from bot.models import PreregView
 from bot.service import PreregistrationService
 from bot.validation import is_rule_email, normalise_email
@@ -192,13 +193,17 @@ class InvitePage:
     """A link to "this wasn't me" (only while the invitation can still be withdrawn)."""
 
 
+DEFAULT_VENDOR = N_("the cloud vendor")
+DEFAULT_PROGRAM = N_("partner program")
+
+
 @dataclass(frozen=True)
 class Branding:
     """Who the customer is dealing with, shown on the page and in the email so that an
     invitation can be told apart from phishing: the vendor, its program, whom to ask."""
 
-    vendor: str = "the cloud vendor"
-    program: str = "partner program"
+    vendor: str = DEFAULT_VENDOR
+    program: str = DEFAULT_PROGRAM
     logo_url: str | None = None
     support_url: str | None = None
     support_email: str | None = None
@@ -209,19 +214,31 @@ class Branding:
     def from_settings(cls, settings: Any) -> Branding:
         base = settings.public_base_url or ""
         return cls(
-            vendor=settings.vendor_name or cls.vendor,
-            program=settings.program_name or cls.program,
+            vendor=settings.vendor_name or DEFAULT_VENDOR,
+            program=settings.program_name or DEFAULT_PROGRAM,
             logo_url=settings.vendor_logo_url,
             support_url=settings.support_url,
             support_email=settings.support_email,
             site=urlsplit(base).hostname if base else None,
         )
 
+    def localised(self) -> Branding:
+        """The same branding in the language in use: only the generic names are translated
+        (a configured vendor or program name is shown as configured)."""
+        return replace(
+            self,
+            vendor=_(DEFAULT_VENDOR) if self.vendor == DEFAULT_VENDOR else self.vendor,
+            program=_(DEFAULT_PROGRAM) if self.program == DEFAULT_PROGRAM else self.program,
+        )
+
     @property
     def contact(self) -> str:
         """Whom to ask, in words: the support page and/or address, else the vendor."""
-        ways = [w for w in (self.support_url, self.support_email) if w]
-        return " or ".join(ways) if ways else f"{self.vendor}'s support"
+        if self.support_url and self.support_email:
+            return _("{first} or {second}").format(
+                first=self.support_url, second=self.support_email
+            )
+        return self.support_url or self.support_email or _("its support")
 
 
 class Invitations:
@@ -423,10 +440,11 @@ def record_notice(service: PreregistrationService, kind: str, preregistration_id
 
 
 def page_for(invitation: Invitation) -> InvitePage:
-    """What the invitation page says for each state: which case it is and what to do next."""
+    """What the invitation page says for each state: which case it is and what to do next,
+    in the language in use (bot.i18n.use)."""
     view = invitation.preregistration
     partner = view.partner_name if view is not None else None
-    who = partner or "the partner who invited you"
+    who = partner or _("the partner who invited you")
     state = invitation.state
 
     def page(status: int, heading: str, message: str, advice: str, form: bool = False, **more):
@@ -435,145 +453,184 @@ def page_for(invitation: Invitation) -> InvitePage:
     if state is InviteState.VALID:
         return page(
             200,
-            f"{who} invites you to become its customer",
-            f"Accepting associates your cloud account with {who} as your Reseller: {who} can "
-            "then buy and manage cloud services for you, handle your billing and support you. "
-            "Nothing changes in your account until you accept.",
-            "Enter the email address you sign up with. It must be the address "
-            f"{who} registered for you.",
+            _("{who} invites you to become its customer").format(who=who),
+            _(
+                "Accepting associates your cloud account with {who} as your Reseller: {who} can "
+                "then buy and manage cloud services for you, handle your billing and support "
+                "you. Nothing changes in your account until you accept."
+            ).format(who=who),
+            _(
+                "Enter the email address you sign up with. It must be the address {who} "
+                "registered for you."
+            ).format(who=who),
             form=True,
             offer_decline=True,
         )
     if state is InviteState.DECLINE:
         return page(
             200,
-            "This invitation was not meant for you?",
-            f"If you do not know {who} or did not ask to become its customer, withdraw this "
-            f"invitation: the registration {who} made for your address ends, {who} is told, "
-            "and no one can accept it with this link any more.",
-            "Nothing happens unless you press the button.",
+            _("This invitation was not meant for you?"),
+            _(
+                "If you do not know {who} or did not ask to become its customer, withdraw this "
+                "invitation: the registration {who} made for your address ends, {who} is told, "
+                "and no one can accept it with this link any more."
+            ).format(who=who),
+            _("Nothing happens unless you press the button."),
             decline_form=True,
         )
     if state is InviteState.DECLINED:
         return page(
             200,
-            "The invitation is withdrawn",
-            f"Thank you. The registration {who} made for your address has ended and {who} "
-            "has been told. Your account was not changed.",
-            "There is nothing more to do. You can close this page.",
+            _("The invitation is withdrawn"),
+            _(
+                "Thank you. The registration {who} made for your address has ended and {who} "
+                "has been told. Your account was not changed."
+            ).format(who=who),
+            _("There is nothing more to do. You can close this page."),
         )
     if state is InviteState.DELETED and view is not None and view.deleted_by == CUSTOMER:
         return page(
             410,
-            "This invitation was withdrawn",
-            "It was withdrawn from this page (\u201cthis wasn\u2019t me\u201d), so the link no "
-            "longer works.",
-            f"If you want to become {who}'s customer after all, ask them to register you again.",
+            _("This invitation was withdrawn"),
+            _(
+                "It was withdrawn from this page (\u201cthis wasn\u2019t me\u201d), so the link "
+                "no longer works."
+            ),
+            _(
+                "If you want to become {who}'s customer after all, ask them to register you again."
+            ).format(who=who),
         )
     if state is InviteState.ASSOCIATED:
         return page(
             200,
-            f"You are now {who}'s customer",
-            f"Your account is associated with {who}; association type: Reseller. "
-            f"{who} has been told.",
-            "There is nothing more to do. You can close this page.",
+            _("You are now {who}'s customer").format(who=who),
+            _(
+                "Your account is associated with {who}; association type: Reseller. "
+                "{who} has been told."
+            ).format(who=who),
+            _("There is nothing more to do. You can close this page."),
         )
     if state is InviteState.MISMATCH:
         left = invitation.attempts_left or 0
-        tries = "1 more try" if left == 1 else f"{left} more tries"
+        tries = ngettext("{n} more try", "{n} more tries", left).format(n=left)
         return page(
             422,
-            "That address does not match",
-            f"The address must match the one {who} registered for you. Nothing was changed.",
-            f"Enter the email address you sign up with ({tries}). If you sign up with another "
-            f"address, ask {who} to register that address and send a new invitation.",
+            _("That address does not match"),
+            _(
+                "The address must match the one {who} registered for you. Nothing was changed."
+            ).format(who=who),
+            _(
+                "Enter the email address you sign up with ({tries}). If you sign up with another "
+                "address, ask {who} to register that address and send a new invitation."
+            ).format(tries=tries, who=who),
             form=True,
         )
     if state is InviteState.MISSING_EMAIL:
         return page(
             422,
-            "Enter your email address",
-            "The form was sent without an email address.",
-            f"Enter the email address you sign up with; it must be the one {who} registered.",
+            _("Enter your email address"),
+            _("The form was sent without an email address."),
+            _(
+                "Enter the email address you sign up with; it must be the one {who} registered."
+            ).format(who=who),
             form=True,
         )
     if state is InviteState.INVALID_EMAIL:
         return page(
             422,
-            "That is not an email address we can accept",
-            "An email address may contain only the letters a to z, digits, the characters "
-            "_ - . and one @. Nothing was changed.",
-            f"Enter the email address you sign up with, exactly as {who} registered it.",
+            _("That is not an email address we can accept"),
+            _(
+                "An email address may contain only the letters a to z, digits, the characters "
+                "_ - . and one @. Nothing was changed."
+            ),
+            _("Enter the email address you sign up with, exactly as {who} registered it.").format(
+                who=who
+            ),
             form=True,
         )
     if state is InviteState.FORM_EXPIRED:
         return page(
             400,
-            "Please send the form again",
-            "The form could not be verified: it was too old or did not come from this page. "
-            "Nothing was changed.",
-            "Enter your email address below and send the form again.",
+            _("Please send the form again"),
+            _(
+                "The form could not be verified: it was too old or did not come from this page. "
+                "Nothing was changed."
+            ),
+            _("Enter your email address below and send the form again."),
             form=True,
         )
     if state is InviteState.LOCKED:
-        when = (
-            f"{invitation.retry_at:%H:%M} UTC on {invitation.retry_at.day} "
-            f"{invitation.retry_at:%b %Y}"
-            if invitation.retry_at
-            else "a while"
+        at = invitation.retry_at
+        advice = (
+            _(
+                "Try again after {when} UTC with the address {who} registered, or ask {who} for "
+                "help."
+            ).format(when=format_when(at.astimezone(UTC)), who=who)
+            if at is not None
+            else _(
+                "Try again in a while with the address {who} registered, or ask {who} for help."
+            ).format(who=who)
         )
         return page(
             429,
-            "Too many attempts",
-            "A wrong email address was entered too many times, so this invitation is paused.",
-            f"Try again after {when} with the address {who} registered, or ask {who} for help.",
+            _("Too many attempts"),
+            _("A wrong email address was entered too many times, so this invitation is paused."),
+            advice,
         )
     if state is InviteState.USED:
         return page(
             410,
-            "This invitation has already been accepted",
-            f"The account is associated with {who}. An invitation can be used only once.",
-            f"There is nothing more to do. If you did not accept it yourself, contact {who}.",
+            _("This invitation has already been accepted"),
+            _("The account is associated with {who}. An invitation can be used only once.").format(
+                who=who
+            ),
+            _(
+                "There is nothing more to do. If you did not accept it yourself, contact {who}."
+            ).format(who=who),
         )
     if state is InviteState.EXPIRED:
         return page(
             410,
-            "This invitation has expired",
-            "Invitations are valid for 15 days after the partner registers you.",
-            f"Ask {who} to register you again; you will get a new invitation.",
+            _("This invitation has expired"),
+            _("Invitations are valid for 15 days after the partner registers you."),
+            _("Ask {who} to register you again; you will get a new invitation.").format(who=who),
         )
     if state is InviteState.DELETED:
         return page(
             410,
-            "This invitation was withdrawn",
-            f"{who} deleted the registration, so this link no longer works.",
-            f"If you still want to become {who}'s customer, ask them to register you again.",
+            _("This invitation was withdrawn"),
+            _("{who} deleted the registration, so this link no longer works.").format(who=who),
+            _(
+                "If you still want to become {who}'s customer, ask them to register you again."
+            ).format(who=who),
         )
     if state is InviteState.REJECTED:
         return page(
             410,
-            "This invitation is not valid",
-            "The registration behind it was not approved.",
-            f"Contact {who} if you have questions.",
+            _("This invitation is not valid"),
+            _("The registration behind it was not approved."),
+            _("Contact {who} if you have questions.").format(who=who),
         )
     if state is InviteState.PENDING_REVIEW:
         return page(
             409,
-            "This invitation is not active yet",
-            "The registration behind it is still being reviewed.",
-            f"Open the link again once {who} confirms the registration.",
+            _("This invitation is not active yet"),
+            _("The registration behind it is still being reviewed."),
+            _("Open the link again once {who} confirms the registration.").format(who=who),
         )
     if state is InviteState.UNKNOWN:
         return page(
             404,
-            "This invitation does not exist",
-            "No registration matches this link.",
-            "Ask the partner who invited you to send a new invitation.",
+            _("This invitation does not exist"),
+            _("No registration matches this link."),
+            _("Ask the partner who invited you to send a new invitation."),
         )
     return page(
         400,
-        "This invitation link is not valid",
-        "The link was changed or copied incompletely, so it cannot be trusted.",
-        "Open the link exactly as you received it (or scan the QR code), or ask the partner "
-        "who invited you to send it again.",
+        _("This invitation link is not valid"),
+        _("The link was changed or copied incompletely, so it cannot be trusted."),
+        _(
+            "Open the link exactly as you received it (or scan the QR code), or ask the partner "
+            "who invited you to send it again."
+        ),
     )

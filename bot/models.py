@@ -85,6 +85,8 @@ class PreregView:
     info_due_at: datetime | None = None
     info_answer: str | None = None
     reviewer: str | None = None
+    partner_language: str | None = None
+    """The partner's language setting (`/preregister language`): its invitation email's."""
 
     @classmethod
     def of(cls, r: Preregistration, partner: Partner) -> PreregView:
@@ -121,6 +123,7 @@ class PreregView:
             info_due_at=r.info_due_at,
             info_answer=r.info_answer,
             reviewer=r.reviewer,
+            partner_language=partner.language,
         )
 
 

@@ -3,8 +3,10 @@ language followed end to end (the reader's Slack locale, `/preregister language`
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, date, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -24,29 +26,29 @@ from tests.slackfixtures import MEMBER, body_text
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
-PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+PLACEHOLDER = re.compile(r"\{[a-z_]+\}|%\([a-z_]+\)s")
+METHOD_MAP = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
 
 
 def extracted() -> set[str]:
     found: set[str] = set()
     for top in ("bot", "handlers"):
-        method_map = [("**.py", "python")]
         for _file, _line, message, _comments, _context in extract_from_dir(
-            ROOT / top, method_map, keywords=KEYWORDS
+            ROOT / top, METHOD_MAP, keywords=KEYWORDS
         ):
             found.update([message] if isinstance(message, str) else message)
     return found
 
 
 def catalog(lang: str) -> dict[str, str]:
-    found: dict[str, str] = {}
     with (LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as po:
+        texts: dict[str, str] = {}
         for m in read_po(po):
-            if isinstance(m.id, tuple):  # a plural: both forms, Chinese has one
-                found |= {form: m.string[0] for form in m.id}
-            elif m.id:
-                found[m.id] = m.string
-    return found
+            ids = [m.id] if isinstance(m.id, str) else list(m.id)
+            strings = [m.string] if isinstance(m.string, str) else list(m.string)
+            # a plural text counts as translated when every form is
+            texts.update((i, strings[0] if all(strings) else "") for i in ids if i)
+        return texts
 
 
 def test_every_marked_text_has_a_chinese_translation_with_the_same_placeholders():
@@ -177,6 +179,52 @@ def _english_words(text: str) -> list[str]:
     return re.findall(r"[A-Za-z]{3,}", ALLOWED_LATIN.sub(" ", text))
 
 
+# On the invitation page and in its email: links, the test app's brand, the partner's name,
+# the time zone, and the language switch's "English".
+WEB_LATIN = re.compile(
+    r"https?://\S+|Nimbus Cloud|Partner Network|Acme & Söhne|\bUTC\b|\bEnglish\b"
+)
+
+
+class _VisibleText(HTMLParser):
+    """What a reader of an HTML page sees: its text (not style), title and alternative texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "script"):
+            self._hidden += 1
+        self.parts += [v for k, v in attrs if k in ("alt", "title", "aria-label") and v]
+        if tag == "input" and ("type", "submit") in attrs:
+            self.parts += [v for k, v in attrs if k == "value" and v]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script"):
+            self._hidden -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
+
+
+def visible_html(html: str) -> str:
+    parser = _VisibleText()
+    parser.feed(html)
+    return " ".join(parser.parts)
+
+
+def english_words_in_html(html: str) -> list[str]:
+    """English words left in a Chinese page or email (HTML)."""
+    return english_words_in_text(visible_html(html))
+
+
+def english_words_in_text(text: str) -> list[str]:
+    return _english_words(WEB_LATIN.sub(" ", text))
+
+
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_every_localised_view_is_valid_in_both_languages(lang):
     with use(lang):
@@ -257,3 +305,44 @@ def test_channel_notices_follow_the_company_language(app, direct):
     )
     assert "预注册已过期" in str(notice.args.get("text"))
     assert_valid_message({"text": notice.args["text"], "blocks": notice.json_arg("blocks")})
+
+
+def _every_invitation_page():  # type: ignore[no-untyped-def]
+    from bot.invitations import CUSTOMER, Invitation, InviteState, page_for
+
+    view = _prereg("preregistered")
+    retry = datetime(2026, 12, 1, 9, 15, tzinfo=UTC)
+    for state in InviteState:
+        for prereg in (view, None):
+            yield state, page_for(Invitation(state, prereg, attempts_left=2, retry_at=retry))
+    withdrawn = dataclasses.replace(view, status="deleted", deleted_by=CUSTOMER)
+    yield "withdrawn", page_for(Invitation(InviteState.DELETED, withdrawn))
+    yield "one try", page_for(Invitation(InviteState.MISMATCH, view, attempts_left=1))
+
+
+def test_every_invitation_page_state_is_in_chinese():
+    with use("zh"):
+        for state, page in _every_invitation_page():
+            words = page.heading + page.message + page.advice
+            assert english_words_in_text(words) == [], (state, words)
+            assert re.search(r"[\u4e00-\u9fff]", page.heading), state
+
+
+def test_the_invitation_email_is_in_chinese_with_a_chinese_date():
+    from bot.invitations import Branding
+    from bot.outbox.mailer import compose
+
+    view = dataclasses.replace(
+        _prereg("preregistered"), full_name="王芳", partner_name="Acme & Söhne",
+        partner_contact_email="desk@acme.example", partner_language="zh",
+    )  # fmt: skip
+    brand = Branding("Nimbus Cloud", "Partner Network", support_email="support@nimbus.example")
+    message = compose(view, "https://p.example/invite/T0K", "bot@nimbus.example",
+                      datetime(2026, 12, 1, tzinfo=UTC), qr=b"png", brand=brand)  # fmt: skip
+    assert message["Subject"] == "Acme & Söhne 邀请您成为其客户"
+    plain = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "2026年12月16日" in plain and "2026年12月16日" in html
+    assert '<html lang="zh-CN">' in html
+    assert english_words_in_text(plain) == [], plain
+    assert english_words_in_html(html) == [], visible_html(html)

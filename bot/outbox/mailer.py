@@ -14,13 +14,14 @@ import smtplib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bot import metrics
+from bot.i18n import _, format_when, html_lang, install_jinja, use
 from bot.invitations import Branding, Invitations, record_notice
 from bot.models import PreregView
 from bot.outbox.delivery import Job, PermanentFailure, persist
@@ -42,6 +43,7 @@ _templates = Environment(
     loader=PackageLoader("bot.outbox", "templates"),
     autoescape=select_autoescape(["html"]),
 )
+install_jinja(_templates)
 
 
 @dataclass(frozen=True)
@@ -79,10 +81,13 @@ def short_msgid(domain: str | None) -> str:
 
 
 def format_expiry(view: PreregView) -> str:
+    """When the invitation lapses, written as the reader writes dates, in UTC."""
     at = view.expires_at
     if at is None:
-        return "15 days after registration"
-    return f"{at.day} {at:%B %Y}, {at:%H:%M} UTC"
+        return _("15 days after registration")
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return f"{format_when(at.astimezone(UTC), length='long')} UTC"
 
 
 def compose(
@@ -95,8 +100,15 @@ def compose(
 ) -> EmailMessage:
     """Plain text and an HTML alternative; the HTML shows the QR code as an inline image.
     Both say who the vendor is, why the customer got it, how to check it is genuine and how
-    to say "this wasn't me" (a link to a confirmation page: the link itself changes nothing)."""
-    brand = brand or Branding()
+    to say "this wasn't me" (a link to a confirmation page: the link itself changes nothing).
+    Written in the partner's language (`/preregister language`), English if it has none."""
+    with use(view.partner_language):
+        return _compose(view, link, sender, at, qr, (brand or Branding()).localised())
+
+
+def _compose(
+    view: PreregView, link: str, sender: str, at: datetime, qr: bytes | None, brand: Branding
+) -> EmailMessage:
     partner = _one_line(view.partner_name)
     expiry = format_expiry(view)
     qr = qr if qr is not None else qr_png(link)
@@ -104,7 +116,7 @@ def compose(
     qr_cid = make_msgid("qr", domain=domain)
 
     message = EmailMessage()
-    message["Subject"] = f"{partner} invites you to become its customer"
+    message["Subject"] = _("{who} invites you to become its customer").format(who=partner)
     message["From"] = formataddr((f"{brand.vendor} {brand.program}", sender))
     message["To"] = view.email
     if view.partner_contact_email:
@@ -112,16 +124,18 @@ def compose(
     message["Message-ID"] = short_msgid(domain)
     message["Date"] = format_datetime(at)
     message["Auto-Submitted"] = "auto-generated"
+    message["Content-Language"] = html_lang()
     context = {
         "name": _one_line(view.full_name),
         "partner": partner,
         "email": view.email,
-        "association_type": "Reseller",
+        "association_type": _("Reseller"),
         "link": link,
         "decline_link": f"{link}/not-me",
         "expiry": expiry,
         "brand": brand,
         "reply_to": view.partner_contact_email,
+        "html_lang": html_lang(),
     }
     message.set_content(_plain_text(**context))
     html = _templates.get_template("invitation_email.html").render(
@@ -144,28 +158,50 @@ def _plain_text(
     expiry: str,
     brand: Branding,
     reply_to: str | None,
+    html_lang: str,
 ) -> str:
     support = brand.contact
-    site = f"https://{brand.site}/invite/" if brand.site else "the address above"
-    return (
-        f"{brand.vendor} {brand.program}\n\n"
-        f"Hello {name},\n\n"
-        f"{partner} invites you to associate your cloud account with it.\n"
-        f"Association type: {association_type}. {partner} can then buy and manage cloud "
-        "services for you, handle your billing and support you.\n\n"
-        f"Accept the invitation here (valid until {expiry}):\n{link}\n\n"
-        f"On that page, enter the email address you sign up with: {email}. It must be the "
-        f"address {partner} registered for you.\n\n"
-        "If you did not expect this invitation, ignore this email: nothing happens unless "
-        "you accept.\n\n"
-        "--\n"
-        f"Why you got this: {partner}, a partner in the {brand.vendor} {brand.program}, "
-        "registered this address for you.\n"
-        f"Is it genuine? The link starts with {site}; we never ask for a password or payment "
-        f"details. To check, contact {brand.vendor} at {support}.\n"
-        f"This wasn't me: {decline_link}\n"
-        + (f"Replies go to {partner} ({reply_to}).\n" if reply_to else "")
-    )
+    site = f"https://{brand.site}/invite/" if brand.site else _("the address above")
+    lines = [
+        f"{brand.vendor} {brand.program}",
+        "",
+        _("Hello {name},").format(name=name),
+        "",
+        _("{partner} invites you to associate your cloud account with it.").format(partner=partner),
+        _(
+            "Association type: {association_type}. {partner} can then buy and manage cloud "
+            "services for you, handle your billing and support you."
+        ).format(association_type=association_type, partner=partner),
+        "",
+        _("Accept the invitation here (valid until {expiry}):").format(expiry=expiry),
+        link,
+        "",
+        _(
+            "On that page, enter the email address you sign up with: {email}. It must be the "
+            "address {partner} registered for you."
+        ).format(email=email, partner=partner),
+        "",
+        _(
+            "If you did not expect this invitation, ignore this email: nothing happens unless "
+            "you accept."
+        ),
+        "",
+        "--",
+        _(
+            "Why you got this: {partner}, a partner in the {vendor} {program}, registered this "
+            "address for you."
+        ).format(partner=partner, vendor=brand.vendor, program=brand.program),
+        _(
+            "Is it genuine? The link starts with {site}; we never ask for a password or "
+            "payment details. To check, contact {vendor} at {support}."
+        ).format(site=site, vendor=brand.vendor, support=support),
+        _("This wasn't me: {link}").format(link=decline_link),
+    ]
+    if reply_to:
+        lines.append(
+            _("Replies go to {partner} ({reply_to}).").format(partner=partner, reply_to=reply_to)
+        )
+    return "\n".join(lines) + "\n"
 
 
 def send(message: EmailMessage, config: SmtpConfig) -> None:

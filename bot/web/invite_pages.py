@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from bot.clock import Clock
+from bot.i18n import LANGUAGES, from_accept_language, html_lang, install_jinja, use
 from bot.invitations import (
     CUSTOMER,
     Branding,
@@ -122,11 +123,35 @@ def invite_blueprint(
 
     branding = Branding.from_settings(settings)
     csp = content_security_policy(branding.logo_url)
+    bp.record_once(lambda state: install_jinja(state.app.jinja_env))
+
+    def chosen_language() -> str | None:
+        """The language the reader picked with the switch (`?lang=`), which the forms carry
+        on in a hidden field and the redirect after them in its query string."""
+        chosen = request.args.get("lang") or request.form.get("lang")
+        return chosen if chosen in LANGUAGES else None
+
+    def language() -> str:
+        """The reader's choice, else the browser's Accept-Language."""
+        return chosen_language() or from_accept_language(request.headers.get("Accept-Language"))
+
+    def switch_links(token: str) -> list[tuple[str, str, str]]:
+        """(code, name, link) of each language: this page again (a form's page as a fresh
+        GET of the same address), in that language, the token kept."""
+        endpoint = request.endpoint or "invite.invitation"
+        return [
+            (code, name, url_for(endpoint, token=token, lang=code))
+            for code, name in LANGUAGES.items()
+        ]
 
     def client() -> str:
         return invitations.client_of(request.remote_addr)
 
     def render(token: str, invitation: Invitation, email: str = "", status: int | None = None):
+        with use(language()):
+            return render_in_language(token, invitation, email, status)
+
+    def render_in_language(token: str, invitation: Invitation, email: str, status: int | None):
         page = page_for(invitation)
         nonce = request.cookies.get(CSRF_COOKIE) or ""
         if len(nonce) != 22:
@@ -137,7 +162,11 @@ def invite_blueprint(
         html = render_template(
             "invite_page.html",
             page=page,
-            brand=branding,
+            brand=branding.localised(),
+            lang=language(),
+            chosen_lang=chosen_language(),
+            html_lang=html_lang(),
+            languages=switch_links(token),
             partner_contact=view.partner_contact_email if view is not None else None,
             action=url_for(
                 "invite.decline" if page.decline_form else "invite.invitation", token=token
@@ -147,6 +176,7 @@ def invite_blueprint(
             email=email,
         )
         response = Response(html, status=status or page.http_status, mimetype="text/html")
+        response.headers["Content-Language"] = html_lang()
         if with_form:
             response.set_cookie(
                 CSRF_COOKIE,
@@ -198,7 +228,9 @@ def invite_blueprint(
             notices_recorded()
         if outcome.state is InviteState.ASSOCIATED:
             # POST/redirect/GET: one success page, which a reload does not turn into an error
-            return redirect(url_for("invite.accepted", token=token), code=303)
+            return redirect(
+                url_for("invite.accepted", token=token, lang=chosen_language()), code=303
+            )
         refused(token, outcome)
         keep = email if outcome.state is InviteState.MISMATCH else ""
         return render(token, outcome, keep)
@@ -234,7 +266,9 @@ def invite_blueprint(
         if outcome.notified:
             notices_recorded()
         if outcome.state is InviteState.DECLINED:
-            return redirect(url_for("invite.withdrawn", token=token), code=303)
+            return redirect(
+                url_for("invite.withdrawn", token=token, lang=chosen_language()), code=303
+            )
         return render(token, outcome)
 
     @bp.get("/invite/<token>/withdrawn")
@@ -251,6 +285,7 @@ def invite_blueprint(
         response.headers["Content-Security-Policy"] = csp
         if response.mimetype == "text/html":
             response.headers["Cache-Control"] = "no-store"
+            response.vary.add("Accept-Language")
         return response
 
     return bp
