@@ -4,6 +4,7 @@ language followed end to end (the reader's Slack locale, `/preregister language`
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from bot.validation import clean_email
 from handlers import invitations, views
 from handlers.reminder_views import digest_message, expired_message, reminder_message
 from tests.blockkit import assert_valid_message, assert_valid_view
+from tests.helpers import eventually
 from tests.slackfixtures import MEMBER, body_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,6 +150,23 @@ def localised_surfaces() -> dict[str, dict]:
             CONTACTS,
         ),  # fmt: skip
         "check free": views.check_message("c@x.de", Eligibility(True), CONTACTS),
+        **review_surfaces(),
+    }
+
+
+def review_surfaces() -> dict[str, dict]:
+    """The review post decided, and the outcome DM to the submitter (R3)."""
+    at = datetime(2026, 12, 2, 9, tzinfo=UTC)
+    decided = {"decided_by": "UMANAGER1", "decided_at": at, "decision_reason": "不在目标市场"}
+    approved = replace(_prereg("preregistered"), **decided)
+    rejected = replace(_prereg("rejected"), **decided)
+    return {
+        "review approved": views.review_decided_message(approved),
+        "review rejected": views.review_decided_message(rejected),
+        "review expired": views.review_decided_message(_prereg("expired")),
+        "outcome approved": views.review_outcome_dm(approved),
+        "outcome approved, no one named": views.review_outcome_dm(_prereg("preregistered")),
+        "outcome rejected": views.review_outcome_dm(rejected),
     }
 
 
@@ -156,6 +175,7 @@ def localised_views() -> dict[str, dict]:
         "modal": views.preregistration_modal(),
         "confirmation": views.confirmation_modal(_prereg()),
         "error modal": views.error_modal(),
+        "reject modal": views.reject_modal(_prereg(), "{}"),
         "home": views.home_view(
             PartnerSummary(_partner(), 3, 100, {"preregistered": 3}, [_prereg("preregistered")]),
             None,
@@ -257,3 +277,30 @@ def test_channel_notices_follow_the_company_language(app, direct):
     )
     assert "预注册已过期" in str(notice.args.get("text"))
     assert_valid_message({"text": notice.args["text"], "blocks": notice.json_arg("blocks")})
+
+
+def test_the_review_channel_and_the_submitter_each_get_their_own_language(app, direct):
+    """A manager sets the review channel to zh: the request and its decided form are posted
+    in Chinese there; the submitter, whose Slack is in English, gets the outcome in English."""
+    from tests.slackapp import MANAGER_CHANNEL
+    from tests.slackfixtures import MANAGER, modal_values
+
+    direct.partner()
+    direct.manager()
+    app.command(MANAGER, "language zh", channel=MANAGER_CHANNEL)
+    app.fake.wait_for_response()
+    app.view_submission(
+        MEMBER, "preregister", modal_values(email="client@customer.fr", mobile="+33 6 12 34 56 78")
+    )
+    [post] = app.fake.wait_for(
+        "chat.postMessage", where=lambda c: c.args.get("channel") == MANAGER_CHANNEL
+    )
+    assert "需要审核" in post.args["text"] and "批准" in str(post.json_arg("blocks"))
+    [row] = direct.service.list_customers(MEMBER).items
+    eventually(lambda: direct.service.view(row.id).review_message_ts, what="review ts")
+    app.block_action(MANAGER, views.APPROVE_ACTION, str(row.id), channel=MANAGER_CHANNEL)
+    [update] = app.fake.wait_for("chat.update")
+    assert "已批准" in update.args["text"]
+    assert_valid_message({"text": update.args["text"], "blocks": update.json_arg("blocks")})
+    [dm] = app.fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == MEMBER)
+    assert "was approved" in dm.args["text"]
