@@ -18,6 +18,7 @@ from bot.models import DeleteResult, Eligibility, Page, PartnerSummary, PartnerV
 from bot.rules import CAUSES, refusal
 from bot.schedule import Digest
 from bot.validation import clean_email
+from bot.workspaces import LinkRequestView, Onboarding, PolicySaved, WorkspaceView
 from handlers import invitations, views
 from handlers.reminder_views import digest_message, expired_message, reminder_message
 from tests.blockkit import assert_valid_message, assert_valid_view
@@ -151,6 +152,52 @@ def localised_surfaces() -> dict[str, dict]:
         ),  # fmt: skip
         "check free": views.check_message("c@x.de", Eligibility(True), CONTACTS),
         **review_surfaces(),
+        **onboarding_surfaces(),
+    }
+
+
+def _link(status: str = "pending", decided: bool = False) -> LinkRequestView:
+    at = datetime(2026, 12, 2, 9, tzinfo=UTC)
+    return LinkRequestView(
+        3, 5, "Acme GmbH", "T0ACME", "T0ACME:UADMIN1", "Acme GmbH", "DE", "desk@acme.example",
+        "+49 1512 3456789", status, 1 if status == "approved" else None,
+        "Acme GmbH" if status == "approved" else None, "UMANAGER1" if decided else None,
+        at if decided else None, None, None, at,
+    )  # fmt: skip
+
+
+def _workspace(partner: bool) -> WorkspaceView:
+    return WorkspaceView(
+        5, "T0ACME", None, "T0ACME", "Acme GmbH", False, 1 if partner else None,
+        "Acme GmbH" if partner else None, False, "T0ACME:UADMIN1", "active",
+        datetime(2026, 12, 1, tzinfo=UTC), None,
+    )  # fmt: skip
+
+
+def onboarding_surfaces() -> dict[str, dict]:
+    """The partner admin's Home blocks, the link request post decided or not, the DM."""
+    admin = member = ["T0ACME:UADMIN1"]
+    saved = PolicySaved(False, ["T0ACME:UMEMBER2"], ["T0ACME:UMEMBER3"])
+    homes = {
+        "home unlinked admin": Onboarding(_workspace(False), True, admin, None, []),
+        "home unlinked member": Onboarding(_workspace(False), False, member, None, []),
+        "home unlinked no admin": Onboarding(_workspace(False), False, [], None, []),
+        "home pending": Onboarding(_workspace(False), True, admin, _link(), []),
+        "home policy": Onboarding(_workspace(True), True, admin, None, ["T0ACME:UMEMBER2"]),
+    }
+    approved, rejected = _link("approved", True), _link("rejected", True)
+    return {
+        **{
+            name: {"text": "x", "blocks": views.onboarding_blocks(state)}
+            for name, state in homes.items()
+        },
+        "policy saved": {"text": views.policy_saved_line(saved)},
+        "policy saved everyone": {"text": views.policy_saved_line(PolicySaved(True, [], []))},
+        "link request": views.link_request_message(_link(), [(1, "Acme GmbH")]),
+        "link approved": views.link_decided_message(approved, None),
+        "link rejected": views.link_decided_message(rejected, "缺少合同"),
+        "link outcome approved": views.link_outcome_dm(approved, None),
+        "link outcome rejected": views.link_outcome_dm(rejected, "缺少合同"),
     }
 
 
@@ -176,6 +223,9 @@ def localised_views() -> dict[str, dict]:
         "confirmation": views.confirmation_modal(_prereg()),
         "error modal": views.error_modal(),
         "reject modal": views.reject_modal(_prereg(), "{}"),
+        "link modal": views.link_modal("Acme GmbH"),
+        "link sent": views.link_sent_modal(_link()),
+        "link reject modal": views.link_reject_modal(_link(), "{}"),
         "home": views.home_view(
             PartnerSummary(_partner(), 3, 100, {"preregistered": 3}, [_prereg("preregistered")]),
             None,
