@@ -19,9 +19,10 @@ from bot.models import DeleteResult, Eligibility, Page, PartnerSummary, PartnerV
 from bot.report import ReportData, summary_text
 from bot.rules import CAUSES, refusal
 from bot.schedule import Digest
+from bot.service import PreregistrationService
 from bot.validation import clean_email
 from bot.workspaces import LinkRequestView, Onboarding, PolicySaved, WorkspaceView
-from handlers import invitations, views
+from handlers import errors, invitations, views
 from handlers.reminder_views import digest_message, expired_message, reminder_message
 from handlers.views import desk as desk_views
 from tests.blockkit import assert_valid_message, assert_valid_view
@@ -427,3 +428,16 @@ def test_a_chinese_manager_gets_the_desk_on_home_in_chinese(app, direct):
     assert "审核队列" in text and "合作计划" in text and "按名称排序" in text
     ids = {b.get("block_id") for b in view["blocks"]}
     assert f"queue_actions_{row.id}" in ids and "program_sort" in ids
+
+
+def test_busy_answers_follow_the_language():
+    """ "The database is busy": in the form left open and in the ephemeral note."""
+    body = {"view": {"state": {"values": {"full_name": {}}}}}
+    with use("zh"):
+        form = errors._busy_form(body)
+        assert form is not None and "数据库暂时繁忙" in form["errors"]["full_name"]
+        with pytest.raises(InvalidInput) as caught:  # checked before anything is looked up
+            PreregistrationService.set_language(None, "U1", "C1", "fr")  # type: ignore[arg-type]
+        assert "请选择" in caught.value.errors["language"]
+    with use("en"):
+        assert "database is busy" in errors._busy_form(body)["errors"]["full_name"]
