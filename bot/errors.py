@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.i18n import N_
 from store.db import DatabaseBusy
 
 
@@ -33,4 +34,7 @@ Busy = DatabaseBusy
 """The database did not answer in time: a lock held elsewhere, or a statement too slow. The
 transaction was rolled back, so nothing was changed, and asking again soon is the remedy."""
 
-BUSY_MESSAGE = "The database is busy just now, so nothing was saved. Please try again in a moment."
+BUSY_MESSAGE = N_(
+    "The database is busy just now, so nothing was saved. Please try again in a moment."
+)
+"""Translated with `_` where it is shown."""

@@ -10,6 +10,9 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from babel.numbers import format_percent
+
+from bot.i18n import BABEL_LOCALES, N_, _, language
 from store import desk as desk_store
 from store.db import Database
 from store.models import ALL_STATUSES
@@ -83,22 +86,53 @@ def report_data(db: Database, now: datetime, weeks: int = 12) -> ReportData:
     )
 
 
+STATUS_WORDS = {
+    "under_review": N_("Under review"),
+    "action_required": N_("Action required"),
+    "preregistered": N_("Preregistered"),
+    "associated": N_("Associated"),
+    "rejected": N_("Rejected"),
+    "expired": N_("Expired"),
+    "deleted": N_("Deleted"),
+}
+
+
+def _status_word(status: str) -> str:
+    word = STATUS_WORDS.get(status)
+    return _(word).lower() if word else status.replace("_", " ")
+
+
 def summary_text(data: ReportData) -> str:
-    """The few lines posted with the chart (plain facts, no user text)."""
+    """The few lines posted with the chart (plain facts, no user text), in the language of the
+    current context (the managers' channel)."""
     total = sum(sum(v) for v in data.by_status.values())
-    conversion = f"{data.conversion:.0%}" if data.conversion is not None else "n/a"
+    conversion = (
+        format_percent(data.conversion, locale=BABEL_LOCALES[language()])
+        if data.conversion is not None
+        else "n/a"
+    )
     decided = sum(data.on_time) + sum(data.late)
     parts = ", ".join(
-        f"{sum(v)} {status.replace('_', ' ')}" for status, v in data.by_status.items() if sum(v)
+        f"{sum(v)} {_status_word(status)}" for status, v in data.by_status.items() if sum(v)
     )
-    return (
-        f"*Program report, weeks of {data.weeks[0]} to {data.weeks[-1]}*\n"
-        f"• {total} preregistration requests"
-        + (f": {parts}" if parts else "")
-        + f"\n• Conversion preregistered → associated: {conversion} "
-        f"({sum(data.associated)} of {sum(data.claimed)})\n"
-        f"• Reviews decided within two working days: {sum(data.on_time)} of {decided}"
-    )
+    requests = _("{n} preregistration requests").format(n=total)
+    lines = [
+        "*"
+        + _("Program report, weeks of {first} to {last}").format(
+            first=data.weeks[0], last=data.weeks[-1]
+        )
+        + "*",
+        "• " + requests + (_(": {parts}").format(parts=parts) if parts else ""),
+        "• "
+        + _("Conversion preregistered → associated: {rate} ({associated} of {claimed})").format(
+            rate=conversion, associated=sum(data.associated), claimed=sum(data.claimed)
+        ),
+        "• "
+        + _("Reviews decided within two working days: {on_time} of {decided}").format(
+            on_time=sum(data.on_time), decided=decided
+        ),
+    ]
+    return "\n".join(lines)
 
 
 def render_png(data: ReportData) -> bytes:

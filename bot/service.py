@@ -712,7 +712,7 @@ class PreregistrationService:
         channel posts and invitation emails); a manager sets the language of the channel they
         typed it in (the review channel). Returns "partner" or "channel"."""
         if language not in LANGUAGES:
-            raise InvalidInput({"language": "Choose zh or en."})
+            raise InvalidInput({"language": _("Choose zh or en.")})
         now = self.clock.now()
         with self.db.session() as s:
             partner = partner_store.partner_for_member(s, slack_user_id, org_of(slack_user_id))

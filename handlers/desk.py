@@ -14,13 +14,14 @@ from typing import Any
 from bot import notices
 from bot.desk import Desk
 from bot.errors import InvalidInput, NotFound, Refused
+from bot.i18n import _
 from bot.identity import same_org_key
 from bot.outbox.delivery import Job, PermanentFailure
 from bot.slack.after_ack import after_ack
 from handlers import views
 from handlers.ids import parse_id
 from handlers.modal import field_errors, read_form
-from handlers.reach import or_email
+from handlers.reach import in_channel_language, in_reader_language, or_email
 from handlers.views import desk as desk_views
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,11 @@ def register_senders(registry: Any, services: Any) -> None:
             raise PermanentFailure(f"preregistration {pid!r} does not exist")
         return p
 
-    def dm_submitter(p: Any, message: dict[str, Any], title: str) -> dict[str, Any]:
+    def dm_submitter(p: Any, render: Any, title: str) -> dict[str, Any]:
+        """`render(p)` in the submitter's language, sent to them."""
+        with in_reader_language(services, p.submitted_by):
+            message = render(p)
+
         def dm() -> dict[str, Any]:
             with services.slack.reaching(p.submitted_by) as (client, user):
                 return {"dm": client.chat_postMessage(channel=user, **message).get("ts")}
@@ -80,26 +85,28 @@ def register_senders(registry: Any, services: Any) -> None:
         if p.status != "action_required":
             return {"skipped": f"no longer waiting ({p.status})"}
         title = f"prereg-bot: a question about preregistration {p.id}"
-        return dm_submitter(p, desk_views.info_request_dm(p), title)
+        return dm_submitter(p, desk_views.info_request_dm, title)
 
     def info_reminder(job: Job) -> dict[str, Any]:
         p = subject(job)
         if p.status != "action_required":
             return {"skipped": f"no longer waiting ({p.status})"}
         title = f"prereg-bot: unanswered question (preregistration {p.id})"
-        return dm_submitter(p, desk_views.info_reminder_dm(p), title)
+        return dm_submitter(p, desk_views.info_reminder_dm, title)
 
     def info_expired(job: Job) -> dict[str, Any]:
         p = subject(job)
         title = f"prereg-bot: preregistration {p.id} expired"
-        return dm_submitter(p, desk_views.info_expired_dm(p), title)
+        return dm_submitter(p, desk_views.info_expired_dm, title)
 
     def refresh(job: Job) -> dict[str, Any]:
         p = subject(job)
         if not (p.review_channel_id and p.review_message_ts):
             return {"skipped": "review post not known"}
+        with in_channel_language(services, p.review_channel_id):
+            message = review_message(services, p)
         services.slack.for_org(None).chat_update(
-            channel=p.review_channel_id, ts=p.review_message_ts, **review_message(services, p)
+            channel=p.review_channel_id, ts=p.review_message_ts, **message
         )
         return {"updated": p.review_message_ts}
 
@@ -107,10 +114,10 @@ def register_senders(registry: Any, services: Any) -> None:
         result = refresh(job)
         p = subject(job)
         if p.review_channel_id and p.review_message_ts and p.info_answer:
+            with in_channel_language(services, p.review_channel_id):
+                answer = desk_views.answer_in_thread(p)
             reply = services.slack.for_org(None).chat_postMessage(
-                channel=p.review_channel_id,
-                thread_ts=p.review_message_ts,
-                **desk_views.answer_in_thread(p),
+                channel=p.review_channel_id, thread_ts=p.review_message_ts, **answer
             )
             result["answer"] = reply.get("ts")
         return result
@@ -124,12 +131,15 @@ def register_senders(registry: Any, services: Any) -> None:
         as_of = datetime.fromisoformat(str(job.payload["as_of"]))
         data = report_data(services.db, as_of)
         day = date.fromisoformat(str(job.payload["date"]))
+        with in_channel_language(services, channel):
+            title = _("Program report {date}").format(date=day.isoformat())
+            comment = summary_text(data)
         services.slack.for_org(None).files_upload_v2(
             channel=channel,
             content=render_png(data),
             filename=f"prereg-report-{day.isoformat()}.png",
-            title=f"Program report {day.isoformat()}",
-            initial_comment=summary_text(data),
+            title=title,
+            initial_comment=comment,
         )
         return {"uploaded": day.isoformat()}
 
@@ -154,7 +164,7 @@ def register(app: Any, services: Any) -> None:
         user = context["actor"]
         pid = parse_id(action.get("value"))
         if pid is None:
-            _tell(respond, ":warning: This button does not name a request.")
+            _tell(respond, ":warning: " + _("This button does not name a request."))
             return
         try:
             service.ensure_manager(user, "send_back", pid)
@@ -163,8 +173,12 @@ def register(app: Any, services: Any) -> None:
             return
         p = service.view(pid)
         if p is None or p.status != "under_review":
-            state = "gone" if p is None else views.status_label(p.status)
-            _tell(respond, f":no_entry_sign: This request was already decided ({state}).")
+            state = _("gone") if p is None else views.status_label(p.status)
+            _tell(
+                respond,
+                ":no_entry_sign: "
+                + _("This request was already decided ({state}).").format(state=state),
+            )
             return
         client.views_open(
             trigger_id=body["trigger_id"],
@@ -177,7 +191,7 @@ def register(app: Any, services: Any) -> None:
         if pid is None:
             ack(
                 response_action="errors",
-                errors={"question": "This form lost track of its request."},
+                errors={"question": _("This form lost track of its request.")},
             )
             return
         try:
@@ -201,8 +215,12 @@ def register(app: Any, services: Any) -> None:
             _tell(respond, f":no_entry_sign: {refused.message}")
             return
         if p is None or p.status != "action_required":
-            state = "gone" if p is None else views.status_label(p.status)
-            _tell(respond, f":no_entry_sign: This request no longer waits for an answer ({state}).")
+            state = _("gone") if p is None else views.status_label(p.status)
+            _tell(
+                respond,
+                ":no_entry_sign: "
+                + _("This request no longer waits for an answer ({state}).").format(state=state),
+            )
             return
         client.views_open(
             trigger_id=body["trigger_id"],
@@ -213,7 +231,10 @@ def register(app: Any, services: Any) -> None:
     def resubmitted(ack, view, context) -> None:  # type: ignore[no-untyped-def]
         pid = _meta_id(view)
         if pid is None:
-            ack(response_action="errors", errors={"answer": "This form lost track of its request."})
+            ack(
+                response_action="errors",
+                errors={"answer": _("This form lost track of its request.")},
+            )
             return
         try:
             p = desk.resubmit(context["actor"], pid, read_form(view), _value(view, "answer"))
@@ -233,7 +254,7 @@ def register(app: Any, services: Any) -> None:
 
     def assign(respond: Any, user: str, pid: int | None, act: Any) -> None:
         if pid is None:
-            _tell(respond, ":warning: This button does not name a request.")
+            _tell(respond, ":warning: " + _("This button does not name a request."))
             return
         try:
             p = act(pid)
@@ -263,7 +284,7 @@ def register(app: Any, services: Any) -> None:
         pid = parse_id(block.rpartition("_")[2])
         chosen = str(action.get("selected_user") or "")
         if not chosen:
-            _tell(respond, ":warning: Choose a manager to give the case to.")
+            _tell(respond, ":warning: " + _("Choose a manager to give the case to."))
             return
         to = same_org_key(user, chosen)
         assign(respond, user, pid, lambda pid: desk.reassign(user, pid, to))

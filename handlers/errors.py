@@ -14,6 +14,7 @@ from typing import Any
 from slack_sdk.webhook import WebhookClient
 
 from bot.errors import BUSY_MESSAGE, Busy
+from bot.i18n import _
 from bot.slack.after_ack import after_ack
 from handlers import views
 
@@ -26,7 +27,7 @@ def report(error: BaseException, body: dict[str, Any]) -> None:
     user = (body.get("user") or {}).get("id") or body.get("user_id")
     if isinstance(error, Busy):
         log.warning("database busy in a %s from %s; told to try again", kind, user)
-        message = views.ephemeral(f":hourglass: {BUSY_MESSAGE}")
+        message = views.ephemeral(":hourglass: " + _(BUSY_MESSAGE))
     else:
         log.error("unhandled error in a %s from %s", kind, user, exc_info=error)
         message = views.error_message()
@@ -46,7 +47,7 @@ def _busy_form(body: dict[str, Any]) -> dict[str, Any] | None:
     if first is None:
         return None
     log.warning("database busy in a view_submission; told the user to try again")
-    return {"response_action": "errors", "errors": {first: BUSY_MESSAGE}}
+    return {"response_action": "errors", "errors": {first: _(BUSY_MESSAGE)}}
 
 
 def register(app: Any, services: Any) -> None:

@@ -36,7 +36,7 @@ def build_home(
 
         blocks = view["blocks"]
         start = next(
-            i for i, b in enumerate(blocks) if b.get("text", {}).get("text") == "Review queue"
+            i for i, b in enumerate(blocks) if b.get("block_id") == views.QUEUE_HEADER_BLOCK
         )
         blocks[start : len(blocks) - 2] = manager_home(services, start + 2, page, sort)
     return view

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from bot.errors import BUSY_MESSAGE, Busy, InvalidInput, Refused
+from bot.i18n import _
 from bot.models import PreregistrationForm
 from handlers import views
 
@@ -58,7 +59,7 @@ def register(app: Any, services: Any) -> None:
             return
         except Busy:
             log.warning("database busy: told %s to submit the form again", user)
-            ack(response_action="errors", errors={"email": BUSY_MESSAGE})
+            ack(response_action="errors", errors={"email": _(BUSY_MESSAGE)})
             return
         ack(response_action="update", view=views.confirmation_modal(outcome.preregistration))
         if outcome.created:

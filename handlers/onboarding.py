@@ -15,13 +15,14 @@ from typing import Any
 
 from bot import notices
 from bot.errors import InvalidInput, NotFound, Refused
+from bot.i18n import _
 from bot.outbox.delivery import Job, PermanentFailure, persist
 from bot.slack.after_ack import after_ack
 from bot.slack.workspaces import TokenChanged, WorkspaceUnavailable
 from handlers import views
 from handlers.home import build_home
 from handlers.ids import parse_id
-from handlers.reach import or_email
+from handlers.reach import in_channel_language, in_reader_language, or_email
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +85,12 @@ def register_senders(registry: Any, services: Any) -> None:
         channel = services.settings.manager_channel_id
         if not channel:
             raise PermanentFailure("MANAGER_CHANNEL_ID is not set")
-        message = (
-            views.link_request_message(r, workspaces.partner_choices())
-            if r.status == "pending"
-            else views.link_decided_message(r, None)
-        )
+        with in_channel_language(services, channel):
+            message = (
+                views.link_request_message(r, workspaces.partner_choices())
+                if r.status == "pending"
+                else views.link_decided_message(r, None)
+            )
         reply = in_vendor(
             channel, lambda client, ch: client.chat_postMessage(channel=ch, **message)
         )
@@ -103,7 +105,8 @@ def register_senders(registry: Any, services: Any) -> None:
         reason = job.payload.get("reason") if isinstance(job.payload.get("reason"), str) else None
         result: dict[str, Any] = {}
         if r.review_channel_id and r.review_message_ts:
-            update = views.link_decided_message(r, reason)
+            with in_channel_language(services, r.review_channel_id):
+                update = views.link_decided_message(r, reason)
             in_vendor(
                 r.review_channel_id,
                 lambda client, ch: client.chat_update(channel=ch, ts=r.review_message_ts, **update),
@@ -112,7 +115,8 @@ def register_senders(registry: Any, services: Any) -> None:
         elif workspaces.link_request_unposted(r.id):
             # Posting is under way (or retried): update that post once it is there.
             raise NotPostedYet(f"link request {r.id} is not posted yet")
-        outcome = views.link_outcome_dm(r, reason)
+        with in_reader_language(services, r.requested_by):
+            outcome = views.link_outcome_dm(r, reason)
 
         def dm() -> dict[str, Any]:
             with services.slack.reaching(r.requested_by) as (client, user):
@@ -154,11 +158,11 @@ def register(app: Any, services: Any) -> None:
         state = workspaces.onboarding(context["actor"])
         if state is None or not state.is_admin:
             view = views.notice_modal(
-                "Not available",
-                "Only the person who installed prereg-bot in this workspace can link it.",
+                _("Not available"),
+                _("Only the person who installed prereg-bot in this workspace can link it."),
             )
         elif state.workspace.partner_id is not None:
-            view = views.notice_modal("Already linked", "This workspace is already linked.")
+            view = views.notice_modal(_("Already linked"), _("This workspace is already linked."))
         elif state.pending is not None:
             view = views.link_sent_modal(state.pending)
         else:
@@ -200,7 +204,7 @@ def register(app: Any, services: Any) -> None:
     def approve(body, action, respond, context) -> None:  # type: ignore[no-untyped-def]
         rid = parse_id(action.get("value"))
         if rid is None:
-            _tell(respond, ":warning: This button does not name a link request.")
+            _tell(respond, ":warning: " + _("This button does not name a link request."))
             return
         try:
             workspaces.decide_link(
@@ -216,7 +220,7 @@ def register(app: Any, services: Any) -> None:
     def reject(body, action, respond, client, context) -> None:  # type: ignore[no-untyped-def]
         rid = parse_id(action.get("value"))
         if rid is None:
-            _tell(respond, ":warning: This button does not name a link request.")
+            _tell(respond, ":warning: " + _("This button does not name a link request."))
             return
         try:
             workspaces.ensure_manager(context["actor"], "link_reject", rid)
@@ -225,7 +229,7 @@ def register(app: Any, services: Any) -> None:
             return
         r = workspaces.link_request(rid)
         if r is None or r.status != "pending":
-            _tell(respond, ":no_entry_sign: This link request was already decided.")
+            _tell(respond, ":no_entry_sign: " + _("This link request was already decided."))
             return
         metadata = json.dumps({"id": rid})
         client.views_open(trigger_id=body["trigger_id"], view=views.link_reject_modal(r, metadata))
@@ -238,7 +242,7 @@ def register(app: Any, services: Any) -> None:
             meta = {}
         rid = parse_id(meta.get("id")) if isinstance(meta, dict) else None
         if rid is None:
-            ack(response_action="errors", errors={"reason": "This form lost its request."})
+            ack(response_action="errors", errors={"reason": _("This form lost its request.")})
             return
         reason = _value((view.get("state") or {}).get("values") or {}, "reason")
         try:
@@ -267,7 +271,9 @@ def register(app: Any, services: Any) -> None:
             notice = views.policy_saved_line(saved)
         except InvalidInput as invalid:
             cause = next(iter(invalid.errors.values()))
-            notice = f":warning: Nothing saved: {views.escape(cause)}"
+            notice = ":warning: " + _("Nothing saved: {cause}").format(cause=views.escape(cause))
         except Refused as refused:
-            notice = f":warning: Nothing saved: {views.escape(refused.message)}"
+            notice = ":warning: " + _("Nothing saved: {cause}").format(
+                cause=views.escape(refused.message)
+            )
         publish_home(client, body["user"]["id"], actor, notice)

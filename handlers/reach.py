@@ -8,7 +8,7 @@ import html
 import logging
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from bot.i18n import use
@@ -35,6 +35,13 @@ def in_reader_language(services: Any, key: str) -> Iterator[str]:
             lang = None
     with use(lang) as chosen:
         yield chosen
+
+
+def in_channel_language(services: Any, channel: str | None) -> AbstractContextManager[str]:
+    """Within the block, texts are in the language set for `channel` (a channel of the
+    vendor's workspace, e.g. the review channel) with `/preregister language`; default
+    English."""
+    return use(services.service.channel_language(channel) if channel else None)
 
 
 def mrkdwn_to_plain(text: str) -> str:

@@ -11,12 +11,14 @@ from slack_sdk.webhook import WebhookClient
 
 from bot import notices
 from bot.errors import InvalidInput, NotFound, Refused
+from bot.i18n import _
 from bot.outbox.delivery import Job, PermanentFailure, persist
+from bot.rules import CAUSES, refusal
 from bot.slack.after_ack import after_ack
 from handlers import views
 from handlers.desk import desk_of, review_message
 from handlers.ids import parse_id
-from handlers.reach import or_email
+from handlers.reach import in_channel_language, in_reader_language, or_email
 from handlers.views import desk as desk_views
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,12 @@ log = logging.getLogger(__name__)
 def _tell(respond: Any, text: str) -> None:
     """An ephemeral note to the clicker; the channel message stays as it is."""
     respond({"response_type": "ephemeral", "replace_original": False, "text": text})
+
+
+def _in_language(refused: Refused | NotFound) -> str:
+    """A refusal said in the worker's (default) language, said again in the current one."""
+    code = getattr(refused, "code", None)
+    return refusal(code).message if code in CAUSES else refused.message
 
 
 def register_senders(registry: Any, services: Any) -> None:
@@ -50,7 +58,8 @@ def register_senders(registry: Any, services: Any) -> None:
             raise PermanentFailure("MANAGER_CHANNEL_ID is not set")
         # Rendered from the current state: a request decided before it was posted shows the
         # decision, not buttons.
-        message = review_message(services, p)
+        with in_channel_language(services, channel):
+            message = review_message(services, p)
         reply = vendor().chat_postMessage(channel=channel, **message)
         persist(
             lambda: service.set_review_message(p.id, reply["channel"], reply["ts"]),
@@ -62,13 +71,12 @@ def register_senders(registry: Any, services: Any) -> None:
         p = subject(job)
         result: dict[str, Any] = {}
         if p.review_channel_id and p.review_message_ts:
-            vendor().chat_update(
-                channel=p.review_channel_id,
-                ts=p.review_message_ts,
-                **views.review_decided_message(p),
-            )
+            with in_channel_language(services, p.review_channel_id):
+                decided = views.review_decided_message(p)
+            vendor().chat_update(channel=p.review_channel_id, ts=p.review_message_ts, **decided)
             result["updated"] = p.review_message_ts
-        outcome = views.review_outcome_dm(p)
+        with in_reader_language(services, p.submitted_by):
+            outcome = views.review_outcome_dm(p)
 
         def dm() -> dict[str, Any]:
             with services.slack.reaching(p.submitted_by) as (client, user):
@@ -85,10 +93,11 @@ def register_senders(registry: Any, services: Any) -> None:
         except (Refused, NotFound) as refused:
             reply_to = payload.get("response_url")
             if reply_to:
-                _tell(
-                    WebhookClient(str(reply_to), timeout=10).send_dict,
-                    f":no_entry_sign: {refused.message}",
-                )
+                with in_reader_language(services, str(payload["manager"])):
+                    _tell(
+                        WebhookClient(str(reply_to), timeout=10).send_dict,
+                        f":no_entry_sign: {_in_language(refused)}",
+                    )
             return {"refused": refused.message}
         services.deliverer.kick()
         return {"approved": True}
@@ -106,7 +115,7 @@ def register(app: Any, services: Any) -> None:
     def approve(body, action, respond, client, context) -> None:  # type: ignore[no-untyped-def]
         pid = parse_id(action.get("value"))
         if pid is None:
-            _tell(respond, ":warning: This button does not name a request.")
+            _tell(respond, ":warning: " + _("This button does not name a request."))
             return
         reviewer = desk_of(services).confirm_needed(context["actor"], pid)
         if reviewer is not None and service.is_manager(context["actor"]):
@@ -127,7 +136,7 @@ def register(app: Any, services: Any) -> None:
         user = context["actor"]
         pid = parse_id(action.get("value"))
         if pid is None:
-            _tell(respond, ":warning: This button does not name a request.")
+            _tell(respond, ":warning: " + _("This button does not name a request."))
             return
         try:
             service.ensure_manager(user, "reject", pid)
@@ -136,8 +145,12 @@ def register(app: Any, services: Any) -> None:
             return
         p = service.view(pid)
         if p is None or p.status != "under_review":
-            state = "gone" if p is None else views.status_label(p.status)
-            _tell(respond, f":no_entry_sign: This request was already decided ({state}).")
+            state = _("gone") if p is None else views.status_label(p.status)
+            _tell(
+                respond,
+                ":no_entry_sign: "
+                + _("This request was already decided ({state}).").format(state=state),
+            )
             return
         metadata = json.dumps({"id": pid})
         client.views_open(trigger_id=body["trigger_id"], view=views.reject_modal(p, metadata))
@@ -153,7 +166,7 @@ def register(app: Any, services: Any) -> None:
         if pid is None:
             ack(
                 response_action="errors",
-                errors={"reason": "This form lost track of its request; reject it again."},
+                errors={"reason": _("This form lost track of its request; reject it again.")},
             )
             return
         values = (view.get("state") or {}).get("values") or {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,15 +14,21 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
+from bot.desk import ProgramRow, Similar, SimilarRow
 from bot.errors import InvalidInput
-from bot.i18n import LOCALE_DIR, from_accept_language, from_slack_locale, translations, use
+from bot.i18n import LOCALE_DIR, _, from_accept_language, from_slack_locale, translations, use
 from bot.models import DeleteResult, Eligibility, Page, PartnerSummary, PartnerView, PreregView
+from bot.report import ReportData, summary_text
 from bot.rules import CAUSES, refusal
 from bot.schedule import Digest
+from bot.service import PreregistrationService
 from bot.validation import clean_email
-from handlers import invitations, views
+from bot.workspaces import LinkRequestView, Onboarding, PolicySaved, WorkspaceView
+from handlers import errors, invitations, views
 from handlers.reminder_views import digest_message, expired_message, reminder_message
+from handlers.views import desk as desk_views
 from tests.blockkit import assert_valid_message, assert_valid_view
+from tests.helpers import eventually
 from tests.slackfixtures import MEMBER, body_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,6 +157,114 @@ def localised_surfaces() -> dict[str, dict]:
             CONTACTS,
         ),  # fmt: skip
         "check free": views.check_message("c@x.de", Eligibility(True), CONTACTS),
+        **review_surfaces(),
+        **onboarding_surfaces(),
+        **desk_surfaces(),
+    }
+
+
+def _asked(p: PreregView, reviewer: str | None = None) -> PreregView:
+    at = datetime(2026, 12, 2, 9, tzinfo=UTC)
+    return replace(
+        p, info_question="合同编号？", info_asked_by="UMANAGER1", info_asked_at=at,
+        info_due_at=at + timedelta(days=7), info_answer="见附件", reviewer=reviewer,
+    )  # fmt: skip
+
+
+def desk_surfaces() -> dict[str, dict]:
+    """The review post with the desk (similar requests, reviewer, send back), the question's
+    DMs and thread answer, the managers' Home and the weekly report's text."""
+    at = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    similar = Similar(
+        "x.de", False,
+        others=[SimilarRow("Acme AG", "preregistered", at, "a@x.de", False)],
+        own=[SimilarRow("Acme GmbH", "expired", at, "b@x.de", True)],
+    )  # fmt: skip
+    review = _asked(_prereg(), reviewer="UMANAGER2")
+    waiting = _asked(_prereg("action_required"))
+    rows = [ProgramRow(1, "Acme GmbH", "DE", 3, 100, {"preregistered": 3}, at),
+            ProgramRow(2, "Acme AG", "FR", 0, 100, {}, None)]  # fmt: skip
+    now = datetime(2026, 12, 3, 8, tzinfo=UTC)
+    queue = [review, replace(_prereg(), id=8)]
+    report = ReportData(["2026-11-23", "2026-11-30"], {"preregistered": [2, 1], "rejected": [1, 0]},
+                        [2, 1], [1, 0], [2, 1], [1, 0])  # fmt: skip
+    return {
+        "review request": views.review_request_message(review, similar),
+        "review, none similar": views.review_request_message(_prereg(), Similar("x.de", False)),
+        "review, free mail": views.review_request_message(_prereg(), Similar("t.de", True)),
+        "review waiting": views.review_request_message(waiting, None),
+        "question dm": desk_views.info_request_dm(waiting),
+        "question reminder": desk_views.info_reminder_dm(waiting),
+        "question expired": desk_views.info_expired_dm(waiting),
+        "answer in thread": desk_views.answer_in_thread(waiting),
+        "reviewer line": {"text": desk_views.reviewer_line(_prereg())},
+        "managers home": {"text": "x", "blocks": desk_views.manager_home_blocks(
+            queue, 20, rows, 12, 1, 2, "quota", now)},
+        "managers home by name": {"text": "x", "blocks": desk_views.manager_home_blocks(
+            [], 0, rows, 2, 0, 10, "name", now)},
+        "weekly report": {"text": summary_text(report)},
+        "report title": {"text": _("Program report {date}").format(date="2026-12-07")},
+    }  # fmt: skip
+
+
+def _link(status: str = "pending", decided: bool = False) -> LinkRequestView:
+    at = datetime(2026, 12, 2, 9, tzinfo=UTC)
+    return LinkRequestView(
+        3, 5, "Acme GmbH", "T0ACME", "T0ACME:UADMIN1", "Acme GmbH", "DE", "desk@acme.example",
+        "+49 1512 3456789", status, 1 if status == "approved" else None,
+        "Acme GmbH" if status == "approved" else None, "UMANAGER1" if decided else None,
+        at if decided else None, None, None, at,
+    )  # fmt: skip
+
+
+def _workspace(partner: bool) -> WorkspaceView:
+    return WorkspaceView(
+        5, "T0ACME", None, "T0ACME", "Acme GmbH", False, 1 if partner else None,
+        "Acme GmbH" if partner else None, False, "T0ACME:UADMIN1", "active",
+        datetime(2026, 12, 1, tzinfo=UTC), None,
+    )  # fmt: skip
+
+
+def onboarding_surfaces() -> dict[str, dict]:
+    """The partner admin's Home blocks, the link request post decided or not, the DM."""
+    admin = member = ["T0ACME:UADMIN1"]
+    saved = PolicySaved(False, ["T0ACME:UMEMBER2"], ["T0ACME:UMEMBER3"])
+    homes = {
+        "home unlinked admin": Onboarding(_workspace(False), True, admin, None, []),
+        "home unlinked member": Onboarding(_workspace(False), False, member, None, []),
+        "home unlinked no admin": Onboarding(_workspace(False), False, [], None, []),
+        "home pending": Onboarding(_workspace(False), True, admin, _link(), []),
+        "home policy": Onboarding(_workspace(True), True, admin, None, ["T0ACME:UMEMBER2"]),
+    }
+    approved, rejected = _link("approved", True), _link("rejected", True)
+    return {
+        **{
+            name: {"text": "x", "blocks": views.onboarding_blocks(state)}
+            for name, state in homes.items()
+        },
+        "policy saved": {"text": views.policy_saved_line(saved)},
+        "policy saved everyone": {"text": views.policy_saved_line(PolicySaved(True, [], []))},
+        "link request": views.link_request_message(_link(), [(1, "Acme GmbH")]),
+        "link approved": views.link_decided_message(approved, None),
+        "link rejected": views.link_decided_message(rejected, "缺少合同"),
+        "link outcome approved": views.link_outcome_dm(approved, None),
+        "link outcome rejected": views.link_outcome_dm(rejected, "缺少合同"),
+    }
+
+
+def review_surfaces() -> dict[str, dict]:
+    """The review post decided, and the outcome DM to the submitter (R3)."""
+    at = datetime(2026, 12, 2, 9, tzinfo=UTC)
+    decided = {"decided_by": "UMANAGER1", "decided_at": at, "decision_reason": "不在目标市场"}
+    approved = replace(_prereg("preregistered"), **decided)
+    rejected = replace(_prereg("rejected"), **decided)
+    return {
+        "review approved": views.review_decided_message(approved),
+        "review rejected": views.review_decided_message(rejected),
+        "review expired": views.review_decided_message(_prereg("expired")),
+        "outcome approved": views.review_outcome_dm(approved),
+        "outcome approved, no one named": views.review_outcome_dm(_prereg("preregistered")),
+        "outcome rejected": views.review_outcome_dm(rejected),
     }
 
 
@@ -158,6 +273,17 @@ def localised_views() -> dict[str, dict]:
         "modal": views.preregistration_modal(),
         "confirmation": views.confirmation_modal(_prereg()),
         "error modal": views.error_modal(),
+        "reject modal": views.reject_modal(_prereg(), "{}"),
+        "link modal": views.link_modal("Acme GmbH"),
+        "link sent": views.link_sent_modal(_link()),
+        "link reject modal": views.link_reject_modal(_link(), "{}"),
+        "approve anyway": desk_views.approve_confirm_modal(_prereg(), "UMANAGER2", "{}"),
+        "send back": desk_views.send_back_modal(_prereg(), "{}"),
+        "resubmit": desk_views.resubmit_modal(_asked(_prereg("action_required")), "{}"),
+        "resubmitted": desk_views.resubmitted_modal(_prereg()),
+        "resubmitted, no due": desk_views.resubmitted_modal(replace(_prereg(), review_due_at=None)),
+        "managers home view": views.home_view(None, [_prereg()], CONTACTS, "CMANAGERS"),
+        "managers home view, empty": views.home_view(None, [], CONTACTS),
         "home": views.home_view(
             PartnerSummary(_partner(), 3, 100, {"preregistered": 3}, [_prereg("preregistered")]),
             None,
@@ -169,7 +295,7 @@ def localised_views() -> dict[str, dict]:
 # Words that stay as they are in Chinese text: commands, placeholders, names, addresses.
 ALLOWED_LATIN = re.compile(
     r"`[^`]*`|<[^>]*>|:[a-z_]+:|prereg-bot|/preregister|\b(?:list|check|delete|flow|help)\b|"
-    r"Slack|Acme GmbH|Clara|[\w.+-]+@[\w.-]+|\+[\d ]+|"
+    r"Slack|Acme (?:GmbH|AG)|Clara|[\w.+-]+@[\w.-]+|\+[\d ]+|"
     r"FR|DE|Reseller|QR|zh|en|under review|preregistered|associated|rejected|expired|"
     r"deleted|all|notify off|digest off|\b[A-Z]\d\b|\b[A-Z]{2,5}\b",  # codes, zones: CST
 )
@@ -346,3 +472,61 @@ def test_the_invitation_email_is_in_chinese_with_a_chinese_date():
     assert '<html lang="zh-CN">' in html
     assert english_words_in_text(plain) == [], plain
     assert english_words_in_html(html) == [], visible_html(html)
+
+
+def test_the_review_channel_and_the_submitter_each_get_their_own_language(app, direct):
+    """A manager sets the review channel to zh: the request and its decided form are posted
+    in Chinese there; the submitter, whose Slack is in English, gets the outcome in English."""
+    from tests.slackapp import MANAGER_CHANNEL
+    from tests.slackfixtures import MANAGER, modal_values
+
+    direct.partner()
+    direct.manager()
+    app.command(MANAGER, "language zh", channel=MANAGER_CHANNEL)
+    app.fake.wait_for_response()
+    app.view_submission(
+        MEMBER, "preregister", modal_values(email="client@customer.fr", mobile="+33 6 12 34 56 78")
+    )
+    [post] = app.fake.wait_for(
+        "chat.postMessage", where=lambda c: c.args.get("channel") == MANAGER_CHANNEL
+    )
+    assert "需要审核" in post.args["text"] and "批准" in str(post.json_arg("blocks"))
+    [row] = direct.service.list_customers(MEMBER).items
+    eventually(lambda: direct.service.view(row.id).review_message_ts, what="review ts")
+    app.block_action(MANAGER, views.APPROVE_ACTION, str(row.id), channel=MANAGER_CHANNEL)
+    [update] = app.fake.wait_for("chat.update")
+    assert "已批准" in update.args["text"]
+    assert_valid_message({"text": update.args["text"], "blocks": update.json_arg("blocks")})
+    [dm] = app.fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == MEMBER)
+    assert "was approved" in dm.args["text"]
+
+
+def test_a_chinese_manager_gets_the_desk_on_home_in_chinese(app, direct):
+    """The managers' part of Home is found by its block id, not by its English header: a
+    manager who reads Slack in Chinese gets the queue with its buttons and the program."""
+    manager = "UZHMANAGER1"  # new to this app process: its language is asked of Slack
+    direct.manager(manager, "zh.manager@vendor.example")
+    direct.partner()
+    row = direct.prereg("client@customer.fr", mobile="+33 6 12 34 56 78")
+    app.fake.user_locale[manager] = "zh-CN"
+    app.event({"type": "app_home_opened", "user": manager, "tab": "home"})
+    [call] = app.fake.wait_for("views.publish")
+    view = call.json_arg("view")
+    assert_valid_view(view)
+    text = body_text(view)
+    assert "审核队列" in text and "合作计划" in text and "按名称排序" in text
+    ids = {b.get("block_id") for b in view["blocks"]}
+    assert f"queue_actions_{row.id}" in ids and "program_sort" in ids
+
+
+def test_busy_answers_follow_the_language():
+    """ "The database is busy": in the form left open and in the ephemeral note."""
+    body = {"view": {"state": {"values": {"full_name": {}}}}}
+    with use("zh"):
+        form = errors._busy_form(body)
+        assert form is not None and "数据库暂时繁忙" in form["errors"]["full_name"]
+        with pytest.raises(InvalidInput) as caught:  # checked before anything is looked up
+            PreregistrationService.set_language(None, "U1", "C1", "fr")  # type: ignore[arg-type]
+        assert "请选择" in caught.value.errors["language"]
+    with use("en"):
+        assert "database is busy" in errors._busy_form(body)["errors"]["full_name"]

@@ -327,3 +327,30 @@ def test_manager_links_to_an_existing_partner_picked_in_the_menu(world, distribu
     assert count(app, Partner) == 1
     [dm] = eventually(lambda: dms_to(fake, ADMIN), what="DM to the requester")
     assert "Acme GmbH" in dm.args["text"] and dm.token == world["beta"].token
+
+
+def test_link_request_in_the_channel_language_and_the_dm_in_the_requesters(world, distributed_app):
+    """The managers set their channel to Chinese (`/preregister language zh` there): the post
+    and its decided form are in Chinese; Beta's admin, whose Slack is in English, is told in
+    English."""
+    app, fake = distributed_app, distributed_app.fake
+    app.command(MANAGER, "language zh", channel=MANAGER_CHANNEL, team_id=VENDOR)
+    assert "简体中文" in fake.wait_for_response()[0]["text"]
+    post, message = request_link(app)
+    assert "关联申请" in message["text"] and "批准" in json.dumps(message, ensure_ascii=False)
+    reject = element(message, "link_reject")
+    app.block_action(
+        MANAGER, "link_reject", reject["value"], channel=MANAGER_CHANNEL, team_id=VENDOR
+    )
+    [modal] = fake.wait_for("views.open")
+    app.view_submission(
+        MANAGER,
+        "link_reject",
+        {"reason": text("缺少合同")},
+        private_metadata=modal.json_arg("view")["private_metadata"],
+        team_id=VENDOR,
+    )
+    [updated] = fake.wait_for("chat.update", where=lambda c: c.token in fake.tokens)
+    assert "已拒绝" in updated.args["text"]
+    [dm] = eventually(lambda: dms_to(fake, ADMIN), what="DM to the requester")
+    assert "was rejected" in dm.args["text"]

@@ -72,6 +72,7 @@ from handlers.views.help import (
 from handlers.views.home import (
     HOME_EXPIRING_LIMIT,
     HOME_QUEUE_LIMIT,
+    QUEUE_HEADER_BLOCK,
     home_view,
 )
 from handlers.views.modal import (
@@ -171,6 +172,7 @@ __all__ = [
     # home
     "HOME_EXPIRING_LIMIT",
     "HOME_QUEUE_LIMIT",
+    "QUEUE_HEADER_BLOCK",
     "home_view",
     # onboarding
     "EVERYONE",

@@ -151,7 +151,7 @@ def next_step(p: PreregView) -> str:
             "than your company. You'll get a DM with the decision."
         )
     if p.status == "action_required":
-        return "An ecosystem manager asked a question: answer it with *Edit and resubmit*."
+        return _("An ecosystem manager asked a question: answer it with *Edit and resubmit*.")
     if p.status != "preregistered":
         return ""
     if p.invited_at is not None:
@@ -162,11 +162,16 @@ def next_step(p: PreregView) -> str:
 
 
 def _review_why(p: PreregView) -> str:
-    return escape(
-        p.review_reason
-        or f"The customer's country ({p.customer_country}) differs from the partner's business "
-        f"country ({p.partner_country})."
-    )
+    """Why review, in the reader's language: the stored reason is the English of the same
+    fact (countries differ), so it is only shown when the countries are not known."""
+    if p.customer_country and p.partner_country:
+        return escape(
+            _(
+                "The customer's country ({customer}) differs from the partner's business "
+                "country ({partner})."
+            ).format(customer=p.customer_country, partner=p.partner_country)
+        )
+    return escape(p.review_reason or "")
 
 
 # --- errors (handlers/errors.py) --------------------------------------------------------------

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.desk import ProgramRow, Similar, SimilarRow
+from bot.i18n import _, ngettext
 from bot.models import PreregView
 from handlers.mrkdwn import escape, mention, truncate
 from handlers.views.common import (
@@ -44,6 +45,11 @@ HOME_PAGE_ACTION = "desk_home_page"
 HOME_SORT_ACTION = "desk_home_sort"
 HOME_BLOCK_LIMIT = 100
 HOME_QUEUE_ITEMS = 15
+QUEUE_HEADER_BLOCK = "review_queue"  # found by handlers/home.py in any language
+
+
+def _b(label: str) -> str:
+    return f"*{label}*"
 
 
 # --- beside each review ---------------------------------------------------------------------
@@ -63,24 +69,36 @@ def similar_blocks(similar: Similar | None, partner_name: str) -> list[dict[str,
         return []
     domain = escape(similar.domain)
     if similar.free_mail:
-        return [context(f"Similar requests: not looked up ({domain} is a free-mail domain).")]
+        return [
+            context(
+                _("Similar requests: not looked up ({domain} is a free-mail domain).").format(
+                    domain=domain
+                )
+            )
+        ]
     if not similar.others and not similar.own:
-        return [context(f"Similar requests at {domain}: none in the last 90 days.")]
-    lines = [f"*Similar requests at {domain}* (live or last 90 days)"]
+        return [
+            context(
+                _("Similar requests at {domain}: none in the last 90 days.").format(domain=domain)
+            )
+        ]
+    lines = [_("*Similar requests at {domain}* (live or last 90 days)").format(domain=domain)]
     if similar.others:
-        lines.append("_Other partners:_")
+        lines.append("_" + _("Other partners:") + "_")
         lines += [_similar_line(r) for r in similar.others]
     if similar.own:
-        lines.append(f"_{escape(partner_name)}'s own history there:_")
+        lines.append(
+            "_" + _("{partner}'s own history there:").format(partner=escape(partner_name)) + "_"
+        )
         lines += [_similar_line(r) for r in similar.own]
     return [{"type": "section", "block_id": "similar", "text": md("\n".join(lines))}]
 
 
 def reviewer_line(p: PreregView) -> str:
-    return (
-        f":bust_in_silhouette: {mention(p.reviewer)} is reviewing this."
+    return ":bust_in_silhouette: " + (
+        _("{reviewer} is reviewing this.").format(reviewer=mention(p.reviewer))
         if p.reviewer
-        else ":bust_in_silhouette: No one has taken this case yet."
+        else _("No one has taken this case yet.")
     )
 
 
@@ -88,16 +106,16 @@ def desk_elements(p: PreregView) -> list[dict[str, Any]]:
     """Send back, take or release, reassign: the desk's buttons after Approve / Reject."""
     elements = []
     if p.status == "under_review":
-        elements.append(button("Send back", SEND_BACK_ACTION, str(p.id)))
+        elements.append(button(_("Send back"), SEND_BACK_ACTION, str(p.id)))
     if p.reviewer:
-        elements.append(button("Release", RELEASE_ACTION, str(p.id)))
+        elements.append(button(_("Release"), RELEASE_ACTION, str(p.id)))
     else:
-        elements.append(button("I'll review this", TAKE_ACTION, str(p.id)))
+        elements.append(button(_("I'll review this"), TAKE_ACTION, str(p.id)))
     elements.append(
         {
             "type": "users_select",
             "action_id": REASSIGN_ACTION,
-            "placeholder": plain("Reassign to…", 150),
+            "placeholder": plain(_("Reassign to…"), 150),
         }
     )
     return elements
@@ -105,13 +123,21 @@ def desk_elements(p: PreregView) -> list[dict[str, Any]]:
 
 def waiting_blocks(p: PreregView) -> list[dict[str, Any]]:
     """The review post while the partner answers a question (action_required)."""
-    asked = mention(p.info_asked_by) if p.info_asked_by else "a manager"
-    lines = [f":leftwards_arrow_with_hook: *Sent back for information* by {asked}"]
-    if p.info_asked_at is not None:
-        lines[0] += f" at {when(p.info_asked_at)}"
-    lines.append(f"*Question:* {escape(p.info_question)}")
+    asked = mention(p.info_asked_by) if p.info_asked_by else _("a manager")
+    said = (
+        _("*Sent back for information* by {by} at {at}")
+        if p.info_asked_at is not None
+        else _("*Sent back for information* by {by}")
+    )
+    at = when(p.info_asked_at) if p.info_asked_at is not None else None
+    lines = [":leftwards_arrow_with_hook: " + said.format(by=asked, at=at)]
+    lines.append(_b(_("Question:")) + f" {escape(p.info_question)}")
     if p.info_due_at is not None:
-        lines.append(f"Expires unanswered {when(p.info_due_at)}; the review deadline is paused.")
+        lines.append(
+            _("Expires unanswered {when}; the review deadline is paused.").format(
+                when=when(p.info_due_at)
+            )
+        )
     return [section("\n".join(lines))]
 
 
@@ -121,13 +147,20 @@ def approve_confirm_modal(p: PreregView, reviewer: str, private_metadata: str) -
         "type": "modal",
         "callback_id": APPROVE_CONFIRM_CALLBACK,
         "private_metadata": private_metadata,
-        "title": plain("Approve anyway?", 24),
-        "submit": plain("Approve anyway", 24),
-        "close": plain("Cancel", 24),
+        "title": plain(_("Approve anyway?"), 24),
+        "submit": plain(_("Approve anyway"), 24),
+        "close": plain(_("Cancel"), 24),
         "blocks": [
             section(
-                f":raised_hand: {mention(reviewer)} is reviewing the preregistration of "
-                f"*{escape(p.full_name)}* for *{escape(p.partner_name)}*. Approve it anyway?"
+                ":raised_hand: "
+                + _(
+                    "{reviewer} is reviewing the preregistration of *{customer}* for "
+                    "*{partner}*. Approve it anyway?"
+                ).format(
+                    reviewer=mention(reviewer),
+                    customer=escape(p.full_name),
+                    partner=escape(p.partner_name),
+                )
             )
         ],
     }
@@ -138,19 +171,21 @@ def send_back_modal(p: PreregView, private_metadata: str) -> dict[str, Any]:
         "type": "modal",
         "callback_id": SEND_BACK_CALLBACK,
         "private_metadata": private_metadata,
-        "title": plain("Send back", 24),
-        "submit": plain("Send back", 24),
-        "close": plain("Cancel", 24),
+        "title": plain(_("Send back"), 24),
+        "submit": plain(_("Send back"), 24),
+        "close": plain(_("Cancel"), 24),
         "blocks": [
             section(
-                f"Send the preregistration of *{escape(p.full_name)}* for "
-                f"*{escape(p.partner_name)}* back with a question? The customer stays claimed; "
-                "the partner has 5 working days to answer."
+                _(
+                    "Send the preregistration of *{customer}* for *{partner}* back with a "
+                    "question? The customer stays claimed; the partner has 5 working days to "
+                    "answer."
+                ).format(customer=escape(p.full_name), partner=escape(p.partner_name))
             ),
             {
                 "type": "input",
                 "block_id": "question",
-                "label": plain("Question for the partner"),
+                "label": plain(_("Question for the partner")),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": VALUE_ACTION,
@@ -167,13 +202,17 @@ def send_back_modal(p: PreregView, private_metadata: str) -> dict[str, Any]:
 
 def info_request_dm(p: PreregView) -> dict[str, Any]:
     who = f"{escape(p.full_name)} ({escape(p.email)})"
-    asked = mention(p.info_asked_by) if p.info_asked_by else "An ecosystem manager"
-    text = f":leftwards_arrow_with_hook: {asked} needs more information about {who}."
-    lines = [text, f"*Question:* {escape(p.info_question)}"]
+    asked = mention(p.info_asked_by) if p.info_asked_by else _("An ecosystem manager")
+    text = ":leftwards_arrow_with_hook: " + _(
+        "{asked} needs more information about {customer}."
+    ).format(asked=asked, customer=who)
+    lines = [text, _b(_("Question:")) + f" {escape(p.info_question)}"]
     if p.info_due_at is not None:
         lines.append(
-            f"Answer by {when(p.info_due_at)}, or the preregistration expires. "
-            "The customer stays claimed for you meanwhile."
+            _(
+                "Answer by {when}, or the preregistration expires. The customer stays claimed "
+                "for you meanwhile."
+            ).format(when=when(p.info_due_at))
         )
     return {
         "text": text,
@@ -183,7 +222,7 @@ def info_request_dm(p: PreregView) -> dict[str, Any]:
                 "type": "actions",
                 "block_id": f"info_{p.id}",
                 "elements": [
-                    button("Edit and resubmit", RESUBMIT_ACTION, str(p.id), style="primary")
+                    button(_("Edit and resubmit"), RESUBMIT_ACTION, str(p.id), style="primary")
                 ],
             },
         ],
@@ -191,20 +230,30 @@ def info_request_dm(p: PreregView) -> dict[str, Any]:
 
 
 def info_reminder_dm(p: PreregView) -> dict[str, Any]:
-    due = when(p.info_due_at) if p.info_due_at else "tomorrow"
-    text = (
-        f":alarm_clock: Reminder: the question about {escape(p.full_name)} ({escape(p.email)}) "
-        f"is still unanswered; the preregistration expires {due}."
+    said = (
+        _(
+            "Reminder: the question about {customer} is still unanswered; the preregistration "
+            "expires {when}."
+        )
+        if p.info_due_at
+        else _(
+            "Reminder: the question about {customer} is still unanswered; the preregistration "
+            "expires tomorrow."
+        )
+    )
+    text = ":alarm_clock: " + said.format(
+        customer=f"{escape(p.full_name)} ({escape(p.email)})",
+        when=when(p.info_due_at) if p.info_due_at else "",
     )
     message = info_request_dm(p)
     return {"text": text, "blocks": [section(text), *message["blocks"][1:]]}
 
 
 def info_expired_dm(p: PreregView) -> dict[str, Any]:
-    text = (
-        f":hourglass: The preregistration of {escape(p.full_name)} ({escape(p.email)}) expired: "
-        "the manager's question went unanswered for 5 working days. The customer is free again."
-    )
+    text = ":hourglass: " + _(
+        "The preregistration of {customer} expired: the manager's question went unanswered "
+        "for 5 working days. The customer is free again."
+    ).format(customer=f"{escape(p.full_name)} ({escape(p.email)})")
     return {"text": text, "blocks": [section(text)]}
 
 
@@ -224,15 +273,15 @@ def resubmit_modal(p: PreregView, private_metadata: str) -> dict[str, Any]:
         "type": "modal",
         "callback_id": RESUBMIT_CALLBACK,
         "private_metadata": private_metadata,
-        "title": plain("Edit and resubmit", 24),
-        "submit": plain("Resubmit", 24),
-        "close": plain("Cancel", 24),
+        "title": plain(_("Edit and resubmit"), 24),
+        "submit": plain(_("Resubmit"), 24),
+        "close": plain(_("Cancel"), 24),
         "blocks": [
-            section(f"*Question from the ecosystem manager:* {escape(p.info_question)}"),
+            section(_b(_("Question from the ecosystem manager:")) + f" {escape(p.info_question)}"),
             {
                 "type": "input",
                 "block_id": "answer",
-                "label": plain("Your answer"),
+                "label": plain(_("Your answer")),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": VALUE_ACTION,
@@ -249,19 +298,27 @@ def resubmitted_modal(p: PreregView) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": "info_resubmitted",
-        "title": plain("Resubmitted", 24),
-        "close": plain("Done", 24),
+        "title": plain(_("Resubmitted"), 24),
+        "close": plain(_("Done"), 24),
         "blocks": [
             section(
-                f"{escape(p.full_name)} ({escape(p.email)}) is back *under review*, due by "
-                f"{when(p.review_due_at) if p.review_due_at else 'two working days from now'}."
+                (
+                    _("{customer} is back *under review*, due by {when}.")
+                    if p.review_due_at
+                    else _("{customer} is back *under review*, due two working days from now.")
+                ).format(
+                    customer=f"{escape(p.full_name)} ({escape(p.email)})",
+                    when=when(p.review_due_at) if p.review_due_at else "",
+                )
             )
         ],
     }
 
 
 def answer_in_thread(p: PreregView) -> dict[str, Any]:
-    text = f":speech_balloon: {mention(p.submitted_by)} answered: {escape(p.info_answer)}"
+    text = ":speech_balloon: " + _("{partner} answered: {answer}").format(
+        partner=mention(p.submitted_by), answer=escape(p.info_answer)
+    )
     return {"text": text, "blocks": [section(text)]}
 
 
@@ -272,25 +329,27 @@ def _queue_item(p: PreregView, now: datetime) -> list[dict[str, Any]]:
     mark = ""
     if p.review_due_at is not None:
         if p.review_due_at <= now:
-            mark = " · :red_circle: *overdue*"
+            mark = " · :red_circle: " + _b(_("overdue"))
         elif (p.review_due_at - now).total_seconds() <= 24 * 3600:
-            mark = " · :large_orange_circle: *due soon*"
-    due = f" · due {when(p.review_due_at)}" if p.review_due_at else ""
-    who = f" · {mention(p.reviewer)} has it" if p.reviewer else ""
+            mark = " · :large_orange_circle: " + _b(_("due soon"))
+    due = " · " + _("due {when}").format(when=when(p.review_due_at)) if p.review_due_at else ""
+    who = " · " + _("{reviewer} has it").format(reviewer=mention(p.reviewer)) if p.reviewer else ""
+    case = _("*{customer}* ({email}) for *{partner}*").format(
+        customer=escape(truncate(p.full_name, 80)),
+        email=escape(p.email),
+        partner=escape(p.partner_name),
+    )
+    submitted = _("Submitted {when}").format(when=when(p.submitted_at))
     return [
-        section(
-            f"*{escape(truncate(p.full_name, 80))}* ({escape(p.email)}) for "
-            f"*{escape(p.partner_name)}*\nSubmitted {when(p.submitted_at)}{due}{mark}{who}",
-            block_id=f"queue_{p.id}",
-        ),
+        section(f"{case}\n{submitted}{due}{mark}{who}", block_id=f"queue_{p.id}"),
         {
             "type": "actions",
             "block_id": f"queue_actions_{p.id}",
             "elements": [
-                button("Approve", APPROVE_ACTION, str(p.id), style="primary"),
-                button("Reject", REJECT_ACTION, str(p.id), style="danger"),
-                button("Send back", SEND_BACK_ACTION, str(p.id)),
-                *([] if p.reviewer else [button("I'll review this", TAKE_ACTION, str(p.id))]),
+                button(_("Approve"), APPROVE_ACTION, str(p.id), style="primary"),
+                button(_("Reject"), REJECT_ACTION, str(p.id), style="danger"),
+                button(_("Send back"), SEND_BACK_ACTION, str(p.id)),
+                *([] if p.reviewer else [button(_("I'll review this"), TAKE_ACTION, str(p.id))]),
             ],
         },
     ]
@@ -298,12 +357,14 @@ def _queue_item(p: PreregView, now: datetime) -> list[dict[str, Any]]:
 
 def _program_row(r: ProgramRow) -> dict[str, Any]:
     counts = " · ".join(
-        f"{STATUS_LABELS[s]} {r.counts[s]}" for s in STATUS_LABELS if r.counts.get(s)
+        f"{status_label(s)} {r.counts[s]}" for s in STATUS_LABELS if r.counts.get(s)
     )
-    last = when(r.last_activity) if r.last_activity else "none"
+    last = when(r.last_activity) if r.last_activity else _("none")
+    quota = _("quota {used} / {limit}").format(used=r.quota_used, limit=r.quota_limit)
+    counts = counts or _("No requests yet.")
     return section(
-        f"*{escape(r.name)}* ({escape(r.country)}) · quota {r.quota_used} / {r.quota_limit}\n"
-        f"{counts or 'No requests yet.'}\nLast activity: {last}",
+        f"*{escape(r.name)}* ({escape(r.country)}) · {quota}\n{counts}\n"
+        + _("Last activity: {when}").format(when=last),
         block_id=f"program_{r.partner_id}",
     )
 
@@ -319,17 +380,18 @@ def manager_home_blocks(
     now: datetime,
 ) -> list[dict[str, Any]]:
     """The review queue (oldest first, with the buttons), then one page of the program."""
-    blocks: list[dict[str, Any]] = [header("Review queue")]
+    blocks: list[dict[str, Any]] = [{**header(_("Review queue")), "block_id": QUEUE_HEADER_BLOCK}]
     if not queue:
-        blocks.append(section("No requests are waiting for review."))
+        blocks.append(section(_("No requests are waiting for review.")))
     else:
-        blocks.append(context(f"{queue_total} waiting, oldest first."))
+        blocks.append(context(_("{n} waiting, oldest first.").format(n=queue_total)))
         for p in queue[:HOME_QUEUE_ITEMS]:
             blocks.extend(_queue_item(p, now))
         if queue_total > HOME_QUEUE_ITEMS:
-            blocks.append(context(f"…and {queue_total - HOME_QUEUE_ITEMS} more in the channel."))
+            more = queue_total - HOME_QUEUE_ITEMS
+            blocks.append(context(_("…and {n} more in the channel.").format(n=more)))
     blocks.append(divider())
-    blocks.append(header("Program"))
+    blocks.append(header(_("Program")))
     other = "name" if sort == "quota" else "quota"
     blocks.append(
         {
@@ -337,7 +399,7 @@ def manager_home_blocks(
             "block_id": "program_sort",
             "elements": [
                 button(
-                    f"Sort by {'quota use' if other == 'quota' else 'name'}",
+                    _("Sort by quota use") if other == "quota" else _("Sort by name"),
                     HOME_SORT_ACTION,
                     json.dumps({"p": 0, "s": other}),
                 )
@@ -345,19 +407,21 @@ def manager_home_blocks(
         }
     )
     shown_from = page * page_size
-    blocks.append(
-        context(
-            f"{program_total} partners, sorted by {'quota use' if sort == 'quota' else 'name'}"
-            + (f"; {shown_from + 1}–{shown_from + len(program)}" if program else "")
-            + "."
+    sorted_by = (
+        ngettext(
+            "{n} partner, sorted by quota use", "{n} partners, sorted by quota use", program_total
         )
-    )
+        if sort == "quota"
+        else ngettext("{n} partner, sorted by name", "{n} partners, sorted by name", program_total)
+    ).format(n=program_total)
+    shown = f"; {shown_from + 1}–{shown_from + len(program)}" if program else ""
+    blocks.append(context(_("{sorted}{shown}.").format(sorted=sorted_by, shown=shown)))
     blocks.extend(_program_row(r) for r in program)
     nav = []
     if page > 0:
-        nav.append(button("Previous", HOME_PAGE_ACTION, json.dumps({"p": page - 1, "s": sort})))
+        nav.append(button(_("Previous"), HOME_PAGE_ACTION, json.dumps({"p": page - 1, "s": sort})))
     if shown_from + len(program) < program_total:
-        nav.append(button("Next", HOME_PAGE_ACTION, json.dumps({"p": page + 1, "s": sort})))
+        nav.append(button(_("Next"), HOME_PAGE_ACTION, json.dumps({"p": page + 1, "s": sort})))
     if nav:
         blocks.append({"type": "actions", "block_id": "program_pages", "elements": nav})
     return blocks

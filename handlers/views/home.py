@@ -20,6 +20,7 @@ from handlers.views.common import (
     status_label,
     when,
 )
+from handlers.views.desk import QUEUE_HEADER_BLOCK
 
 HOME_QUEUE_LIMIT = 30
 HOME_EXPIRING_LIMIT = 10  # keeps the section well under 3000 characters
@@ -62,21 +63,25 @@ def _partner_home(summary: PartnerSummary) -> list[dict[str, Any]]:
 
 
 def _manager_home(queue: Sequence[PreregView], manager_channel: str | None) -> list[dict[str, Any]]:
-    where = f" Decide in <#{escape(manager_channel)}>." if manager_channel else ""
-    blocks: list[dict[str, Any]] = [header("Review queue")]
+    where = (
+        " " + _("Decide in {channel}.").format(channel=f"<#{escape(manager_channel)}>")
+        if manager_channel
+        else ""
+    )
+    blocks: list[dict[str, Any]] = [{**header(_("Review queue")), "block_id": QUEUE_HEADER_BLOCK}]
     if not queue:
-        blocks.append(section("No requests are waiting for review."))
+        blocks.append(section(_("No requests are waiting for review.")))
         return blocks
-    blocks.append(context(f"{len(queue)} waiting, oldest first.{where}"))
+    blocks.append(context(_("{n} waiting, oldest first.").format(n=len(queue)) + where))
     for p in queue[:HOME_QUEUE_LIMIT]:
-        due = f" · due {when(p.review_due_at)}" if p.review_due_at else ""
-        blocks.append(
-            section(
-                f"*{escape(truncate(p.full_name, 80))}* ({escape(p.email)}) for "
-                f"*{escape(p.partner_name)}*\nSubmitted {when(p.submitted_at)}{due}\n"
-                f"{_review_why(p)}"
-            )
+        due = " · " + _("due {when}").format(when=when(p.review_due_at)) if p.review_due_at else ""
+        case = _("*{customer}* ({email}) for *{partner}*").format(
+            customer=escape(truncate(p.full_name, 80)),
+            email=escape(p.email),
+            partner=escape(p.partner_name),
         )
+        submitted = _("Submitted {when}").format(when=when(p.submitted_at))
+        blocks.append(section(f"{case}\n{submitted}{due}\n{_review_why(p)}"))
     return blocks
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bot.i18n import _
 from bot.identity import user_id_of
 from bot.workspaces import LinkRequestView, Onboarding, PolicySaved
 from handlers.mrkdwn import escape, mention, truncate
@@ -35,6 +36,10 @@ LINK_FIELDS = ("name", "country", "contact_email", "contact_mobile")
 """The modal's block ids: the same names as the validation's error keys."""
 
 
+def _b(label: str) -> str:
+    return f"*{label}*"
+
+
 # --- App Home -------------------------------------------------------------------------------
 
 
@@ -51,22 +56,26 @@ def onboarding_blocks(state: Onboarding, notice: str | None = None) -> list[dict
 
 
 def _unlinked(state: Onboarding) -> list[dict[str, Any]]:
-    blocks = [header("Set up prereg-bot for your company")]
+    blocks = [header(_("Set up prereg-bot for your company"))]
     if state.pending is not None:
         blocks.append(
             section(
-                f":hourglass_flowing_sand: A request to link this workspace to "
-                f"*{escape(state.pending.company_name)}* is waiting for an ecosystem manager. "
-                "The requester gets a DM when it is decided."
+                ":hourglass_flowing_sand: "
+                + _(
+                    "A request to link this workspace to *{company}* is waiting for an "
+                    "ecosystem manager. The requester gets a DM when it is decided."
+                ).format(company=escape(state.pending.company_name))
             )
         )
         return blocks
     if state.is_admin:
         blocks.append(
             section(
-                "This workspace is not linked to a partner yet, so no one here can preregister "
-                "customers. Link it to your company: an ecosystem manager approves the link, "
-                "then you choose who may preregister."
+                _(
+                    "This workspace is not linked to a partner yet, so no one here can "
+                    "preregister customers. Link it to your company: an ecosystem manager "
+                    "approves the link, then you choose who may preregister."
+                )
             )
         )
         blocks.append(
@@ -75,7 +84,7 @@ def _unlinked(state: Onboarding) -> list[dict[str, Any]]:
                 "block_id": "link_open",
                 "elements": [
                     button(
-                        "Link this workspace to your company",
+                        _("Link this workspace to your company"),
                         LINK_OPEN_ACTION,
                         str(state.workspace.id),
                         style="primary",
@@ -84,38 +93,42 @@ def _unlinked(state: Onboarding) -> list[dict[str, Any]]:
             }
         )
         return blocks
-    admins = ", ".join(mention(a) for a in state.admins[:5]) or "your Slack admin"
+    admins = ", ".join(mention(a) for a in state.admins[:5]) or _("your Slack admin")
     blocks.append(
         section(
-            "This workspace is not linked to a partner yet, so no one here can preregister "
-            f"customers. Ask {admins} (who installed prereg-bot here) to link it, or your "
-            "ecosystem manager (below)."
+            _(
+                "This workspace is not linked to a partner yet, so no one here can preregister "
+                "customers. Ask {admins} (who installed prereg-bot here) to link it, or your "
+                "ecosystem manager (below)."
+            ).format(admins=admins)
         )
     )
     return blocks
 
 
 def _policy(state: Onboarding) -> list[dict[str, Any]]:
-    everyone = {"text": plain("Everyone in this workspace"), "value": EVERYONE}
-    picked = {"text": plain("People I pick"), "value": PICKED}
+    everyone = {"text": plain(_("Everyone in this workspace")), "value": EVERYONE}
+    picked = {"text": plain(_("People I pick")), "value": PICKED}
     users: dict[str, Any] = {
         "type": "multi_users_select",
         "action_id": VALUE_ACTION,
-        "placeholder": plain("Pick people"),
+        "placeholder": plain(_("Pick people")),
         "max_selected_items": 100,
     }
     if state.picked:
         users["initial_users"] = [user_id_of(k) for k in state.picked[:100]]
     return [
-        header("Who may preregister"),
+        header(_("Who may preregister")),
         section(
-            f"This workspace is linked to *{escape(state.workspace.partner_name or '')}*. "
-            "Choose who here may preregister customers for it."
+            _(
+                "This workspace is linked to *{partner}*. Choose who here may preregister "
+                "customers for it."
+            ).format(partner=escape(state.workspace.partner_name or ""))
         ),
         {
             "type": "input",
             "block_id": POLICY_MODE_BLOCK,
-            "label": plain("Who"),
+            "label": plain(_("Who")),
             "element": {
                 "type": "radio_buttons",
                 "action_id": VALUE_ACTION,
@@ -127,27 +140,33 @@ def _policy(state: Onboarding) -> list[dict[str, Any]]:
             "type": "input",
             "block_id": POLICY_PICKED_BLOCK,
             "optional": True,
-            "label": plain("People I pick"),
-            "hint": plain("Used when “People I pick” is chosen."),
+            "label": plain(_("People I pick")),
+            "hint": plain(_("Used when “People I pick” is chosen.")),
             "element": users,
         },
         {
             "type": "actions",
             "block_id": "policy_save",
-            "elements": [button("Save", POLICY_SAVE_ACTION, str(state.workspace.id), "primary")],
+            "elements": [button(_("Save"), POLICY_SAVE_ACTION, str(state.workspace.id), "primary")],
         },
     ]
 
 
 def policy_saved_line(saved: PolicySaved) -> str:
-    who = "everyone in this workspace" if saved.everyone else "the people you picked"
     changes = []
     if saved.added:
-        changes.append(f"added {', '.join(mention(k) for k in saved.added[:20])}")
+        added = ", ".join(mention(k) for k in saved.added[:20])
+        changes.append(_("added {people}").format(people=added))
     if saved.removed:
-        changes.append(f"removed {', '.join(mention(k) for k in saved.removed[:20])}")
+        removed = ", ".join(mention(k) for k in saved.removed[:20])
+        changes.append(_("removed {people}").format(people=removed))
     tail = f" ({'; '.join(changes)})" if changes else ""
-    return f":white_check_mark: Saved: {who} may preregister{tail}."
+    said = (
+        _("Saved: everyone in this workspace may preregister{changes}.")
+        if saved.everyone
+        else _("Saved: the people you picked may preregister{changes}.")
+    )
+    return ":white_check_mark: " + said.format(changes=tail)
 
 
 # --- the request modal ------------------------------------------------------------------------
@@ -174,27 +193,29 @@ def link_modal(workspace_name: str) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": LINK_CALLBACK,
-        "title": plain("Link your company", 24),
-        "submit": plain("Send request", 24),
-        "close": plain("Cancel", 24),
+        "title": plain(_("Link your company"), 24),
+        "submit": plain(_("Send request"), 24),
+        "close": plain(_("Cancel"), 24),
         "blocks": [
             section(
-                f"Ask an ecosystem manager to link *{escape(workspace_name)}* to your company. "
-                "Once approved, you choose who here may preregister customers."
+                _(
+                    "Ask an ecosystem manager to link *{workspace}* to your company. Once "
+                    "approved, you choose who here may preregister customers."
+                ).format(workspace=escape(workspace_name))
             ),
-            _text_input("name", "Company name", "Your company's legal or trading name."),
-            _text_input("country", "Business country", "ISO code, e.g. DE.", max_length=2),
+            _text_input("name", _("Company name"), _("Your company's legal or trading name.")),
+            _text_input("country", _("Business country"), _("ISO code, e.g. DE."), max_length=2),
             _text_input(
                 "contact_email",
-                "Reserved contact email",
-                "Where notices go when Slack cannot be reached. An email or a mobile is needed.",
+                _("Reserved contact email"),
+                _("Where notices go when Slack cannot be reached. An email or a mobile is needed."),
                 optional=True,
                 max_length=254,
             ),
             _text_input(
                 "contact_mobile",
-                "Reserved contact mobile",
-                "With country code, e.g. +49 1512 3456789.",
+                _("Reserved contact mobile"),
+                _("With country code, e.g. +49 1512 3456789."),
                 optional=True,
                 max_length=32,
             ),
@@ -204,10 +225,12 @@ def link_modal(workspace_name: str) -> dict[str, Any]:
 
 def link_sent_modal(r: LinkRequestView) -> dict[str, Any]:
     return notice_modal(
-        "Request sent",
-        f":hourglass_flowing_sand: Your request to link this workspace to "
-        f"*{escape(r.company_name)}* went to the ecosystem managers. You'll get a DM when "
-        "they decide.",
+        _("Request sent"),
+        ":hourglass_flowing_sand: "
+        + _(
+            "Your request to link this workspace to *{company}* went to the ecosystem "
+            "managers. You'll get a DM when they decide."
+        ).format(company=escape(r.company_name)),
     )
 
 
@@ -215,7 +238,7 @@ def notice_modal(title: str, text: str) -> dict[str, Any]:
     return {
         "type": "modal",
         "title": plain(title, 24),
-        "close": plain("Close", 24),
+        "close": plain(_("Close"), 24),
         "blocks": [section(text)],
     }
 
@@ -229,10 +252,22 @@ def _facts(r: LinkRequestView) -> dict[str, Any]:
         "type": "section",
         "block_id": f"link_facts_{r.id}",
         "fields": [
-            md(f"*Company*\n{escape(truncate(r.company_name, 200))} ({escape(r.country)})"),
-            md(f"*Reserved contact*\n{contacts}"),
-            md(f"*Workspace*\n{escape(truncate(r.workspace_name, 200))} (`{escape(r.org_id)}`)"),
-            md(f"*Requested by*\n`{escape(user_id_of(r.requested_by))}` of that workspace"),
+            md(
+                _b(_("Company"))
+                + f"\n{escape(truncate(r.company_name, 200))} ({escape(r.country)})"
+            ),
+            md(_b(_("Reserved contact")) + f"\n{contacts}"),
+            md(
+                _b(_("Workspace"))
+                + f"\n{escape(truncate(r.workspace_name, 200))} (`{escape(r.org_id)}`)"
+            ),
+            md(
+                _b(_("Requested by"))
+                + "\n"
+                + _("{user} of that workspace").format(
+                    user=f"`{escape(user_id_of(r.requested_by))}`"
+                )
+            ),
         ],
     }
 
@@ -240,28 +275,32 @@ def _facts(r: LinkRequestView) -> dict[str, Any]:
 def link_request_message(r: LinkRequestView, partners: Sequence[tuple[int, str]]) -> dict[str, Any]:
     """The post in the manager channel with Approve / Reject and "link to an existing one"."""
     elements: list[dict[str, Any]] = [
-        button("Approve", LINK_APPROVE_ACTION, str(r.id), style="primary"),
-        button("Reject", LINK_REJECT_ACTION, str(r.id), style="danger"),
+        button(_("Approve"), LINK_APPROVE_ACTION, str(r.id), style="primary"),
+        button(_("Reject"), LINK_REJECT_ACTION, str(r.id), style="danger"),
     ]
     if partners:
         elements.append(
             {
                 "type": "static_select",
                 "action_id": LINK_PICK_ACTION,
-                "placeholder": plain("or link to an existing partner", 150),
+                "placeholder": plain(_("or link to an existing partner"), 150),
                 "options": [
                     {"text": plain(name, 75), "value": str(pid)} for pid, name in partners[:100]
                 ],
             }
         )
     return {
-        "text": f"Link request: {escape(r.company_name)} ({escape(r.workspace_name)})",
+        "text": _("Link request: {company} ({workspace})").format(
+            company=escape(r.company_name), workspace=escape(r.workspace_name)
+        ),
         "blocks": [
-            header("Link request: partner workspace"),
+            header(_("Link request: partner workspace")),
             _facts(r),
             context(
-                "Approve creates the partner from this request, or links to the existing "
-                "partner picked in the menu. Its admins then pick who may preregister."
+                _(
+                    "Approve creates the partner from this request, or links to the existing "
+                    "partner picked in the menu. Its admins then pick who may preregister."
+                )
             ),
             {"type": "actions", "block_id": f"link_{r.id}", "elements": elements},
         ],
@@ -269,47 +308,56 @@ def link_request_message(r: LinkRequestView, partners: Sequence[tuple[int, str]]
 
 
 def _verdict(r: LinkRequestView) -> str:
+    by = mention(r.decided_by) if r.decided_by else _("a manager")
+    at = when(r.decided_at) if r.decided_at is not None else None
     if r.status == "approved":
-        line = f":white_check_mark: *Approved*: linked to *{escape(r.partner_name or '')}*"
-    else:
-        line = ":no_entry: *Rejected*"
-    by = mention(r.decided_by) if r.decided_by else "a manager"
-    line += f" by {by}"
-    if r.decided_at is not None:
-        line += f" at {when(r.decided_at)}"
-    return line
+        said = (
+            _("*Approved*: linked to *{partner}* by {by} at {at}")
+            if at
+            else _("*Approved*: linked to *{partner}* by {by}")
+        )
+        return ":white_check_mark: " + said.format(
+            partner=escape(r.partner_name or ""), by=by, at=at
+        )
+    said = _("*Rejected* by {by} at {at}") if at else _("*Rejected* by {by}")
+    return ":no_entry: " + said.format(by=by, at=at)
 
 
 def link_decided_message(r: LinkRequestView, reason: str | None) -> dict[str, Any]:
     """The same post after the decision: who decided and when, no buttons left."""
-    blocks = [header("Link request decided"), _facts(r), section(_verdict(r))]
+    blocks = [header(_("Link request decided")), _facts(r), section(_verdict(r))]
     if reason:
-        blocks.append(section(f"*Reason:* {escape(reason)}"))
-    verdict = "Approved" if r.status == "approved" else "Rejected"
-    return {"text": f"{verdict}: link request of {escape(r.company_name)}", "blocks": blocks}
+        blocks.append(section(_b(_("Reason:")) + f" {escape(reason)}"))
+    said = (
+        _("Approved: link request of {company}")
+        if r.status == "approved"
+        else _("Rejected: link request of {company}")
+    )
+    return {"text": said.format(company=escape(r.company_name)), "blocks": blocks}
 
 
 def link_outcome_dm(r: LinkRequestView, reason: str | None) -> dict[str, Any]:
     """What the requester is told, in their own workspace."""
     if r.status == "approved":
-        text = (
-            f":white_check_mark: This workspace is now linked to "
-            f"*{escape(r.partner_name or r.company_name)}*."
+        text = ":white_check_mark: " + _("This workspace is now linked to *{partner}*.").format(
+            partner=escape(r.partner_name or r.company_name)
         )
         step = (
-            "*What to do next:* open prereg-bot's Home tab and choose who may preregister "
-            "customers: everyone in this workspace, or the people you pick. Then they use "
-            "`/preregister`."
+            _b(_("What to do next:"))
+            + " "
+            + _(
+                "open prereg-bot's Home tab and choose who may preregister customers: everyone in "
+                "this workspace, or the people you pick. Then they use `/preregister`."
+            )
         )
         return {"text": text, "blocks": [section(text), section(step)]}
-    text = (
-        f":no_entry: Your request to link this workspace to *{escape(r.company_name)}* was "
-        "rejected."
-    )
+    text = ":no_entry: " + _(
+        "Your request to link this workspace to *{company}* was rejected."
+    ).format(company=escape(r.company_name))
     blocks = [section(text)]
     if reason:
-        blocks.append(section(f"*Reason:* {escape(reason)}"))
-    blocks.append(context("You can send a corrected request from prereg-bot's Home tab."))
+        blocks.append(section(_b(_("Reason:")) + f" {escape(reason)}"))
+    blocks.append(context(_("You can send a corrected request from prereg-bot's Home tab.")))
     return {"text": text, "blocks": blocks}
 
 
@@ -318,20 +366,21 @@ def link_reject_modal(r: LinkRequestView, private_metadata: str) -> dict[str, An
         "type": "modal",
         "callback_id": LINK_REJECT_CALLBACK,
         "private_metadata": private_metadata,
-        "title": plain("Reject link request", 24),
-        "submit": plain("Reject", 24),
-        "close": plain("Cancel", 24),
+        "title": plain(_("Reject link request"), 24),
+        "submit": plain(_("Reject"), 24),
+        "close": plain(_("Cancel"), 24),
         "blocks": [
             section(
-                f"Reject the request to link *{escape(r.workspace_name)}* to "
-                f"*{escape(r.company_name)}*?"
+                _("Reject the request to link *{workspace}* to *{company}*?").format(
+                    workspace=escape(r.workspace_name), company=escape(r.company_name)
+                )
             ),
             {
                 "type": "input",
                 "block_id": "reason",
                 "optional": True,
-                "label": plain("Reason"),
-                "hint": plain("The requester sees this reason."),
+                "label": plain(_("Reason")),
+                "hint": plain(_("The requester sees this reason.")),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": VALUE_ACTION,

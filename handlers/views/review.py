@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.desk import Similar
+from bot.i18n import _
 from bot.models import PreregView
 from handlers.mrkdwn import escape, format_when, mention
 from handlers.views.common import (
@@ -33,14 +34,19 @@ REJECT_CALLBACK = "review_reject"
 __all__ = ["APPROVE_ACTION", "REJECT_ACTION", "REJECT_CALLBACK"]
 
 
+def _b(label: str) -> str:
+    """A label in bold (mrkdwn); the label stays a whole msgid, the markup outside it."""
+    return f"*{label}*"
+
+
 def _review_facts(p: PreregView) -> dict[str, Any]:
     fields = [
-        md(f"*Customer*\n{escape(p.full_name)}\n{escape(p.email)}"),
-        md(f"*Partner*\n{escape(p.partner_name)} ({escape(p.partner_country)})"),
-        md(f"*Submitted by*\n{mention(p.submitted_by)}"),
+        md(_b(_("Customer")) + f"\n{escape(p.full_name)}\n{escape(p.email)}"),
+        md(_b(_("Partner")) + f"\n{escape(p.partner_name)} ({escape(p.partner_country)})"),
+        md(_b(_("Submitted by")) + f"\n{mention(p.submitted_by)}"),
     ]
     if p.review_due_at is not None:
-        fields.append(md(f"*Due by*\n{when(p.review_due_at)}"))
+        fields.append(md(_b(_("Due by")) + f"\n{when(p.review_due_at)}"))
     return {"type": "section", "block_id": f"review_facts_{p.id}", "fields": fields}
 
 
@@ -50,12 +56,13 @@ def review_request_message(p: PreregView, similar: Similar | None = None) -> dic
     (action_required) the question instead of Approve / Reject."""
     if p.status == "action_required":
         return {
-            "text": f"Sent back for information: {escape(p.full_name)} for "
-            f"{escape(p.partner_name)}",
+            "text": _("Sent back for information: {customer} for {partner}").format(
+                customer=escape(p.full_name), partner=escape(p.partner_name)
+            ),
             "blocks": [
-                header("Review waiting for the partner's answer"),
+                header(_("Review waiting for the partner's answer")),
                 _review_facts(p),
-                section(f"*Why review:* {_review_why(p)}"),
+                _why(p),
                 *waiting_blocks(p),
                 *similar_blocks(similar, p.partner_name),
                 context(reviewer_line(p)),
@@ -64,22 +71,31 @@ def review_request_message(p: PreregView, similar: Similar | None = None) -> dic
         }
     return {
         "text": (
-            f"Review needed: {escape(p.full_name)} for {escape(p.partner_name)}"
-            + (f", due {format_when(p.review_due_at)}" if p.review_due_at else "")
+            _("Review needed: {customer} for {partner}, due {when}")
+            if p.review_due_at
+            else _("Review needed: {customer} for {partner}")
+        ).format(
+            customer=escape(p.full_name),
+            partner=escape(p.partner_name),
+            when=format_when(p.review_due_at) if p.review_due_at else "",
         ),
         "blocks": [
-            header("Review needed: customer preregistration"),
+            header(_("Review needed: customer preregistration")),
             _review_facts(p),
-            section(f"*Why review:* {_review_why(p)}"),
-            *([section(f"*Partner's answer:* {escape(p.info_answer)}")] if p.info_answer else []),
+            _why(p),
+            *(
+                [section(_b(_("Partner's answer:")) + f" {escape(p.info_answer)}")]
+                if p.info_answer
+                else []
+            ),
             *similar_blocks(similar, p.partner_name),
             context(reviewer_line(p)),
             {
                 "type": "actions",
                 "block_id": f"review_{p.id}",
                 "elements": [
-                    button("Approve", APPROVE_ACTION, str(p.id), style="primary"),
-                    button("Reject", REJECT_ACTION, str(p.id), style="danger"),
+                    button(_("Approve"), APPROVE_ACTION, str(p.id), style="primary"),
+                    button(_("Reject"), REJECT_ACTION, str(p.id), style="danger"),
                     *desk_elements(p),
                 ],
             },
@@ -89,46 +105,72 @@ def review_request_message(p: PreregView, similar: Similar | None = None) -> dic
 
 def review_decided_message(p: PreregView) -> dict[str, Any]:
     """The same post after the decision: no buttons left, who decided and when."""
-    verdict = {"rejected": "Rejected", "expired": "Expired"}.get(p.status, "Approved")
-    emoji = {"Approved": ":white_check_mark:", "Rejected": ":no_entry:"}.get(verdict, ":hourglass:")
-    by = mention(p.decided_by) if p.decided_by else "a manager"
-    line = f"{emoji} *{verdict}* by {by}"
-    if p.decided_at is not None:
-        line += f" at {when(p.decided_at)}"
-    if verdict == "Expired":
-        line = f"{emoji} *Expired*: the partner did not answer the question in 5 working days."
+    verdict = {"rejected": "rejected", "expired": "expired"}.get(p.status, "approved")
+    emoji = {"approved": ":white_check_mark:", "rejected": ":no_entry:"}.get(verdict, ":hourglass:")
+    by = mention(p.decided_by) if p.decided_by else _("a manager")
+    at = when(p.decided_at) if p.decided_at is not None else None
+    if verdict == "expired":
+        line = _("*Expired*: the partner did not answer the question in 5 working days.")
+    elif verdict == "rejected":
+        line = (_("*Rejected* by {by} at {at}") if at else _("*Rejected* by {by}")).format(
+            by=by, at=at
+        )
+    else:
+        line = (_("*Approved* by {by} at {at}") if at else _("*Approved* by {by}")).format(
+            by=by, at=at
+        )
     blocks = [
-        header("Review decided: customer preregistration"),
+        header(_("Review decided: customer preregistration")),
         _review_facts(p),
-        section(f"*Why review:* {_review_why(p)}"),
-        section(line),
+        _why(p),
+        section(f"{emoji} {line}"),
     ]
     if p.decision_reason:
-        blocks.append(section(f"*Reason:* {escape(p.decision_reason)}"))
+        blocks.append(_reason(p.decision_reason))
+    title = {"rejected": _("Rejected"), "expired": _("Expired")}.get(verdict, _("Approved"))
     return {
-        "text": f"{verdict}: {escape(p.full_name)} for {escape(p.partner_name)}",
+        "text": _("{verdict}: {customer} for {partner}").format(
+            verdict=title, customer=escape(p.full_name), partner=escape(p.partner_name)
+        ),
         "blocks": blocks,
     }
+
+
+def _why(p: PreregView) -> dict[str, Any]:
+    return section(_b(_("Why review:")) + f" {_review_why(p)}")
+
+
+def _reason(reason: str) -> dict[str, Any]:
+    return section(_b(_("Reason:")) + f" {escape(reason)}")
 
 
 def review_outcome_dm(p: PreregView) -> dict[str, Any]:
     """What the submitting partner member is told."""
     who = f"{escape(p.full_name)} ({escape(p.email)})"
+    by = mention(p.decided_by) if p.decided_by else None
     if p.status == "rejected":
-        text = f":no_entry: Your preregistration of {who} was rejected"
-        text += f" by {mention(p.decided_by)}." if p.decided_by else "."
+        said = (
+            _("Your preregistration of {customer} was rejected by {by}.")
+            if by
+            else _("Your preregistration of {customer} was rejected.")
+        )
+        text = ":no_entry: " + said.format(customer=who, by=by)
         blocks = [section(text)]
         if p.decision_reason:
-            blocks.append(section(f"*Reason:* {escape(p.decision_reason)}"))
+            blocks.append(_reason(p.decision_reason))
         return {"text": text, "blocks": blocks}
-    text = f":white_check_mark: Your preregistration of {who} was approved"
-    text += f" by {mention(p.decided_by)}." if p.decided_by else "."
+    said = (
+        _("Your preregistration of {customer} was approved by {by}.")
+        if by
+        else _("Your preregistration of {customer} was approved.")
+    )
+    text = ":white_check_mark: " + said.format(customer=who, by=by)
     facts = []
     if p.expires_at is not None:
-        facts.append(f"*Valid until:* {when(p.expires_at)}")
+        facts.append(_b(_("Valid until:")) + f" {when(p.expires_at)}")
     step = next_step(p)
     if step:
-        facts.append(f"*What happens next:* {step}")
+        facts.append(_b(_("What happens next:")) + f" {step}")
     blocks = [section(text)] + ([section("\n".join(facts))] if facts else [])
     return {"text": text, "blocks": blocks}
 
@@ -138,19 +180,22 @@ def reject_modal(p: PreregView, private_metadata: str) -> dict[str, Any]:
         "type": "modal",
         "callback_id": REJECT_CALLBACK,
         "private_metadata": private_metadata,
-        "title": plain("Reject request", 24),
-        "submit": plain("Reject", 24),
-        "close": plain("Cancel", 24),
+        "title": plain(_("Reject request"), 24),
+        "submit": plain(_("Reject"), 24),
+        "close": plain(_("Cancel"), 24),
         "blocks": [
             section(
-                f"Reject the preregistration of *{escape(p.full_name)}* ({escape(p.email)}) "
-                f"for *{escape(p.partner_name)}*?"
+                _("Reject the preregistration of *{customer}* ({email}) for *{partner}*?").format(
+                    customer=escape(p.full_name),
+                    email=escape(p.email),
+                    partner=escape(p.partner_name),
+                )
             ),
             {
                 "type": "input",
                 "block_id": "reason",
-                "label": plain("Reason"),
-                "hint": plain("The partner sees this reason."),
+                "label": plain(_("Reason")),
+                "hint": plain(_("The partner sees this reason.")),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": VALUE_ACTION,
