@@ -112,6 +112,15 @@ class RunningApp:
     def log(self) -> str:
         return (self.workdir / f"serve-{self.port}.log").read_text(errors="replace")[-5000:]
 
+    def log_size(self) -> int:
+        """Where the log ends now: `log_since(mark)` reads what a test made the app write."""
+        return (self.workdir / f"serve-{self.port}.log").stat().st_size
+
+    def log_since(self, mark: int) -> str:
+        with (self.workdir / f"serve-{self.port}.log").open("rb") as log:
+            log.seek(mark)
+            return log.read().decode(errors="replace")
+
     def cli(
         self, *args: str, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:

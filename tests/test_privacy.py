@@ -99,7 +99,7 @@ def test_sweep_erases_ended_preregistrations_after_the_retention_period(app, dir
 
     shorter = direct.prereg("short@customer.de")
     direct.service.delete(MEMBER, [shorter.id])
-    done = app.cli("sweep", "--at", later(days=31), env={"PREREG_RETENTION_DAYS": "30"})
+    done = app.cli("sweep", "--at", later(days=31), "--yes", env={"PREREG_RETENTION_DAYS": "30"})
     assert done.returncode == 0, done.stderr
     assert direct.service.view(shorter.id).email == ""
     bad = app.cli("sweep", env={"PREREG_RETENTION_DAYS": "soon"})

@@ -330,8 +330,15 @@ class Deliverer:
     def _send_counted(self, job: Job, token: str) -> str:
         try:
             return self._send(job, token)
-        except Exception:  # noqa: BLE001 - not recorded: the lease expires and it is retried
-            log.exception("delivery %s could not be recorded", job.dedupe_key)
+        except Exception as exc:  # noqa: BLE001 - not recorded: the lease expires, it is retried
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            log.warning(
+                "delivery %s could not be recorded (%s: %s); its lease will expire and it is "
+                "tried again",
+                job.dedupe_key,
+                type(exc).__name__,
+                first,
+            )
             return "retry"
         finally:
             with self._claiming:
