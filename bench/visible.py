@@ -13,7 +13,10 @@ web process's (the worker is niced and delivers nothing visible here).
 The Approve button is not here: its visible answer is the worker's update of the review
 message, an outbox send, measured as throughput (bench/throughput.py).
 
-    .venv/bin/python -m bench.visible [--rows 3000] [--requests 300] [--rounds 6]
+    .venv/bin/python -m bench.visible [--rows 3000] [--requests 300] [--rounds 6] [--before DIR]
+
+`--before DIR` runs a second `serve` from another source tree (`git archive COMMIT | tar -x -C
+DIR`) beside this checkout's, and adds its figures and this/before ratios to each row.
 """
 
 from __future__ import annotations
@@ -304,6 +307,51 @@ def measure(
                 conn.close()
 
 
+def report(
+    fake: VisibleSlack,
+    apps: list[tuple[Process, str]],
+    review: int,
+    email: str,
+    args: argparse.Namespace,
+) -> None:
+    """One table row per surface and level; apps[0] is the bare Bolt app, apps[1] this
+    checkout's serve, apps[2] (with --before) the other source tree's serve."""
+    before = len(apps) > 2
+    extra = " | before p50 / p99 | this / before p50 / p99 | CPU before" if before else ""
+    print(
+        "| surface | users | serve p50 / p99 | bare Bolt p50 / p99 | ratio p50 / p99 "
+        f"| CPU per request (serve web / Bolt){extra} |"
+    )
+    print("|---" * (9 if before else 6) + "|")
+    for level in map(int, args.levels.split(",")):
+        for name, ours_req, base_req in surfaces(review, email):
+            if args.only not in name:
+                continue
+            reqs = [base_req] + [ours_req] * (len(apps) - 1)
+            lat: list[list[float]] = [[] for _ in apps]
+            cpu = [0.0 for _ in apps]
+            for _ in range(args.rounds):
+                for i, ((proc, url_), req) in enumerate(zip(apps, reqs, strict=True)):
+                    start = proc.cpu_seconds()
+                    lat[i] += measure(fake, url_, req, args.requests // args.rounds, level)
+                    cpu[i] += proc.cpu_seconds() - start
+            p50 = [percentile(x, 50) * 1000 for x in lat]
+            p99 = [percentile(x, 99) * 1000 for x in lat]
+            per = [c / len(x) * 1000 for c, x in zip(cpu, lat, strict=True)]
+            row = (
+                f"| {name} | {level} | {p50[1]:.1f} / {p99[1]:.1f} ms "
+                f"| {p50[0]:.1f} / {p99[0]:.1f} ms "
+                f"| {p50[1] / p50[0]:.2f}x / {p99[1] / p99[0]:.2f}x "
+                f"| {per[1]:.2f} / {per[0]:.2f} ms"
+            )
+            if before:
+                row += (
+                    f" | {p50[2]:.1f} / {p99[2]:.1f} ms "
+                    f"| {p50[1] / p50[2]:.2f}x / {p99[1] / p99[2]:.2f}x | {per[2]:.2f} ms"
+                )
+            print(row + " |", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=3000)
@@ -311,46 +359,27 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--levels", default=",".join(map(str, LEVELS)))
     parser.add_argument("--only", default="", help="surfaces whose name contains this")
+    parser.add_argument(
+        "--before", type=Path, help="source tree of the code to compare with, run side by side"
+    )
     args = parser.parse_args()
     print("command: .venv/bin/python -m bench.visible", *sys.argv[1:])
     workdir = Path(tempfile.mkdtemp(prefix="prereg-bench-"))
     fake = VisibleSlack().start()
     with scratch_sqlite(workdir) as url:
         review, _, email = seed_sqlite(url, args.rows)
-        ours, ours_url = start_prereg(url, fake.url, workdir, {"PREREG_SCHEDULER": "false"})
-        base, base_url = start_baseline(fake.url, workdir)
-        apps: list[tuple[Process, str]] = [(base, base_url), (ours, ours_url)]
-        try:
-            print(
-                "| surface | users | serve p50 / p99 | bare Bolt p50 / p99 | ratio p50 / p99 "
-                "| CPU per request (serve web / Bolt) |"
+        no_sweep = {"PREREG_SCHEDULER": "false"}
+        ours, ours_url = start_prereg(url, fake.url, workdir, no_sweep)
+        apps: list[tuple[Process, str]] = [start_baseline(fake.url, workdir), (ours, ours_url)]
+        if args.before:
+            source = args.before.resolve()
+            apps.append(
+                start_prereg(url, fake.url, workdir, no_sweep, name="serve-before", source=source)
             )
-            print("|---|---|---|---|---|---|")
-            for level in map(int, args.levels.split(",")):
-                for name, ours_req, base_req in surfaces(review, email):
-                    if args.only not in name:
-                        continue
-                    lat: list[list[float]] = [[], []]
-                    cpu = [0.0, 0.0]
-                    for _ in range(args.rounds):
-                        for i, ((proc, url_), req) in enumerate(
-                            zip(apps, (base_req, ours_req), strict=True)
-                        ):
-                            before = proc.cpu_seconds()
-                            lat[i] += measure(fake, url_, req, args.requests // args.rounds, level)
-                            cpu[i] += proc.cpu_seconds() - before
-                    (b, o) = lat
-                    b50, o50, b99, o99 = (
-                        percentile(x, q) * 1000 for x, q in ((b, 50), (o, 50), (b, 99), (o, 99))
-                    )
-                    print(
-                        f"| {name} | {level} | {o50:.1f} / {o99:.1f} ms | {b50:.1f} / {b99:.1f} ms "
-                        f"| {o50 / b50:.2f}x / {o99 / b99:.2f}x "
-                        f"| {cpu[1] / len(o) * 1000:.2f} / {cpu[0] / len(b) * 1000:.2f} ms |",
-                        flush=True,
-                    )
+        try:
+            report(fake, apps, review, email, args)
         finally:
-            for proc in (ours, base):
+            for proc, _ in apps:
                 proc.stop()
             fake.stop()
     return 0

@@ -3,6 +3,7 @@ exactly as slack_sdk's own client does."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 
 from bot.settings import Settings
-from bot.slack.client import KeepAliveWebClient
+from bot.slack.client import KeepAliveWebClient, PooledRespond
 from bot.wiring.app import make_client
 from tests.fakeslack import FakeSlack
 
@@ -129,3 +130,23 @@ def test_a_connection_the_server_dropped_is_not_reused() -> None:
         assert server.connections == 3
     finally:
         server.sock.close()
+
+
+def test_respond_posts_over_one_kept_alive_connection(slack: FakeSlack) -> None:
+    client = KeepAliveWebClient(token="xoxb-test", base_url=slack.url)
+    respond = PooledRespond(
+        response_url=slack.response_url, pool=client.pool, logger=logging.getLogger("t")
+    )
+    assert respond("plain", response_type="ephemeral").status_code == 200
+    assert respond({"text": "as a dict", "replace_original": False}).status_code == 200
+    assert slack.responses == [
+        {"text": "plain", "response_type": "ephemeral"},
+        {"text": "as a dict", "replace_original": False},
+    ]
+    assert slack.connections == 1
+    slack.fail("broken", 500)
+    broken = PooledRespond(
+        response_url=slack.url + "broken", pool=client.pool, logger=logging.getLogger("t")
+    )
+    assert broken("x").status_code == 500  # an error answer comes back, as with Bolt's own
+    assert respond("after").status_code == 200

@@ -157,3 +157,13 @@ def test_unexpected_failure_is_told_briefly_without_a_stack_trace(app, direct, t
     assert reply["text"].startswith(":warning: Something went wrong on our side.")
     assert "Traceback" not in body_text(reply) and "SlackApiError" not in body_text(reply)
     assert "unhandled error in a slash_command" in app.log()
+
+
+def test_replies_to_response_url_reuse_one_kept_alive_connection(app):
+    """Bolt's `respond` opens a new connection to Slack for every reply (urllib); the app's
+    replies go over the kept-alive connections its Web API client uses (docs/performance.md)."""
+    command(app, "help")  # a connection to the response_url host is open now
+    before = app.fake.connections
+    for _ in range(5):
+        assert "/preregister list" in body_text(command(app, "help"))
+    assert app.fake.connections - before <= 1  # one if the worker opened one meanwhile

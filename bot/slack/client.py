@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import logging
 import select
 import ssl
 import threading
@@ -24,12 +25,15 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import Request
 
+from slack_bolt.context.respond import Respond
+from slack_bolt.context.respond.internals import _build_message
 from slack_sdk import WebClient
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web import SlackResponse
+from slack_sdk.webhook import WebhookClient, WebhookResponse
 
 from bot import metrics, pacing
 
@@ -157,27 +161,84 @@ class KeepAliveWebClient(WebClient):
         parts = urlsplit(url)
         if self.proxy is not None or parts.scheme not in ("http", "https"):
             return super()._perform_urllib_http_request_internal(url, req)
-        default_port = 443 if parts.scheme == "https" else 80
-        key = (parts.scheme, parts.hostname or "", parts.port or default_port)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        while True:
-            conn, reused = self._pool.take(key)
-            try:
-                status, reason, headers, body = _exchange(conn, req, path)
-            except BaseException as error:
-                conn.close()
-                if reused and _stale(error):
-                    continue
-                raise
-            break
-        if conn.sock is not None:  # http.client closes it when the answer says it will close
-            self._pool.give_back(key, conn)
-        if not 200 <= status < 300:  # as urllib's HTTPErrorProcessor does
-            raise HTTPError(url, status, reason, headers, io.BytesIO(body))
+        status, headers, body = _pooled(self._pool, url, req)
         if headers.get_content_type() == "application/gzip":
             return {"status": status, "headers": headers, "body": body}
         charset = headers.get_content_charset() or "utf-8"
         return {"status": status, "headers": headers, "body": body.decode(charset)}
+
+
+class KeepAliveWebhookClient(WebhookClient):
+    """slack_sdk's WebhookClient (the client behind `respond`, posting to a response_url),
+    sending through a ConnectionPool: urllib opens a new connection for every reply."""
+
+    def __init__(self, url: str, *, pool: ConnectionPool, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self._pool = pool
+
+    def _perform_http_request_internal(self, url: str, req: Request) -> WebhookResponse:
+        if self.proxy is not None or urlsplit(url).scheme not in ("http", "https"):
+            return super()._perform_http_request_internal(url, req)
+        status, headers, body = _pooled(self._pool, url, req)
+        charset = headers.get_content_charset() or "utf-8"
+        return WebhookResponse(
+            url=url,
+            status_code=status,
+            body=body.decode(charset),
+            headers=headers,  # type: ignore[arg-type]  # as slack_sdk passes urllib's
+        )
+
+
+class PooledRespond(Respond):
+    """Bolt's `respond`, posting through a KeepAliveWebhookClient (the wiring puts one in each
+    request's context). The message is built by Bolt's own code, as before."""
+
+    def __init__(
+        self, *, response_url: str | None, pool: ConnectionPool, logger: logging.Logger
+    ) -> None:
+        super().__init__(response_url=response_url)
+        self._pool = pool
+        self._logger = logger
+
+    def __call__(  # type: ignore[override]
+        self, text: str | dict[str, Any] = "", **fields: Any
+    ) -> WebhookResponse:
+        if self.response_url is None:
+            raise ValueError("respond is unsupported here as there is no response_url")
+        if isinstance(text, dict):
+            message = _build_message(**text)
+        elif isinstance(text, str):
+            message = _build_message(text=text, **fields)
+        else:
+            raise ValueError(f"The arg is unexpected type ({type(text)})")
+        client = KeepAliveWebhookClient(self.response_url, pool=self._pool, logger=self._logger)
+        return client.send_dict(message)
+
+
+def _pooled(
+    pool: ConnectionPool, url: str, req: Request
+) -> tuple[int, http.client.HTTPMessage, bytes]:
+    """Sends `req` on a pooled connection (a new one if a reused one turns out stale) and
+    reads the answer; a status other than 2xx raises HTTPError, as urllib's urlopen does."""
+    parts = urlsplit(url)
+    default_port = 443 if parts.scheme == "https" else 80
+    key = (parts.scheme, parts.hostname or "", parts.port or default_port)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    while True:
+        conn, reused = pool.take(key)
+        try:
+            status, reason, headers, body = _exchange(conn, req, path)
+        except BaseException as error:
+            conn.close()
+            if reused and _stale(error):
+                continue
+            raise
+        break
+    if conn.sock is not None:  # http.client closes it when the answer says it will close
+        pool.give_back(key, conn)
+    if not 200 <= status < 300:  # as urllib's HTTPErrorProcessor does
+        raise HTTPError(url, status, reason, headers, io.BytesIO(body))
+    return status, headers, body
 
 
 def _exchange(

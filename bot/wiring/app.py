@@ -32,7 +32,12 @@ from bot.settings import Settings
 from bot.slack.actors import actor_key
 from bot.slack.after_ack import after_ack
 from bot.slack.authorize import RecentBots
-from bot.slack.client import ConnectionPool, KeepAliveWebClient, RateLimitCounter
+from bot.slack.client import (
+    ConnectionPool,
+    KeepAliveWebClient,
+    PooledRespond,
+    RateLimitCounter,
+)
 from bot.slack.languages import ReaderLanguages
 from bot.slack.workspaces import SlackClients
 from bot.workspaces import Workspaces
@@ -196,6 +201,8 @@ def build_bolt_app(services: Services) -> App:
     with _bolt_sees_no_env_token():
         app = _bolt_app(App, services, distributed)
     home = settings.home_team
+    api_log = logging.getLogger("prereg_bot.slack_api")
+    api_log.setLevel(api_log.getEffectiveLevel())  # see make_client
 
     @app.middleware
     def workspace_client(
@@ -203,11 +210,17 @@ def build_bolt_app(services: Services) -> App:
     ) -> BoltResponse:
         """Listeners get the Web API client of the workspace the request came from, one kept
         per token so its connections to Slack stay open (Bolt makes a new one per request),
-        and the acting user's key (bot/identity.py) as `context["actor"]`."""
+        and the acting user's key (bot/identity.py) as `context["actor"]`. `respond` posts
+        to the response_url over the same kept-alive connections (Bolt's opens a new one)."""
         if settings.distributed:
             context["client"] = services.slack.for_token(context.bot_token)
         else:
             context["client"] = services.client
+        pool = getattr(context["client"], "pool", None)
+        if context.response_url is not None and pool is not None:
+            context["respond"] = PooledRespond(
+                response_url=context.response_url, pool=pool, logger=api_log
+            )
         context["actor"] = actor_key(body, context, home)
         # What is known of the reader's language now; work after the ack asks Slack if new.
         set_language(services.languages.cached(context["actor"]))
