@@ -7,6 +7,7 @@ in tests/test_sweep_e2e.py and tests/test_invite_pages.py.)"""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import threading
@@ -294,9 +295,15 @@ def test_postgres_restart_under_load_loses_and_doubles_nothing(app, tried):
             )
         )
     assert set(statuses) == {"sent"}, statuses
-    uploads = Counter(
-        c.args.get("filename") for c in app.fake.calls_to("files.getUploadURLExternal")
-    )
+    # What the partner sees is a completed upload (files.completeUploadExternal shares the file
+    # in the DM). An upload begun but never completed (the worker stopped while its paced call
+    # waited) shows nothing, and is begun afresh by the retry.
+    completed = [
+        f["id"]
+        for c in app.fake.calls_to("files.completeUploadExternal")
+        for f in json.loads(c.args["files"])
+    ]
+    uploads = Counter(app.fake.uploads[file_id].filename for file_id in completed)
     assert len(uploads) == no_send and max(uploads.values()) == 1, uploads.most_common(3)
     emails = Counter(r for m in app.smtp.mailbox.messages for r in m.rcpt_tos)
     assert len(emails) == rows - no_send and max(emails.values()) == 1, emails.most_common(3)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.entry.worker import SHUTDOWN_GRACE
 from store.migrate import upgrade
 from tests.slackapp import RunningApp
 
@@ -92,7 +93,8 @@ def test_worker_and_resource_tracker_die_when_serve_is_killed(
 
         os.kill(serve, signal.SIGKILL)
         app.proc.wait(5)
-        deadline = time.monotonic() + 5
+        # the worker stops at once, finishing a send in flight for at most SHUTDOWN_GRACE
+        deadline = time.monotonic() + SHUTDOWN_GRACE + 3
         while time.monotonic() < deadline and any(running(p) for p in helpers):
             time.sleep(0.1)
         left = {p: cmdline(p) for p in helpers if running(p)}
