@@ -203,6 +203,7 @@ def outcome_of(body: dict) -> str:
     return f"unexpected: {str(body)[:200]}"
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.skipif(not Path("/etc/postgresql").is_dir(), reason="needs a local PostgreSQL cluster")
 @pytest.mark.parametrize("running_app", ["postgres"], indirect=True)

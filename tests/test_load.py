@@ -49,6 +49,7 @@ def test_audit_replay_finds_a_status_without_its_change():
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.reliability("load", "mixed traffic (preregister, list, approve, delete, accept)")
 def test_mixed_traffic_leaves_the_database_consistent(load_app, tried):

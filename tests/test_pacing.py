@@ -95,6 +95,7 @@ def check_paced(app: RunningApp, per_channel: dict[str, int], started: float) ->
         assert allowed * 0.95 <= span <= allowed * 1.1 + 3, (channel, span, allowed)
 
 
+@pytest.mark.slow
 @pytest.mark.reliability("load", "a burst of expiry notices paced to Slack's per-channel limit")
 def test_a_burst_to_one_channel_is_paced_and_holds_up_no_other(paced_app, tried):
     per_channel = {"CBUSY": 30, "CQUIET": 5}

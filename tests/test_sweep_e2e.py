@@ -328,6 +328,7 @@ def test_app_restart_loses_nothing_replays_nothing_and_catches_up(app, world, ru
 # --- two sweep processes on one PostgreSQL ---------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.reliability("load", "two sweep processes over the same due work")
 def test_two_sweep_processes_at_once_send_each_notice_exactly_once(pg_only_url, fake_slack, tried):
