@@ -88,7 +88,8 @@ def test_a_killed_worker_is_started_again_and_delivers(app, tried):
     tried(1)
     direct = Direct(app.db_url)
     direct.partner()
-    [worker] = _workers(app.proc.pid)
+    # a spawned worker names itself once its interpreter has started
+    [worker] = eventually(lambda: _workers(app.proc.pid), timeout=20, what="the worker")
     os.kill(worker, signal.SIGKILL)
     response = app.view_submission(MEMBER, "preregister", modal_values(send="no"))
     assert response.json()["response_action"] == "update"

@@ -104,29 +104,3 @@ def test_worker_and_resource_tracker_die_when_serve_is_killed(
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         app.stop()
-
-
-@pytest.mark.reliability("fault", "serve's worker is forked: one interpreter less, no tracker")
-def test_serve_forks_its_worker_and_runs_no_resource_tracker(
-    fake_slack, smtp_server, tmp_path, tried
-):
-    """Issue 15: the worker shares the web process's imported pages (forked, not spawned),
-    and no multiprocessing resource tracker runs beside it."""
-    tried(1)
-    url = f"sqlite:///{tmp_path / 'app.db'}"
-    upgrade(url)
-    app = RunningApp(url, fake_slack, smtp_server, tmp_path).start()
-    helpers: set[int] = set()
-    try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not any(is_worker(p) for p in helpers):
-            helpers = descendants(app.proc.pid)
-            time.sleep(0.1)
-        time.sleep(0.5)  # the resource tracker, if any, starts before the worker
-        helpers = descendants(app.proc.pid)
-        assert {p: cmdline(p) for p in helpers} == {
-            p: cmdline(app.proc.pid) for p in helpers if is_worker(p)
-        }, "serve's only helper process is its worker, forked (running serve's own program)"
-        assert len(helpers) == 1
-    finally:
-        app.stop()

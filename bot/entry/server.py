@@ -16,17 +16,6 @@ from store.migrate import upgrade
 
 log = logging.getLogger(__name__)
 
-SHARED_WITH_WORKER = (
-    "handlers._all",  # every surface module and what it imports (QR codes, mail)
-    "slack_bolt",
-    "bot.web.app",
-    "bot.web.invite_pages",
-    "store.slack_events",
-    "waitress",
-)
-"""Imported before the worker is forked, so the two processes share their pages instead of
-each having its own copy (bot/entry/worker.py)."""
-
 
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
@@ -39,7 +28,7 @@ def running(settings: Settings, *required: str) -> Iterator[Services]:
     settings.require(*required)
     upgrade(settings.database_url)
     worker = BackgroundWorker(settings)
-    worker.start(SHARED_WITH_WORKER)  # forked before any thread starts (bot/entry/worker.py)
+    worker.start()
     services = create_services(settings, wake=worker.wake)
     if services.member_watch is not None:
         services.member_watch.start()

@@ -14,16 +14,11 @@ watchdog thread sees the parent gone (`os.getppid()` changes when the worker is 
 within a second. Either way the worker stops claiming at once, lets the sends in flight
 finish for at most `SHUTDOWN_GRACE` seconds, then exits.
 
-The worker is forked, not spawned, when `serve` starts it (issue 15): forked before the web
-process starts any thread and after it has imported everything the worker uses, the worker
-shares those pages with it copy-on-write instead of importing them again into a second
-interpreter, and no multiprocessing resource tracker (a third interpreter, started by every
-spawn) is needed. `gc.freeze()` before the fork keeps the collector from touching, and so
-copying, the shared objects. A worker started again after it died is spawned: the web process
-runs threads by then, and forking a threaded process can leave the child holding a lock that
-no thread of it will ever release. That spawned worker brings the resource tracker with it,
-which exits by itself once the worker, the last holder of its pipe, is gone. Either way the
-worker names itself `prereg-worker` (/proc/PID/comm, what `ps` and `top` show).
+The worker is a spawned interpreter, with multiprocessing's resource tracker beside it, which
+exits by itself once the worker, the last holder of its pipe, is gone. Forking it after the
+shared imports (issue 15: 148 -> 118 MiB PSS) was tried and undone this session: under the full
+suite a forked worker outlived a kill -9 of `serve`. The worker names itself `prereg-worker`
+(/proc/PID/comm, what `ps` and `top` show).
 """
 
 from __future__ import annotations
@@ -31,15 +26,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import gc
-import importlib
 import logging
 import multiprocessing
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable
 from multiprocessing.context import BaseContext
 from typing import Any
 
@@ -150,16 +142,11 @@ class PipeWake:
                 pass
 
 
-def _can_fork() -> bool:
-    """Forking is safe while this process runs no other thread (and exists only on POSIX)."""
-    return hasattr(os, "fork") and threading.active_count() == 1
-
-
 class BackgroundWorker:
     """Starts the worker process and starts it again if it dies.
 
-    Call `start()` before the process starts any thread, so the worker is forked (see the
-    module's docstring); it is spawned otherwise."""
+    The worker is a spawned interpreter: forking it (issue 15's footprint) left a worker alive
+    after `serve` was killed -9 under load in the full suite, so it is not done."""
 
     def __init__(self, settings: Settings, niceness: int = NICENESS) -> None:
         self.wake = PipeWake(multiprocessing.get_context("spawn"))
@@ -169,17 +156,8 @@ class BackgroundWorker:
         self._stopping = threading.Event()
         self._monitor: threading.Thread | None = None
 
-    def start(self, preload: Iterable[str] = ()) -> None:
-        """`preload`: modules the web process will import anyway, imported before the fork so
-        that both processes share them."""
-        if _can_fork():
-            for module in ("bot.entry.scheduler", "bot.wiring.app", *preload):
-                importlib.import_module(module)
-            gc.collect()
-            gc.freeze()  # the collector leaves the objects shared with the worker alone
-            self._spawn(multiprocessing.get_context("fork"))
-        else:
-            self._spawn(multiprocessing.get_context("spawn"))
+    def start(self) -> None:
+        self._spawn(multiprocessing.get_context("spawn"))
         self._monitor = threading.Thread(target=self._watch, name="worker-monitor", daemon=True)
         self._monitor.start()
 
@@ -199,7 +177,7 @@ class BackgroundWorker:
                     "background worker exited (%s); starting it again", self._process.exitcode
                 )
                 mark_dead(self._process.pid)
-                self._spawn(multiprocessing.get_context("spawn"))  # threads run here now
+                self._spawn(multiprocessing.get_context("spawn"))
 
     def stop(self) -> None:
         self._stopping.set()
