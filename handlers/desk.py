@@ -16,6 +16,7 @@ from bot.desk import Desk
 from bot.errors import InvalidInput, NotFound, Refused
 from bot.i18n import _
 from bot.identity import same_org_key
+from bot.models import PreregView
 from bot.outbox.delivery import Job, PermanentFailure
 from bot.slack.after_ack import after_ack
 from handlers import views
@@ -154,6 +155,32 @@ def register_senders(registry: Any, services: Any) -> None:
 # --- listeners ------------------------------------------------------------------------------
 
 
+def undecided_for_manager(
+    service: Any, respond: Any, user: str, what: str, action: dict[str, Any]
+) -> PreregView | None:
+    """The request a review button names, if the clicker is a manager and it is still under
+    review; otherwise the clicker is told why (ephemeral) and None comes back."""
+    pid = parse_id(action.get("value"))
+    if pid is None:
+        _tell(respond, ":warning: " + _("This button does not name a request."))
+        return None
+    try:
+        service.ensure_manager(user, what, pid)
+    except Refused as refused:
+        _tell(respond, f":no_entry_sign: {refused.message}")
+        return None
+    p = service.view(pid)
+    if p is None or p.status != "under_review":
+        state = _("gone") if p is None else views.status_label(p.status)
+        _tell(
+            respond,
+            ":no_entry_sign: "
+            + _("This request was already decided ({state}).").format(state=state),
+        )
+        return None
+    return p
+
+
 def register(app: Any, services: Any) -> None:
     service = services.service
     desk = desk_of(services)
@@ -161,28 +188,12 @@ def register(app: Any, services: Any) -> None:
     @app.action(desk_views.SEND_BACK_ACTION)
     @after_ack
     def send_back(body, action, respond, client, context) -> None:  # type: ignore[no-untyped-def]
-        user = context["actor"]
-        pid = parse_id(action.get("value"))
-        if pid is None:
-            _tell(respond, ":warning: " + _("This button does not name a request."))
-            return
-        try:
-            service.ensure_manager(user, "send_back", pid)
-        except Refused as refused:
-            _tell(respond, f":no_entry_sign: {refused.message}")
-            return
-        p = service.view(pid)
-        if p is None or p.status != "under_review":
-            state = _("gone") if p is None else views.status_label(p.status)
-            _tell(
-                respond,
-                ":no_entry_sign: "
-                + _("This request was already decided ({state}).").format(state=state),
-            )
+        p = undecided_for_manager(service, respond, context["actor"], "send_back", action)
+        if p is None:
             return
         client.views_open(
             trigger_id=body["trigger_id"],
-            view=desk_views.send_back_modal(p, json.dumps({"id": pid})),
+            view=desk_views.send_back_modal(p, json.dumps({"id": p.id})),
         )
 
     @app.view(desk_views.SEND_BACK_CALLBACK)

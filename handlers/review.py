@@ -16,7 +16,7 @@ from bot.outbox.delivery import Job, PermanentFailure, persist
 from bot.rules import CAUSES, refusal
 from bot.slack.after_ack import after_ack
 from handlers import views
-from handlers.desk import desk_of, review_message
+from handlers.desk import desk_of, review_message, undecided_for_manager
 from handlers.ids import parse_id
 from handlers.reach import in_channel_language, in_reader_language, or_email
 from handlers.views import desk as desk_views
@@ -133,26 +133,10 @@ def register(app: Any, services: Any) -> None:
     @app.action(views.REJECT_ACTION)
     @after_ack
     def reject(body, action, respond, client, context) -> None:  # type: ignore[no-untyped-def]
-        user = context["actor"]
-        pid = parse_id(action.get("value"))
-        if pid is None:
-            _tell(respond, ":warning: " + _("This button does not name a request."))
+        p = undecided_for_manager(service, respond, context["actor"], "reject", action)
+        if p is None:
             return
-        try:
-            service.ensure_manager(user, "reject", pid)
-        except Refused as refused:
-            _tell(respond, f":no_entry_sign: {refused.message}")
-            return
-        p = service.view(pid)
-        if p is None or p.status != "under_review":
-            state = _("gone") if p is None else views.status_label(p.status)
-            _tell(
-                respond,
-                ":no_entry_sign: "
-                + _("This request was already decided ({state}).").format(state=state),
-            )
-            return
-        metadata = json.dumps({"id": pid})
+        metadata = json.dumps({"id": p.id})
         client.views_open(trigger_id=body["trigger_id"], view=views.reject_modal(p, metadata))
 
     @app.view(views.REJECT_CALLBACK)
