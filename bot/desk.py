@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from bot import notices
 from bot.errors import InvalidInput, NotFound, Refused
 from bot.freemail import FREE_MAIL_DOMAINS
+from bot.i18n import _
 from bot.models import PreregistrationForm, PreregView
-from bot.rules import directory_refusal, live_claim_refusal
+from bot.rules import directory_refusal, live_claim_refusal, status_word
 from bot.service import PreregistrationService
 from bot.validation import (
     clean_email,
@@ -55,9 +56,11 @@ def clean_text(raw: str | None, field_name: str, missing: str) -> str:
     if not text:
         raise InvalidInput({field_name: missing})
     if has_control_chars(text):
-        raise InvalidInput({field_name: "The text contains control or invisible characters."})
+        raise InvalidInput({field_name: _("The text contains control or invisible characters.")})
     if len(text) > TEXT_LIMIT:
-        raise InvalidInput({field_name: f"The text is too long (at most {TEXT_LIMIT} characters)."})
+        raise InvalidInput(
+            {field_name: _("The text is too long (at most {n} characters).").format(n=TEXT_LIMIT)}
+        )
     return text
 
 
@@ -107,7 +110,7 @@ class Desk:
 
     def send_back(self, manager: str, preregistration_id: int, question: str) -> PreregView:
         """The case goes to the partner with a question; its review deadline pauses."""
-        question = clean_text(question, "question", "Ask the partner a question.")
+        question = clean_text(question, "question", _("Ask the partner a question."))
         now = self.clock.now()
         due = add_working_days(now, INFO_WORKING_DAYS, self.rules.holidays)
         try:
@@ -137,7 +140,7 @@ class Desk:
         self, user: str, preregistration_id: int, form: PreregistrationForm, answer: str
     ) -> PreregView:
         """The partner's answer and edited details: back under review, a fresh deadline."""
-        answer = clean_text(answer, "answer", "Answer the manager's question.")
+        answer = clean_text(answer, "answer", _("Answer the manager's question."))
         now = self.clock.now()
         try:
             with self.db.session() as s:
@@ -145,7 +148,10 @@ class Desk:
         except IntegrityError:
             refused = Refused(
                 "preregistered_by_another_partner",
-                "The new email address is already claimed by another preregistration.",
+                _(
+                    "Another partner has already preregistered the new email address. Ask your "
+                    "ecosystem manager if you think it is yours."
+                ),
                 "R2",
             )
             self.service._audit_refusal(user, "resubmit", refused, {"id": preregistration_id})
@@ -167,7 +173,7 @@ class Desk:
         self.service.validate_form(form, partner.country)
         row = prereg_store.get(s, preregistration_id)
         if row is None or row.partner_id != partner.id:
-            raise NotFound("No such preregistration among yours.")
+            raise NotFound(_("This customer is not among your company's preregistrations."))
         email = clean_email(form.email)
         email_norm = normalise_email(email)
         if email_norm != row.email_norm:
@@ -201,8 +207,9 @@ class Desk:
         if not moved:
             raise Refused(
                 "not_waiting",
-                "This request no longer waits for your answer: it is "
-                f"{row.status.replace('_', ' ')}.",
+                _("This request no longer waits for your answer: it is {status} now.").format(
+                    status=status_word(row.status)
+                ),
             )
         self._audit(s, user, "resubmit", row, {"answer": answer})
         self._enqueue(s, notices.INFO_ANSWERED, row, info_round(asked_at), now)
@@ -260,7 +267,10 @@ class Desk:
             with self.db.session() as s:
                 self._ensure_manager(s, manager)
                 if action == "reassign" and not (to and partner_store.is_manager(s, to)):
-                    raise Refused("not_a_manager", "A case can only go to an ecosystem manager.")
+                    raise Refused(
+                        "not_a_manager",
+                        _("Only an ecosystem manager can take a case. Pick one of them."),
+                    )
                 before = prereg_store.get(s, preregistration_id)
                 changed = desk_store.set_reviewer(
                     s,
@@ -287,15 +297,23 @@ class Desk:
         if row.status not in REVIEWABLE:
             return Refused(
                 "already_decided",
-                f"This request was already decided: it is {row.status.replace('_', ' ')}.",
+                _("This request was already decided: it is {status}.").format(
+                    status=status_word(row.status)
+                ),
             )
         if action == "take" and row.reviewer == manager:
-            return Refused("already_yours", "You already have this case.")
+            return Refused("already_yours", _("You already have this case."))
         if action == "take":
             return Refused(
-                "taken", f"<@{row.reviewer}> already has this case; reassign it instead."
+                "taken",
+                _(
+                    "<@{reviewer}> already has this case. Reassign it if you should take over."
+                ).format(reviewer=row.reviewer),
             )
-        return Refused("not_yours", "Only the manager who has this case can release it.")
+        return Refused(
+            "not_yours",
+            _("Only the manager who has this case can release it. Ask them, or reassign it."),
+        )
 
     def confirm_needed(self, manager: str, preregistration_id: int) -> str | None:
         """The other manager who has the case, if `manager` approving it should confirm first."""
@@ -368,19 +386,21 @@ class Desk:
     @staticmethod
     def _ensure_manager(s: Session, user: str) -> None:
         if not partner_store.is_manager(s, user):
-            raise Refused("not_a_manager", "Only ecosystem managers can do this.")
+            raise Refused("not_a_manager", _("Only ecosystem managers can do this."))
 
     @staticmethod
     def _row(s: Session, preregistration_id: int, changed: bool) -> Preregistration:
         s.flush()
         row = prereg_store.get_with_partner(s, preregistration_id)
         if row is None:
-            raise NotFound("That preregistration does not exist.")
+            raise NotFound(_("That preregistration no longer exists."))
         s.refresh(row)
         if not changed:
             raise Refused(
                 "already_decided",
-                f"This request was already decided: it is {row.status.replace('_', ' ')}.",
+                _("This request was already decided: it is {status}.").format(
+                    status=status_word(row.status)
+                ),
             )
         return row
 

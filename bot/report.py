@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from babel.numbers import format_percent
 
-from bot.i18n import BABEL_LOCALES, N_, _, language
+from bot.i18n import BABEL_LOCALES, _, language, use
+from bot.rules import status_word
 from store import desk as desk_store
 from store.db import Database
 from store.models import ALL_STATUSES
+
+log = logging.getLogger(__name__)
 
 PNG_KEY = "prereg-report"
 STATUS_COLOURS = {
@@ -86,22 +90,6 @@ def report_data(db: Database, now: datetime, weeks: int = 12) -> ReportData:
     )
 
 
-STATUS_WORDS = {
-    "under_review": N_("Under review"),
-    "action_required": N_("Action required"),
-    "preregistered": N_("Preregistered"),
-    "associated": N_("Associated"),
-    "rejected": N_("Rejected"),
-    "expired": N_("Expired"),
-    "deleted": N_("Deleted"),
-}
-
-
-def _status_word(status: str) -> str:
-    word = STATUS_WORDS.get(status)
-    return _(word).lower() if word else status.replace("_", " ")
-
-
 def summary_text(data: ReportData) -> str:
     """The few lines posted with the chart (plain facts, no user text), in the language of the
     current context (the managers' channel)."""
@@ -109,11 +97,11 @@ def summary_text(data: ReportData) -> str:
     conversion = (
         format_percent(data.conversion, locale=BABEL_LOCALES[language()])
         if data.conversion is not None
-        else "n/a"
+        else _("none preregistered yet")
     )
     decided = sum(data.on_time) + sum(data.late)
     parts = ", ".join(
-        f"{sum(v)} {_status_word(status)}" for status, v in data.by_status.items() if sum(v)
+        f"{sum(v)} {status_word(status)}" for status, v in data.by_status.items() if sum(v)
     )
     requests = _("{n} preregistration requests").format(n=total)
     lines = [
@@ -135,68 +123,85 @@ def summary_text(data: ReportData) -> str:
     return "\n".join(lines)
 
 
+CJK_FONTS = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
+             "WenQuanYi Zen Hei", "Droid Sans Fallback")  # fmt: skip
+"""Fonts with Chinese glyphs, best first (Debian: fonts-wqy-microhei, installed by .ci/run)."""
+
+
+def cjk_font() -> str | None:
+    """The name of an installed font that draws Chinese, or None. Fonts installed after
+    matplotlib cached its list are found on disk and added."""
+    from matplotlib import font_manager
+
+    def known() -> str | None:
+        names = {f.name for f in font_manager.fontManager.ttflist}
+        return next((n for n in CJK_FONTS if n in names), None)
+
+    if (name := known()) is None:
+        for path in font_manager.findSystemFonts():
+            if any(k in path.lower() for k in ("wqy", "notosanscjk", "sourcehan", "droidsans")):
+                font_manager.fontManager.addfont(path)
+        name = known()
+    return name
+
+
 def render_png(data: ReportData) -> bytes:
-    """Three charts in one PNG, solid colours (no anti-aliasing on bars, so they can be counted)."""
+    """Three charts in one PNG, solid colours (no anti-aliasing on bars, so they can be counted),
+    titled in the language in use. Chinese needs a font with its glyphs: without one the
+    chart's words are English (boxes would say nothing), the posted summary is Chinese still."""
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    font = cjk_font() if language() != "en" else None
+    if language() != "en" and font is None:
+        log.warning("no font with Chinese glyphs installed: the report chart is in English")
+        with use("en"):
+            return _draw(data, None)
+    return _draw(data, font)
 
-    labels = [w[5:] for w in data.weeks]
-    xs = list(range(len(labels)))
-    fig = Figure(figsize=(11, 10), dpi=80)
-    top, middle, bottom = fig.subplots(3, 1)
-    base = [0] * len(xs)
-    for status, values in data.by_status.items():
-        colour = STATUS_COLOURS.get(status, "#444444")
-        top.bar(xs, values, bottom=base, color=colour, label=status, antialiased=False)
-        base = [b + v for b, v in zip(base, values, strict=True)]
-    top.set_title("Preregistration requests by week submitted (status now)")
-    top.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    width = 0.4
-    middle.bar(
-        [x - width / 2 for x in xs],
-        data.claimed,
-        width,
-        color=CLAIMED_COLOUR,
-        label="preregistered",
-        antialiased=False,
-    )
-    middle.bar(
-        [x + width / 2 for x in xs],
-        data.associated,
-        width,
-        color=CONVERTED_COLOUR,
-        label="associated",
-        antialiased=False,
-    )
-    conversion = f"{data.conversion:.0%}" if data.conversion is not None else "n/a"
-    middle.set_title(f"Conversion preregistered → associated: {conversion}")
-    middle.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    bottom.bar(
-        [x - width / 2 for x in xs],
-        data.on_time,
-        width,
-        color=ON_TIME_COLOUR,
-        label="within 2 working days",
-        antialiased=False,
-    )
-    bottom.bar(
-        [x + width / 2 for x in xs],
-        data.late,
-        width,
-        color=LATE_COLOUR,
-        label="late",
-        antialiased=False,
-    )
-    bottom.set_title("Reviews decided")
-    bottom.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+def _draw(data: ReportData, font: str | None) -> bytes:
+    from matplotlib import rc_context
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    for ax in (top, middle, bottom):
-        ax.set_xticks(xs, labels, fontsize=7)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.tight_layout()
-    out = io.BytesIO()
-    fig.savefig(out, format="png", metadata={PNG_KEY: data.to_json()})
+    fonts = {"font.sans-serif": [font, "DejaVu Sans"]} if font else {}
+    with rc_context({"font.family": "sans-serif", **fonts}):
+        labels = [w[5:] for w in data.weeks]
+        xs = list(range(len(labels)))
+        fig = Figure(figsize=(11, 10), dpi=80)
+        top, middle, bottom = fig.subplots(3, 1)
+        base = [0] * len(xs)
+        for status, values in data.by_status.items():
+            colour = STATUS_COLOURS.get(status, "#444444")
+            top.bar(xs, values, bottom=base, color=colour, label=status_word(status),
+                    antialiased=False)  # fmt: skip
+            base = [b + v for b, v in zip(base, values, strict=True)]
+        top.set_title(_("Preregistration requests by week submitted (status now)"))
+        width = 0.4
+        pairs = (
+            (middle, data.claimed, CLAIMED_COLOUR, status_word("preregistered"),
+             data.associated, CONVERTED_COLOUR, status_word("associated")),
+            (bottom, data.on_time, ON_TIME_COLOUR, _("within 2 working days"),
+             data.late, LATE_COLOUR, _("late")),
+        )  # fmt: skip
+        for ax, left, left_colour, left_label, right, right_colour, right_label in pairs:
+            ax.bar([x - width / 2 for x in xs], left, width, color=left_colour, label=left_label,
+                   antialiased=False)  # fmt: skip
+            ax.bar([x + width / 2 for x in xs], right, width, color=right_colour,
+                   label=right_label, antialiased=False)  # fmt: skip
+        conversion = (
+            format_percent(data.conversion, locale=BABEL_LOCALES[language()])
+            if data.conversion is not None
+            else _("none preregistered yet")
+        )
+        middle.set_title(_("Conversion preregistered → associated: {rate}").format(rate=conversion))
+        bottom.set_title(_("Reviews decided"))
+        for ax in (top, middle, bottom):
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+            ax.set_xticks(xs, labels, fontsize=7)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        fig.tight_layout()
+        out = io.BytesIO()
+        fig.savefig(out, format="png", metadata={PNG_KEY: data.to_json()})
     return out.getvalue()

@@ -24,6 +24,23 @@ class RuleSettings:
     holidays: frozenset[date] = frozenset()
 
 
+STATUS_WORDS = {
+    "under_review": N_("Under review"),
+    "action_required": N_("Action required"),
+    "preregistered": N_("Preregistered"),
+    "associated": N_("Associated"),
+    "rejected": N_("Rejected"),
+    "expired": N_("Expired"),
+    "deleted": N_("Deleted"),
+}
+
+
+def status_word(status: str) -> str:
+    """A status as people say it, lower case, in the reader's language ("under review")."""
+    word = STATUS_WORDS.get(status)
+    return _(word).lower() if word else status.replace("_", " ")
+
+
 # Every fixed refusal: code -> (cause in plain words, rule). R2's seven are worded as the
 # source states them.
 CAUSES: dict[str, tuple[str, str | None]] = {
@@ -74,8 +91,10 @@ CAUSES: dict[str, tuple[str, str | None]] = {
         None,
     ),
     "partner_inactive": (
-        "Your partner has been deactivated in the partner program, so it cannot preregister "
-        "customers. Ask your ecosystem manager if you think this is a mistake.",
+        N_(
+            "Your company has been taken out of the partner program, so it cannot preregister "
+            "customers now. Ask your ecosystem manager if you think this is a mistake."
+        ),
         None,
     ),
     "no_reserved_contact": (

@@ -38,6 +38,7 @@ from bot.rules import (
     live_claim_refusal,
     quota_refusal,
     refusal,
+    status_word,
 )
 from bot.validation import (
     clean_email,
@@ -132,7 +133,10 @@ class PreregistrationService:
         """Refused('not_a_manager'), audited, unless the user is an ecosystem manager."""
         if self.is_manager(slack_user_id):
             return
-        refused = Refused("not_a_manager", "Only ecosystem managers can approve or reject reviews.")
+        refused = Refused(
+            "not_a_manager",
+            _("Only ecosystem managers can approve or reject reviews. Ask one of them to do it."),
+        )
         self._audit_refusal(slack_user_id, action, refused, {"id": preregistration_id})
         raise refused
 
@@ -341,11 +345,13 @@ class PreregistrationService:
     def reject(self, manager_id: str, preregistration_id: int, reason: str) -> PreregView:
         reason = " ".join(reason.split())
         if not reason:
-            raise InvalidInput({"reason": "Give a reason for the rejection."})
+            raise InvalidInput({"reason": _("Give a reason for the rejection.")})
         if has_control_chars(reason):
-            raise InvalidInput({"reason": "The reason contains control or invisible characters."})
+            raise InvalidInput(
+                {"reason": _("The reason contains control or invisible characters.")}
+            )
         if len(reason) > 500:
-            raise InvalidInput({"reason": "The reason is too long (at most 500 characters)."})
+            raise InvalidInput({"reason": _("The reason is too long (at most 500 characters).")})
         return self._decide(manager_id, preregistration_id, approve=False, reason=reason)
 
     def _decide(
@@ -357,7 +363,11 @@ class PreregistrationService:
             with self.db.session() as s:
                 if not partner_store.is_manager(s, manager_id):
                     raise Refused(
-                        "not_a_manager", "Only ecosystem managers can approve or reject reviews."
+                        "not_a_manager",
+                        _(
+                            "Only ecosystem managers can approve or reject reviews. Ask one of "
+                            "them to do it."
+                        ),
                     )
                 values: dict[str, object] = {
                     "decided_at": now,
@@ -374,11 +384,13 @@ class PreregistrationService:
                 )
                 row = prereg_store.get_with_partner(s, preregistration_id)
                 if row is None:
-                    raise NotFound("That preregistration does not exist.")
+                    raise NotFound(_("That preregistration no longer exists."))
                 if not decided:
                     raise Refused(
                         "already_decided",
-                        f"This request was already decided: it is {row.status.replace('_', ' ')}.",
+                        _("This request was already decided: it is {status}.").format(
+                            status=status_word(row.status)
+                        ),
                     )
                 audit.record(
                     s,
@@ -529,20 +541,24 @@ class PreregistrationService:
         with self.db.session() as s:
             row = prereg_store.get(s, preregistration_id, for_update=True)
             if row is None:
-                raise NotFound("This invitation does not exist.")
+                raise NotFound(_("This invitation does not exist."))
             if row.status == "associated":
-                raise Refused("already_associated", "This invitation has already been accepted.")
+                raise Refused("already_associated", _("This invitation has already been accepted."))
             if row.status != "preregistered":
                 raise Refused(
                     f"invitation_{row.status}",
-                    f"This invitation is no longer valid: the preregistration is {row.status}.",
+                    _(
+                        "This invitation is no longer valid: the preregistration is {status}."
+                    ).format(status=status_word(row.status)),
                     "R5",
                 )
             if normalise_email(email) != row.email_norm:
                 raise Refused(
                     "email_mismatch",
-                    "The address must be the one the partner registered for you. "
-                    "Use that address, or ask the partner to register the one you sign up with.",
+                    _(
+                        "The address must be the one the partner registered for you. Use that "
+                        "address, or ask the partner to register the one you sign up with."
+                    ),
                     "R6",
                 )
             prereg_store.transition(
@@ -639,7 +655,7 @@ class PreregistrationService:
             partner = self._partner_of(s, slack_user_id)
             row = prereg_store.get(s, preregistration_id)
             if row is None or row.partner_id != partner.id:
-                raise NotFound("No such preregistration among yours.")
+                raise NotFound(_("This customer is not among your company's preregistrations."))
             return PreregView.of(row, partner)
 
     def view(self, preregistration_id: int) -> PreregView | None:
@@ -769,12 +785,13 @@ class PreregistrationService:
             partner = self._partner_of(s, slack_user_id)
             row = prereg_store.get(s, preregistration_id)
             if row is None or row.partner_id != partner.id:
-                raise NotFound("No such preregistration among yours.")
+                raise NotFound(_("This customer is not among your company's preregistrations."))
             if row.status != "preregistered":
                 raise Refused(
                     "not_invitable",
-                    f"{row.email} is {row.status.replace('_', ' ')}: only preregistered "
-                    "customers can be invited.",
+                    _("{email} is {status}: only preregistered customers can be invited.").format(
+                        email=row.email, status=status_word(row.status)
+                    ),
                 )
             deliveries.enqueue(
                 s,

@@ -136,5 +136,11 @@ def clean_name(raw: str, field: str = "full_name") -> str:
 def clean_country(raw: str, field: str = "country") -> str:
     value = raw.strip().upper()
     if value not in COUNTRIES:
-        raise InvalidInput({field: f"Unknown country code {raw!r}: use ISO 3166 alpha-2, e.g. DE."})
+        raise InvalidInput(
+            {
+                field: _(
+                    '"{code}" is not a country code. Use the two letters of ISO 3166, e.g. DE.'
+                ).format(code=raw.strip())
+            }
+        )
     return value

@@ -18,6 +18,7 @@ from bot import notices
 from bot.admin import partner_fields
 from bot.clock import Clock
 from bot.errors import InvalidInput, NotFound, Refused
+from bot.i18n import N_, _
 from bot.identity import org_of, parse_member, same_org_key
 from bot.validation import has_control_chars
 from store import audit, deliveries
@@ -27,6 +28,7 @@ from store.db import Database
 from store.models import LinkRequest, Workspace
 
 MAX_PICKED = 100
+LINK_OUTCOMES = {"approved": N_("approved"), "rejected": N_("rejected")}
 """People an admin picks at once on App Home (the multi-user select's limit)."""
 MAX_PARTNER_CHOICES = 100
 """Existing partners a manager can link a request to (a static select's limit)."""
@@ -287,22 +289,24 @@ class Workspaces:
             errors, company_name, country, contact_email or None, contact_mobile or None
         )
         if name and has_control_chars(name):
-            errors["name"] = "The company name contains control or invisible characters."
+            errors["name"] = _("The company name contains control or invisible characters.")
         if not contact_email and not contact_mobile:
-            errors["contact_email"] = "Give a reserved contact email or mobile number (or both)."
+            errors["contact_email"] = _("Give a reserved contact email or mobile number (or both).")
         if errors:
             raise InvalidInput(errors)
         now = self.clock.now()
         with self.db.session() as s:
             row = self._admin_workspace(s, requester, "request_link")
             if row.partner_id is not None:
-                raise Refused("already_linked", "This workspace is already linked to a partner.")
+                raise Refused("already_linked", _("This workspace is already linked to a partner."))
             workspace_store.lock_workspace(s, row.id)
             if workspace_store.pending_link_request(s, row.id) is not None:
                 raise Refused(
                     "link_pending",
-                    "A request to link this workspace is already waiting for an ecosystem "
-                    "manager. You'll get a DM when it is decided.",
+                    _(
+                        "A request to link this workspace is already waiting for an ecosystem "
+                        "manager. You'll get a DM when it is decided."
+                    ),
                 )
             request = workspace_store.add_link_request(
                 s,
@@ -370,7 +374,7 @@ class Workspaces:
         reason = " ".join((reason or "").split()) or None
         if reason is not None and (has_control_chars(reason) or len(reason) > 500):
             raise InvalidInput(
-                {"reason": "Keep the reason to 500 plain characters, no control characters."}
+                {"reason": _("Keep the reason to 500 plain characters, no control characters.")}
             )
         action = "link_approve" if approve else "link_reject"
         now = self.clock.now()
@@ -387,10 +391,13 @@ class Workspaces:
                 )
                 request = workspace_store.link_request(s, request_id)
                 if request is None:
-                    raise NotFound("That link request does not exist.")
+                    raise NotFound(_("That link request no longer exists."))
                 if not decided:
                     raise Refused(
-                        "already_decided", f"This link request was already {request.status}."
+                        "already_decided",
+                        _("This link request was already decided: {outcome}.").format(
+                            outcome=_(LINK_OUTCOMES.get(request.status, request.status))
+                        ),
                     )
                 if approve:
                     partner = self._partner_for(s, request, partner_id, now)
@@ -423,8 +430,10 @@ class Workspaces:
         except IntegrityError:
             raise Refused(
                 "partner_exists",
-                "A partner with this name was added meanwhile; pick it under "
-                '"or link to an existing partner".',
+                _(
+                    "A partner with this name was added meanwhile. Pick it under "
+                    '"or link to an existing partner".'
+                ),
             ) from None
 
     def _partner_for(
@@ -434,13 +443,15 @@ class Workspaces:
         workspace's admins pick them)."""
         if partner_id is not None:
             if partner_store.partner_by_id(s, partner_id) is None:
-                raise NotFound("The partner picked to link to no longer exists.")
+                raise NotFound(_("The partner picked to link to no longer exists. Pick another."))
             return partner_id
         if partner_store.partner_by_name(s, request.company_name) is not None:
             raise Refused(
                 "partner_exists",
-                f"A partner named {request.company_name!r} already exists: pick it under "
-                '"or link to an existing partner", or reject the request.',
+                _(
+                    'A partner named "{name}" already exists. Pick it under "or link to an '
+                    'existing partner", or reject the request.'
+                ).format(name=request.company_name),
             )
         partner = partner_store.add_partner(
             s,
@@ -466,7 +477,9 @@ class Workspaces:
         (of that workspace: keys `ORG:USER`). Members of other workspaces are never touched."""
         org = org_of(admin)
         if len(picked) > MAX_PICKED:
-            raise InvalidInput({"picked": f"Pick at most {MAX_PICKED} people at once."})
+            raise InvalidInput(
+                {"picked": _("Pick at most {n} people at once.").format(n=MAX_PICKED)}
+            )
         keys = list(
             dict.fromkeys(parse_member(same_org_key(admin, u), None, "picked") for u in picked)
         )
@@ -474,7 +487,10 @@ class Workspaces:
         with self.db.session() as s:
             row = self._admin_workspace(s, admin, "set_policy")
             if row.partner_id is None or org is None:
-                raise Refused("workspace_not_linked", "This workspace is not linked yet.")
+                raise Refused(
+                    "workspace_not_linked",
+                    _("This workspace is not linked to a partner yet. Ask for the link first."),
+                )
             current = set(workspace_store.org_members(s, row.partner_id, org))
             added = [k for k in keys if k not in current]
             removed = sorted(current - set(keys))
@@ -483,8 +499,10 @@ class Workspaces:
                 if elsewhere is not None and elsewhere != row.partner_id:
                     raise InvalidInput(
                         {
-                            "picked": f"{key.rpartition(':')[2]} already preregisters for "
-                            "another partner; ask your ecosystem manager to move them."
+                            "picked": _(
+                                "{user} already preregisters for another partner. Ask your "
+                                "ecosystem manager to move them."
+                            ).format(user=key.rpartition(":")[2])
                         }
                     )
             workspace_store.remove_members(s, row.partner_id, removed)
@@ -509,8 +527,10 @@ class Workspaces:
         if row is None or user not in _admins(s, row):
             refused = Refused(
                 "not_workspace_admin",
-                "Only the person who installed prereg-bot in this workspace (or who had it "
-                "linked) can do this.",
+                _(
+                    "Only the person who installed prereg-bot in this workspace (or who had it "
+                    "linked) can do this. Ask them."
+                ),
             )
             self._audit_refusal(user, action, None, refused.code)
             raise refused
@@ -531,7 +551,10 @@ class Workspaces:
 
 
 def _not_a_manager() -> Refused:
-    return Refused("not_a_manager", "Only ecosystem managers can approve or reject link requests.")
+    return Refused(
+        "not_a_manager",
+        _("Only ecosystem managers can approve or reject link requests. Ask one of them."),
+    )
 
 
 def _installed_of(s: Session, org: str) -> Workspace | None:

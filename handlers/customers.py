@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.errors import Refused
+from bot.i18n import _
 from bot.privacy import record_disclosure
 from bot.slack.after_ack import after_ack
 from handlers import views
@@ -108,7 +109,9 @@ def register(app: Any, services: Any) -> None:
         offset, filter_key, shown, target = parse_state(action.get("value"))
         try:
             if target is None:
-                notice = [":no_entry_sign: That button no longer works; here is the list again."]
+                notice = [
+                    ":no_entry_sign: " + _("That button no longer works. Here is the list again.")
+                ]
             else:
                 results = services.service.delete(user, [target])
                 notice = views.delete_results(results)
@@ -126,7 +129,7 @@ def register(app: Any, services: Any) -> None:
             if ids:
                 notice = views.delete_results(services.service.delete(user, ids))
             else:
-                notice = [":point_up: Tick the customers to delete first."]
+                notice = [":point_up: " + _("Tick the customers to delete first.")]
             respond(render_list(services, user, offset, filter_key, shown, notice, replace=True))
         except Refused as refused:
             respond(refusal(services, refused))

@@ -14,7 +14,7 @@ from typing import Any
 from bot import notices
 from bot.desk import Desk
 from bot.errors import InvalidInput, NotFound, Refused
-from bot.i18n import _
+from bot.i18n import N_, _
 from bot.identity import same_org_key
 from bot.models import PreregView
 from bot.outbox.delivery import Job, PermanentFailure
@@ -71,33 +71,35 @@ def register_senders(registry: Any, services: Any) -> None:
         return p
 
     def dm_submitter(p: Any, render: Any, title: str) -> dict[str, Any]:
-        """`render(p)` in the submitter's language, sent to them."""
+        """`render(p)` in the submitter's language, sent to them; `title` (marked with N_,
+        `{name}` the customer's) is the subject if it must go by email instead."""
         with in_reader_language(services, p.submitted_by):
             message = render(p)
 
-        def dm() -> dict[str, Any]:
-            with services.slack.reaching(p.submitted_by) as (client, user):
-                return {"dm": client.chat_postMessage(channel=user, **message).get("ts")}
+            def dm() -> dict[str, Any]:
+                with services.slack.reaching(p.submitted_by) as (client, user):
+                    return {"dm": client.chat_postMessage(channel=user, **message).get("ts")}
 
-        return or_email(services, p.partner_id, title, message["text"], dm)
+            subject = _(title).format(name=p.full_name)
+            return or_email(services, p.partner_id, subject, message["text"], dm)
 
     def info_requested(job: Job) -> dict[str, Any]:
         p = subject(job)
         if p.status != "action_required":
             return {"skipped": f"no longer waiting ({p.status})"}
-        title = f"prereg-bot: a question about preregistration {p.id}"
+        title = N_("prereg-bot: a question about your customer {name}")
         return dm_submitter(p, desk_views.info_request_dm, title)
 
     def info_reminder(job: Job) -> dict[str, Any]:
         p = subject(job)
         if p.status != "action_required":
             return {"skipped": f"no longer waiting ({p.status})"}
-        title = f"prereg-bot: unanswered question (preregistration {p.id})"
+        title = N_("prereg-bot: a question about {name} is still unanswered")
         return dm_submitter(p, desk_views.info_reminder_dm, title)
 
     def info_expired(job: Job) -> dict[str, Any]:
         p = subject(job)
-        title = f"prereg-bot: preregistration {p.id} expired"
+        title = N_("prereg-bot: the preregistration of {name} has expired")
         return dm_submitter(p, desk_views.info_expired_dm, title)
 
     def refresh(job: Job) -> dict[str, Any]:
@@ -135,11 +137,18 @@ def register_senders(registry: Any, services: Any) -> None:
         with in_channel_language(services, channel):
             title = _("Program report {date}").format(date=day.isoformat())
             comment = summary_text(data)
+            chart = render_png(data)
+            alt = _(
+                "Chart of the program report: preregistration requests by week and status, "
+                "conversion to associated, and reviews decided on time or late. The same "
+                "figures are in the message."
+            )
         services.slack.for_org(None).files_upload_v2(
             channel=channel,
-            content=render_png(data),
+            content=chart,
             filename=f"prereg-report-{day.isoformat()}.png",
             title=title,
+            alt_txt=alt,
             initial_comment=comment,
         )
         return {"uploaded": day.isoformat()}

@@ -182,7 +182,7 @@ def _post_dm(
             response = client.chat_postMessage(channel=channel, text=text, **extra)
         return {"channel": channel, "ts": response.get("ts")}
 
-    subject = f"prereg-bot: preregistration {view.id}"
+    subject = _("prereg-bot: news about your customer {name}").format(name=view.full_name)
     return or_email(services, view.partner_id, subject, text, in_slack)
 
 
@@ -215,7 +215,10 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
                     channel=channel,
                     content=qr_png(url),
                     filename=f"invitation-{view.id}.png",
-                    title="Invitation QR code",
+                    title=_("Invitation QR code for {name}").format(name=view.full_name[:100]),
+                    alt_txt=_("QR code of the invitation link for {name}").format(
+                        name=view.full_name[:100]
+                    ),
                     initial_comment=share_comment(view, url),
                 )
             if persist(
@@ -225,7 +228,7 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
                 services.deliverer.kick()
             return {"channel": channel}
 
-        subject = f"prereg-bot: invitation link (preregistration {view.id})"
+        subject = _("prereg-bot: the invitation link for {name}").format(name=view.full_name)
         return or_email(services, view.partner_id, subject, share_comment(view, url), in_slack)
 
     @in_readers_language
@@ -323,7 +326,12 @@ def register(app: Any, services: Any) -> None:
         user = context["actor"]
         pid = parse_id((body.get("actions") or [{}])[0].get("value"))
         if pid is None:
-            _reply(body, respond, client, "That button is out of date; list your customers again.")
+            _reply(
+                body,
+                respond,
+                client,
+                _("That button is out of date. List your customers again: `/preregister list`."),
+            )
             return
         try:
             view = services.service.request_invitation_email(user, pid)

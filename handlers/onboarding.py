@@ -118,13 +118,15 @@ def register_senders(registry: Any, services: Any) -> None:
         with in_reader_language(services, r.requested_by):
             outcome = views.link_outcome_dm(r, reason)
 
-        def dm() -> dict[str, Any]:
-            with services.slack.reaching(r.requested_by) as (client, user):
-                return {"dm": client.chat_postMessage(channel=user, **outcome).get("ts")}
+            def dm() -> dict[str, Any]:
+                with services.slack.reaching(r.requested_by) as (client, user):
+                    return {"dm": client.chat_postMessage(channel=user, **outcome).get("ts")}
 
-        if r.partner_id is not None:
-            title = f"prereg-bot: link request {r.id} decided"
-            return result | or_email(services, r.partner_id, title, outcome["text"], dm)
+            if r.partner_id is not None:
+                title = _("prereg-bot: the request to link {company} is decided").format(
+                    company=r.company_name
+                )
+                return result | or_email(services, r.partner_id, title, outcome["text"], dm)
         try:
             try:
                 return result | dm()

@@ -11,12 +11,19 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from bot.i18n import use
+from bot.i18n import N_, _, use
 from bot.outbox.delivery import PermanentFailure
 from bot.outbox.mailer import SmtpConfig, compose_notice, send
 from bot.slack.workspaces import TokenChanged, WorkspaceUnavailable
 
 log = logging.getLogger(__name__)
+
+EMAIL_INTRO = N_(
+    "prereg-bot cannot reach your company's Slack workspace (the app is no longer installed "
+    "there), so this notice comes by email. To get notices in Slack again, ask your Slack "
+    "admin to install prereg-bot again. Questions: ask your ecosystem manager."
+)
+"""The first lines of every notice sent by email instead of Slack: why it is an email."""
 
 _LINK = re.compile(r"<([^|>]+)\|([^>]+)>")
 _BARE = re.compile(r"<([^>]+)>")
@@ -51,10 +58,17 @@ def mrkdwn_to_plain(text: str) -> str:
     return html.unescape(text.replace("*", ""))
 
 
+def notice_subject(partner_name: str) -> str:
+    """The subject of a notice to a partner sent by email, in the language in use."""
+    return _("prereg-bot: a notice for {partner}").format(partner=partner_name)
+
+
 def or_email(
     services: Any, partner_id: int, subject: str, text: str, send_in_slack: Callable[[], Any]
 ) -> Any:
-    """`send_in_slack()`, or the notice by email when the partner's workspace is gone."""
+    """`send_in_slack()`, or the notice by email when the partner's workspace is gone. Call it
+    in the language the notice was written in: the email's subject and its first lines are
+    written in the language in use."""
     try:
         try:
             return send_in_slack()
@@ -74,9 +88,8 @@ def email_contact(
             f"partner {partner_id}: Slack workspace unavailable ({gone.reason}) and no "
             "reserved contact email to write to instead"
         ) from gone
-    message = compose_notice(
-        contact, subject, mrkdwn_to_plain(text), config.sender, services.clock.now()
-    )
+    body = _(EMAIL_INTRO) + "\n\n" + mrkdwn_to_plain(text)
+    message = compose_notice(contact, subject, body, config.sender, services.clock.now())
     send(message, config)
     log.info("partner %s notified by email: its Slack workspace is %s", partner_id, gone.reason)
     return {"fallback": "email"}

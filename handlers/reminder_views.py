@@ -13,6 +13,7 @@ from bot.models import PreregView
 from bot.schedule import Digest
 from handlers.mrkdwn import escape, format_when, mention, truncate
 from handlers.views import STATUS_LABELS
+from handlers.views.common import review_why
 
 LIST_HINT = N_("See all your customers with `/preregister list`.")
 SECTION_LIMIT = 3000
@@ -106,25 +107,37 @@ def reminder_message(p: PreregView, days_before: int, tz: str | None) -> dict[st
 
 
 def _review_facts(p: PreregView) -> str:
+    customer = _customer(p)
+    if p.customer_country:
+        customer = _("{customer}, country {country}").format(
+            customer=customer, country=escape(p.customer_country)
+        )
     lines = [
-        f"*Partner:* {escape(p.partner_name)} ({escape(p.partner_country)})",
-        f"*Customer:* {_customer(p)}"
-        + (f", country {escape(p.customer_country)}" if p.customer_country else ""),
-        f"*Submitted by:* {mention(p.submitted_by)}",
+        _("*Partner:* {partner} ({country})").format(
+            partner=escape(p.partner_name), country=escape(p.partner_country)
+        ),
+        _("*Customer:* {customer}").format(customer=customer),
+        _("*Submitted by:* {member}").format(member=mention(p.submitted_by)),
     ]
-    if p.review_reason:
-        lines.append(f"*Why review:* {escape(truncate(p.review_reason, 500))}")
+    why = review_why(p)
+    if why:
+        lines.append(_("*Why review:* {why}").format(why=truncate(why, 500)))
     return "\n".join(lines)
 
 
 def review_due_soon_message(p: PreregView) -> dict[str, Any]:
-    when = format_when(p.review_due_at) if p.review_due_at else "soon"
+    when = format_when(p.review_due_at) if p.review_due_at else _("soon")
     return {
-        "text": f"Review due soon (by {when}): {_customer_plain(p)} for {escape(p.partner_name)}",
+        "text": _("Review due soon (by {when}): {customer} for {partner}").format(
+            when=when, customer=_customer_plain(p), partner=escape(p.partner_name)
+        ),
         "blocks": [
             _section(
-                f":hourglass_flowing_sand: This review is *due by {when}* "
-                "(two working days from submission). Please approve or reject it."
+                ":hourglass_flowing_sand: "
+                + _(
+                    "This review is *due by {when}* (two working days from submission). "
+                    "Please approve or reject it."
+                ).format(when=when)
             ),
             _section(_review_facts(p)),
         ],
@@ -132,19 +145,23 @@ def review_due_soon_message(p: PreregView) -> dict[str, Any]:
 
 
 def review_overdue_message(p: PreregView, threaded: bool) -> dict[str, Any]:
-    when = format_when(p.review_due_at) if p.review_due_at else "earlier"
+    when = format_when(p.review_due_at) if p.review_due_at else _("earlier")
     where = (
-        "Approve or reject it with the buttons on the request above."
+        _("Approve or reject it with the buttons on the request above.")
         if threaded
-        else "Approve or reject it from the review request in this channel."
+        else _("Approve or reject it from the review request in this channel.")
     )
     return {
-        "text": f"Review overdue (was due {when}): {_customer_plain(p)} for "
-        f"{escape(p.partner_name)}",
+        "text": _("Review overdue (was due {when}): {customer} for {partner}").format(
+            when=when, customer=_customer_plain(p), partner=escape(p.partner_name)
+        ),
         "blocks": [
             _section(
-                f":rotating_light: This review is *overdue*: it was due by {when}, two working "
-                f"days after submission. {where}"
+                ":rotating_light: "
+                + _(
+                    "This review is *overdue*: it was due by {when}, two working days after "
+                    "submission. {where}"
+                ).format(when=when, where=where)
             ),
             _section(_review_facts(p)),
         ],

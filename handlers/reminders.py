@@ -12,6 +12,7 @@ A sender raises to be retried, raises PermanentFailure to give up, and returns
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from bot.models import PartnerView, PreregView
 from bot.outbox.delivery import Job, PermanentFailure, SenderRegistry
 from bot.schedule import ScheduledWork, SchedulePolicy
 from bot.slack.workspaces import WorkspaceUnavailable
-from handlers.reach import or_email
+from handlers.reach import in_channel_language, notice_subject, or_email
 from handlers.reminder_views import (
     digest_message,
     expired_message,
@@ -125,7 +126,7 @@ class ReminderSenders:
         return or_email(
             self.services,
             partner.id,
-            f"prereg-bot: {partner.name}",
+            notice_subject(partner.name),
             message["text"],
             lambda: self._to_channel_or_member(job, partner.notice_channel_id, member, message),
         )
@@ -144,7 +145,7 @@ class ReminderSenders:
 
     def _or_email(self, partner: PartnerView, message: dict[str, Any], post: Any) -> dict:
         return or_email(
-            self.services, partner.id, f"prereg-bot: {partner.name}", message["text"], post
+            self.services, partner.id, notice_subject(partner.name), message["text"], post
         )
 
     def _post_escalation(self, job: Job, prereg: PreregView, message: dict, **extra: Any) -> dict:
@@ -164,6 +165,11 @@ class ReminderSenders:
             raise RuntimeError("MANAGER_CHANNEL_ID is not set: cannot escalate the review")
         return self._post(job, manager_channel, message)
 
+    def _review_language(self, prereg: PreregView) -> AbstractContextManager[str]:
+        """An escalation is posted where the review is: in that channel's language."""
+        channel = prereg.review_channel_id or self.services.settings.manager_channel_id
+        return in_channel_language(self.services, channel)
+
     def _partner(self, partner_id: int) -> PartnerView:
         partner = self.work.partner(partner_id)
         if partner is None:
@@ -178,7 +184,7 @@ class ReminderSenders:
         tz = self._tz(prereg.submitted_by)
         with use(self._language(partner, prereg.submitted_by, partner.notice_channel_id)):
             message = expired_message(prereg, tz)
-        return self._post_partner(job, partner, prereg.submitted_by, message)
+            return self._post_partner(job, partner, prereg.submitted_by, message)
 
     def expiry_reminder(self, job: Job) -> dict:
         prereg = self._prereg(job)
@@ -190,7 +196,7 @@ class ReminderSenders:
         tz = self._tz(prereg.submitted_by)
         with use(self._language(partner, prereg.submitted_by, partner.notice_channel_id)):
             message = reminder_message(prereg, days, tz)
-        return self._post_partner(job, partner, prereg.submitted_by, message)
+            return self._post_partner(job, partner, prereg.submitted_by, message)
 
     def review_due_soon(self, job: Job) -> dict:
         prereg = self._prereg(job)
@@ -198,14 +204,17 @@ class ReminderSenders:
             return {"skipped": f"already decided ({prereg.status})"}
         if prereg.review_due_at and prereg.review_due_at <= self.services.clock.now():
             return {"skipped": "already overdue"}
-        return self._post_escalation(job, prereg, review_due_soon_message(prereg))
+        with self._review_language(prereg):
+            message = review_due_soon_message(prereg)
+        return self._post_escalation(job, prereg, message)
 
     def review_overdue(self, job: Job) -> dict:
         prereg = self._prereg(job)
         if prereg.status != "under_review":
             return {"skipped": f"already decided ({prereg.status})"}
         threaded = bool(prereg.review_message_ts)
-        message = review_overdue_message(prereg, threaded)
+        with self._review_language(prereg):
+            message = review_overdue_message(prereg, threaded)
         extra = {"reply_broadcast": True} if threaded else {}
         return self._post_escalation(job, prereg, message, **extra)
 
@@ -223,19 +232,23 @@ class ReminderSenders:
             tz = self._tz(member)
             with use(self._language(digest.partner, member, None)):
                 message = digest_message(digest, tz)
-            return self._or_email(digest.partner, message, lambda: self._post(job, member, message))
+                return self._or_email(
+                    digest.partner, message, lambda: self._post(job, member, message)
+                )
         channel = digest.partner.digest_channel
         if channel:
             with use(self._language(digest.partner, None, channel)):
                 message = digest_message(digest, None)
-            try:
-                return self._or_email(
-                    digest.partner, message, lambda: self._post(job, channel, message)
-                )
-            except SlackApiError as exc:
-                if _error(exc) not in CHANNEL_GONE:
-                    raise
-                log.warning("digest channel %s unusable (%s): DMs instead", channel, _error(exc))
+                try:
+                    return self._or_email(
+                        digest.partner, message, lambda: self._post(job, channel, message)
+                    )
+                except SlackApiError as exc:
+                    if _error(exc) not in CHANNEL_GONE:
+                        raise
+                    log.warning(
+                        "digest channel %s unusable (%s): DMs instead", channel, _error(exc)
+                    )
         members = self.work.fan_out_digest(partner_id, day, as_of)
         if members:
             self.services.deliverer.kick()

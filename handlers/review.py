@@ -78,12 +78,12 @@ def register_senders(registry: Any, services: Any) -> None:
         with in_reader_language(services, p.submitted_by):
             outcome = views.review_outcome_dm(p)
 
-        def dm() -> dict[str, Any]:
-            with services.slack.reaching(p.submitted_by) as (client, user):
-                return {"dm": client.chat_postMessage(channel=user, **outcome).get("ts")}
+            def dm() -> dict[str, Any]:
+                with services.slack.reaching(p.submitted_by) as (client, user):
+                    return {"dm": client.chat_postMessage(channel=user, **outcome).get("ts")}
 
-        title = f"prereg-bot: review decided (preregistration {p.id})"
-        result |= or_email(services, p.partner_id, title, outcome["text"], dm)
+            title = _("prereg-bot: the review of {name} is decided").format(name=p.full_name)
+            result |= or_email(services, p.partner_id, title, outcome["text"], dm)
         return result
 
     def decide_click(job: Job) -> dict[str, Any] | None:

@@ -111,7 +111,7 @@ def test_invitation_email_for_another_partners_customer_is_refused_and_audited(a
     for value in (str(theirs.id), str(theirs.id + 1000)):
         tried()
         answer = reply(app, lambda v=value: app.block_action(MEMBER, "send_invitation_email", v))
-        assert "No such preregistration among yours" in answer["text"]
+        assert "not among your company's preregistrations" in answer["text"]
     assert len(refusals(direct, MEMBER, "request_invitation")) == 2
     app.sweep()
     assert app.smtp.mailbox.messages == []

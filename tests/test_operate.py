@@ -238,7 +238,7 @@ def test_partner_deactivate_expires_live_claims_with_a_notice_and_keeps_history(
     with pytest.raises(Refused) as refused:
         service.preregister("UACME1", form(email="three@customer.de"))
     assert refused.value.code == "partner_inactive"
-    assert "deactivated" in refused.value.message
+    assert "taken out of the partner program" in refused.value.message
     assert service.check("UACME1", "three@customer.de").code == "partner_inactive"
     shown = cli(db_url, "partner", "show", "Acme GmbH")
     assert re.search(r"state:\s+deactivated", shown.stdout)

@@ -295,5 +295,6 @@ def compose_notice(to: str, subject: str, text: str, sender: str, at: datetime) 
     message["Date"] = format_datetime(at)
     message["Message-ID"] = make_msgid("notice", domain=sender.rpartition("@")[2] or None)
     message["Auto-Submitted"] = "auto-generated"
+    message["Content-Language"] = html_lang()  # the language in use: the notice's own
     message.set_content(text)
     return message

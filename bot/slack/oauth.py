@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
+from bot.i18n import N_, _, from_accept_language, html_lang, use
+
 if TYPE_CHECKING:
-    from slack_bolt import BoltResponse
+    from slack_bolt import BoltRequest, BoltResponse
     from slack_bolt.oauth.callback_options import FailureArgs, SuccessArgs
     from slack_bolt.oauth.oauth_settings import OAuthSettings
     from slack_sdk.oauth.installation_store import InstallationStore
@@ -30,13 +32,17 @@ REDIRECT_PATH = "/slack/oauth_redirect"
 STATE_SECONDS = 600
 
 FAILURE_WORDS = {
-    "access_denied": "The installation was cancelled in Slack.",
-    "invalid_browser": "This browser did not start the installation (its cookie is missing).",
-    "invalid_state": "The installation link has expired or was already used.",
-    "missing_code": "Slack did not send an authorisation code.",
-    "invalid_code": "Slack did not accept the authorisation code.",
-    "storage_error": "The installation could not be saved.",
+    "access_denied": N_("The installation was cancelled in Slack."),
+    "invalid_browser": N_(
+        "This browser did not start the installation (its cookie is missing). Start it again "
+        "in this browser."
+    ),
+    "invalid_state": N_("The installation link has expired or was already used."),
+    "missing_code": N_("Slack did not send an authorisation code."),
+    "invalid_code": N_("Slack did not accept the authorisation code."),
+    "storage_error": N_("The installation could not be saved. Please try again in a moment."),
 }
+UNKNOWN_FAILURE = N_("Slack reported a problem with the installation.")
 
 
 def oauth_settings(
@@ -53,16 +59,20 @@ def oauth_settings(
 
     def success(args: SuccessArgs) -> BoltResponse:
         on_installed(args.installation)
-        return _page(200, "prereg-bot is installed", _installed_words(args.installation))
+        with use(_reader_language(args.request)):
+            return _page(200, _("prereg-bot is installed"), _installed_words(args.installation))
 
     def failure(args: FailureArgs) -> BoltResponse:
-        words = FAILURE_WORDS.get(args.reason, "Slack reported a problem with the installation.")
-        again = f'<a href="{INSTALL_PATH}">Start the installation again</a>.'
-        return _page(
-            args.suggested_status_code,
-            "The installation did not complete",
-            f"<p>{html.escape(words)}</p><p>{again}</p><p>{html.escape(help_line)}</p>",
-        )
+        with use(_reader_language(args.request)):
+            words = _(FAILURE_WORDS.get(args.reason, UNKNOWN_FAILURE))
+            again = _('<a href="{href}">Start the installation again</a>.').format(
+                href=INSTALL_PATH
+            )
+            return _page(
+                args.suggested_status_code,
+                _("The installation did not complete"),
+                f"<p>{html.escape(words)}</p><p>{again}</p><p>{html.escape(_(help_line))}</p>",
+            )
 
     return OAuthSettings(
         client_id=client_id,
@@ -79,23 +89,30 @@ def oauth_settings(
 
 def _installed_words(installation: Installation) -> str:
     where = installation.enterprise_name if installation.is_enterprise_install else None
-    where = where or installation.team_name or "your workspace"
-    return (
-        f"<p>prereg-bot is now installed in {html.escape(where)}.</p>"
+    where = where or installation.team_name or _("your workspace")
+    return _("<p>prereg-bot is now installed in {where}.</p>").format(where=html.escape(where)) + _(
         "<p>Next: open prereg-bot's <b>Home</b> tab in Slack and ask to link this workspace to "
-        "your company's partner account. An ecosystem manager approves the link; then your "
+        "your company's partner account. An ecosystem manager approves the link. Then your "
         "sales people can use <code>/preregister</code>.</p>"
     )
+
+
+def _reader_language(request: BoltRequest) -> str:
+    """The installing admin's browser language (Accept-Language), as on the invitation page."""
+    values = request.headers.get("accept-language") or []
+    return from_accept_language(values[0] if values else None)
 
 
 def _page(status: int, title: str, body: str) -> BoltResponse:
     from slack_bolt import BoltResponse
 
     page = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<!doctype html><html lang="{html_lang()}"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title></head>"
         f"<body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
     )
     return BoltResponse(
-        status=status, body=page, headers={"Content-Type": "text/html; charset=utf-8"}
+        status=status,
+        body=page,
+        headers={"Content-Type": "text/html; charset=utf-8", "Content-Language": html_lang()},
     )

@@ -12,6 +12,7 @@ from slack_bolt import App
 
 from bot.clock import Clock
 from bot.errors import BUSY_MESSAGE, Busy
+from bot.i18n import LANGUAGES, _, from_accept_language, html_lang, use
 from bot.web.health import Readiness
 from bot.web.metrics import MetricsPage
 from bot.web.slack_endpoint import MAX_BODY_BYTES, SlackEndpoint, mount
@@ -70,9 +71,18 @@ def build_web_app(
 
     @web.errorhandler(Busy)
     def busy(_error: Busy) -> tuple[str, int, dict[str, str]]:
-        """A page whose transaction gave up waiting (rolled back): "try again", not a 500."""
+        """A page whose transaction gave up waiting (rolled back): "try again", not a 500, in
+        the reader's language (the invitation page's switch, else Accept-Language)."""
         log.warning("database busy on %s %s; answered 503", request.method, request.url_rule)
-        return BUSY_MESSAGE, 503, {"Content-Type": "text/plain; charset=utf-8", "Retry-After": "5"}
+        chosen = request.args.get("lang")
+        lang = (
+            chosen
+            if chosen in LANGUAGES
+            else from_accept_language(request.headers.get("Accept-Language"))
+        )
+        with use(lang):
+            headers = {**TEXT, "Retry-After": "5", "Content-Language": html_lang()}
+            return _(BUSY_MESSAGE) + "\n", 503, headers
 
     web.register_blueprint(pages)
     return web

@@ -23,9 +23,10 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
 
 from bot.clock import Clock
 from bot.i18n import LANGUAGES, from_accept_language, html_lang, install_jinja, use
@@ -278,6 +279,38 @@ def invite_blueprint(
         if found.state is InviteState.DELETED and view is not None and view.deleted_by == CUSTOMER:
             return render(token, Invitation(InviteState.DECLINED, view))
         return render(token, found)
+
+    @bp.app_errorhandler(404)
+    @bp.app_errorhandler(405)
+    def not_an_invitation(error: HTTPException) -> Response | HTTPException:
+        """A mangled address under /invite/ (no such page, or a method no page takes) gets
+        the page for a link copied incompletely, in the reader's language, not Flask's
+        English error page; elsewhere Flask's answer stands."""
+        if not request.path.startswith("/invite/"):
+            return error
+        with use(language()):
+            html = render_template(
+                "invite_page.html",
+                page=page_for(Invitation(InviteState.FORGED)),
+                brand=branding.localised(),
+                lang=language(),
+                chosen_lang=chosen_language(),
+                html_lang=html_lang(),
+                languages=[
+                    (code, name, f"{quote(request.path)}?lang={code}")
+                    for code, name in LANGUAGES.items()
+                ],
+                partner_contact=None,
+                action="",
+                decline_link="",
+                csrf="",
+                email="",
+            )
+            response = Response(html, status=error.code, mimetype="text/html")
+            response.headers["Content-Language"] = html_lang()
+        if error.code == 405:
+            response.headers["Allow"] = ", ".join(error.valid_methods or ())  # type: ignore[attr-defined]
+        return security_headers(response)
 
     @bp.after_request
     def security_headers(response: Response) -> Response:

@@ -21,7 +21,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 import handlers
 from bot.clock import Clock, SystemClock
-from bot.i18n import set_language
+from bot.i18n import LANGUAGES, N_, _, set_language, use
 from bot.identity import Actor, key_of
 from bot.member_cache import MemberCache
 from bot.outbox.delivery import Deliverer, SenderRegistry, WakeSignal
@@ -284,13 +284,25 @@ def _distributed_options(services: Services) -> dict[str, object]:
         services.slack.forget(installer.org)
 
     install_url = f"{settings.public_base_url or ''}{INSTALL_PATH}"
-    # R13: whom to ask. Read once when the app is built: Bolt takes one fixed message.
-    emails = [email for _, email in services.service.manager_contacts() if email][:3]
-    ask = (
-        f"Your ecosystem manager can help: {', '.join(emails)}."
-        if emails
-        else ("Your ecosystem manager can help too.")
-    )
+    # R13: whom to ask. Read once when the app is built: Bolt takes one fixed message, and
+    # without an installation the reader's language cannot be asked of Slack: so in each.
+    emails = [email for _who, email in services.service.manager_contacts() if email][:3]
+
+    def not_installed() -> str:
+        ask = (
+            _("Your ecosystem manager can help: {emails}.").format(emails=", ".join(emails))
+            if emails
+            else _("Your ecosystem manager can help too.")
+        )
+        return _(
+            "prereg-bot is not installed in this Slack workspace, or it was removed. Ask your "
+            "Slack admin to install it: {url} . {ask}"
+        ).format(url=install_url, ask=ask)
+
+    every_language = []
+    for lang in LANGUAGES:
+        with use(lang):
+            every_language.append(not_installed())
     return {
         # Bolt's own, but keeping auth.test's answer per token: see bot/slack/authorize.py.
         "authorize": store_authorize(
@@ -307,13 +319,10 @@ def _distributed_options(services: Services) -> dict[str, object]:
             store=services.installation_store,
             engine=services.db.engine,
             on_installed=on_installed,
-            help_line="If this keeps happening, ask your ecosystem manager for help.",
+            help_line=N_("If this keeps happening, ask your ecosystem manager for help."),
         ),
         "installation_store_bot_only": True,
-        "user_facing_authorize_error_message": (
-            "prereg-bot is not installed in this Slack workspace, or it was removed. "
-            f"Ask your Slack admin to install it: {install_url} . {ask}"
-        ),
+        "user_facing_authorize_error_message": "\n\n".join(every_language),
     }
 
 

@@ -161,7 +161,7 @@ def next_step(p: PreregView) -> str:
     return _("You'll get the invitation link and QR code in a DM to share with the customer.")
 
 
-def _review_why(p: PreregView) -> str:
+def review_why(p: PreregView) -> str:
     """Why review, in the reader's language: the stored reason is the English of the same
     fact (countries differ), so it is only shown when the countries are not known."""
     if p.customer_country and p.partner_country:

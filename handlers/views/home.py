@@ -10,12 +10,12 @@ from bot.models import PartnerSummary, PreregView
 from handlers.mrkdwn import escape, truncate
 from handlers.views.common import (
     STATUS_LABELS,
-    _review_why,
     contact_lines,
     context,
     divider,
     header,
     md,
+    review_why,
     section,
     status_label,
     when,
@@ -81,7 +81,7 @@ def _manager_home(queue: Sequence[PreregView], manager_channel: str | None) -> l
             partner=escape(p.partner_name),
         )
         submitted = _("Submitted {when}").format(when=when(p.submitted_at))
-        blocks.append(section(f"{case}\n{submitted}{due}\n{_review_why(p)}"))
+        blocks.append(section(f"{case}\n{submitted}{due}\n{review_why(p)}"))
     return blocks
 
 

@@ -13,6 +13,7 @@ from handlers.views.common import (
     context,
     next_step,
     plain,
+    review_why,
     section,
     status_label,
     when,
@@ -99,8 +100,8 @@ def confirmation_modal(p: PreregView) -> dict[str, Any]:
     if p.status == "under_review" and p.review_due_at is not None:
         facts.append(_("*Review due by:* {when}").format(when=when(p.review_due_at)))
     blocks = [section("\n".join(facts))]
-    if p.review_reason and p.status == "under_review":
-        blocks.append(context(escape(p.review_reason)))
+    if p.status == "under_review" and review_why(p):
+        blocks.append(context(review_why(p)))
     step = next_step(p)
     if step:
         blocks.append(section(_("*What happens next:* {step}").format(step=step)))

@@ -11,13 +11,13 @@ from bot.models import PreregView
 from handlers.mrkdwn import escape, format_when, mention
 from handlers.views.common import (
     VALUE_ACTION,
-    _review_why,
     button,
     context,
     header,
     md,
     next_step,
     plain,
+    review_why,
     section,
     when,
 )
@@ -137,7 +137,7 @@ def review_decided_message(p: PreregView) -> dict[str, Any]:
 
 
 def _why(p: PreregView) -> dict[str, Any]:
-    return section(_b(_("Why review:")) + f" {_review_why(p)}")
+    return section(_b(_("Why review:")) + f" {review_why(p)}")
 
 
 def _reason(reason: str) -> dict[str, Any]:
