@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bot import logs, notices
 from bot.clock import Clock
 from bot.errors import InvalidInput, NotFound, Refused
-from bot.i18n import LANGUAGES, N_, _
+from bot.i18n import LANGUAGES, N_, _, language
 from bot.identity import org_of, same_org_key
 from bot.member_cache import MemberCache
 from bot.models import (
@@ -414,8 +414,9 @@ class PreregistrationService:
         self, manager_id: str, preregistration_id: int, click_id: str, reply_to: str | None
     ) -> bool:
         """Records a manager's Approve click for the background worker, which decides it with
-        `approve` and answers at `reply_to`. Keeps the click's request to one insert; a retry
-        of the same click (same `click_id`) is recorded once. Returns whether it was new."""
+        `approve` and answers at `reply_to`, in the manager's language (the one in use now).
+        Keeps the click's request to one insert; a retry of the same click (same `click_id`)
+        is recorded once. Returns whether it was new."""
         with self.db.autocommit() as conn:
             return deliveries.enqueue(
                 conn,
@@ -427,6 +428,7 @@ class PreregistrationService:
                     "preregistration_id": preregistration_id,
                     "manager": manager_id,
                     "response_url": reply_to,
+                    "lang": language(),
                 },
                 now=self.clock.now(),
             )

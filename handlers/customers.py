@@ -89,7 +89,7 @@ def register(app: Any, services: Any) -> None:
     @after_ack
     def redraw(body, action, respond, context) -> None:  # type: ignore[no-untyped-def]
         user = context["actor"]
-        offset, filter_key, shown, _ = parse_state(action.get("value"))
+        offset, filter_key, shown, _unused = parse_state(action.get("value"))
         try:
             respond(render_list(services, user, offset, filter_key, shown, replace=True))
         except Refused as refused:
@@ -123,7 +123,7 @@ def register(app: Any, services: Any) -> None:
     @after_ack
     def delete_selected(body, action, respond, context) -> None:  # type: ignore[no-untyped-def]
         user = context["actor"]
-        offset, filter_key, shown, _ = parse_state(action.get("value"))
+        offset, filter_key, shown, _unused = parse_state(action.get("value"))
         ids = selected_ids(body)
         try:
             if ids:

@@ -11,9 +11,8 @@ from slack_sdk.webhook import WebhookClient
 
 from bot import notices
 from bot.errors import InvalidInput, NotFound, Refused
-from bot.i18n import _
+from bot.i18n import _, use
 from bot.outbox.delivery import Job, PermanentFailure, persist
-from bot.rules import CAUSES, refusal
 from bot.slack.after_ack import after_ack
 from handlers import views
 from handlers.desk import desk_of, review_message, undecided_for_manager
@@ -27,12 +26,6 @@ log = logging.getLogger(__name__)
 def _tell(respond: Any, text: str) -> None:
     """An ephemeral note to the clicker; the channel message stays as it is."""
     respond({"response_type": "ephemeral", "replace_original": False, "text": text})
-
-
-def _in_language(refused: Refused | NotFound) -> str:
-    """A refusal said in the worker's (default) language, said again in the current one."""
-    code = getattr(refused, "code", None)
-    return refusal(code).message if code in CAUSES else refused.message
 
 
 def register_senders(registry: Any, services: Any) -> None:
@@ -88,17 +81,18 @@ def register_senders(registry: Any, services: Any) -> None:
 
     def decide_click(job: Job) -> dict[str, Any] | None:
         payload = job.payload
-        try:
-            service.approve(str(payload["manager"]), int(payload["preregistration_id"]))
-        except (Refused, NotFound) as refused:
-            reply_to = payload.get("response_url")
-            if reply_to:
-                with in_reader_language(services, str(payload["manager"])):
+        lang = payload.get("lang")
+        with use(lang if isinstance(lang, str) else None):  # the manager's, from the click
+            try:
+                service.approve(str(payload["manager"]), int(payload["preregistration_id"]))
+            except (Refused, NotFound) as refused:
+                reply_to = payload.get("response_url")
+                if reply_to:
                     _tell(
                         WebhookClient(str(reply_to), timeout=10).send_dict,
-                        f":no_entry_sign: {_in_language(refused)}",
+                        f":no_entry_sign: {refused.message}",
                     )
-            return {"refused": refused.message}
+                return {"refused": getattr(refused, "code", "not_found")}
         services.deliverer.kick()
         return {"approved": True}
 

@@ -186,6 +186,13 @@ def test_sweep_refuses_an_instant_out_of_range_in_one_line(db_url, db, admin, cl
     assert service.view(p.id).status == "preregistered"
 
 
+def test_sweep_says_how_to_write_the_instant(db_url):
+    done = cli(db_url, "sweep", "--at", "yesterday")
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    assert "'yesterday' is not a date and time" in line and "2026-12-01T09:00:00Z" in line, line
+
+
 def test_directory_import_missing_file(db_url, tmp_path):
     done = cli(db_url, "directory", "import", str(tmp_path / "missing.csv"))
     assert done.returncode == 2 and "no such file" in done.stderr

@@ -16,7 +16,15 @@ from babel.messages.pofile import read_po
 
 from bot.desk import ProgramRow, Similar, SimilarRow
 from bot.errors import InvalidInput
-from bot.i18n import LOCALE_DIR, _, from_accept_language, from_slack_locale, translations, use
+from bot.i18n import (
+    LOCALE_DIR,
+    N_,
+    _,
+    from_accept_language,
+    from_slack_locale,
+    translations,
+    use,
+)
 from bot.models import DeleteResult, Eligibility, Page, PartnerSummary, PartnerView, PreregView
 from bot.report import ReportData, summary_text
 from bot.rules import CAUSES, refusal
@@ -25,9 +33,15 @@ from bot.service import PreregistrationService
 from bot.validation import clean_email
 from bot.workspaces import LinkRequestView, Onboarding, PolicySaved, WorkspaceView
 from handlers import errors, invitations, views
-from handlers.reminder_views import digest_message, expired_message, reminder_message
+from handlers.reminder_views import (
+    digest_message,
+    expired_message,
+    reminder_message,
+    review_due_soon_message,
+    review_overdue_message,
+)
 from handlers.views import desk as desk_views
-from tests.blockkit import assert_valid_message, assert_valid_view
+from tests.blockkit import accessibility_problems, assert_valid_message, assert_valid_view
 from tests.helpers import eventually
 from tests.slackfixtures import MEMBER, body_text
 
@@ -137,6 +151,9 @@ def localised_surfaces() -> dict[str, dict]:
         "reminder": reminder_message(rows[0], 3, None),
         "digest": digest_message(digest, None),
         "share button": invitations.share_button_message(rows[0]),
+        "review due soon": review_due_soon_message(rows[1]),
+        "review overdue": review_overdue_message(rows[1], threaded=True),
+        "review overdue, unthreaded": review_overdue_message(rows[1], threaded=False),
         **{
             name: {"text": text}
             for name, text in {
@@ -145,6 +162,14 @@ def localised_surfaces() -> dict[str, dict]:
                 "pending": invitations.email_pending_text(rows[0]),
                 "failing": invitations.email_failing_text(rows[0], "https://x.example/i/t"),
                 "declined": invitations.declined_text(rows[0]),
+                "guessing": invitations.guessing_text(rows[0], 5),
+                "sent late": invitations.email_sent_late_text(rows[0]),
+                "email asked": invitations.email_request_reply(rows[0]),
+                "email asked, sent": invitations.email_request_reply(
+                    replace(rows[0], invited_at=rows[0].submitted_at)
+                ),
+                "contacts plain": views.contact_plain(CONTACTS),
+                "no contacts plain": views.contact_plain([]),
             }.items()
         },
         "help": views.help_message(CONTACTS),
@@ -198,9 +223,9 @@ def desk_surfaces() -> dict[str, dict]:
         "question expired": desk_views.info_expired_dm(waiting),
         "answer in thread": desk_views.answer_in_thread(waiting),
         "reviewer line": {"text": desk_views.reviewer_line(_prereg())},
-        "managers home": {"text": "x", "blocks": desk_views.manager_home_blocks(
+        "managers home": {"type": "home", "blocks": desk_views.manager_home_blocks(
             queue, 20, rows, 12, 1, 2, "quota", now)},
-        "managers home by name": {"text": "x", "blocks": desk_views.manager_home_blocks(
+        "managers home by name": {"type": "home", "blocks": desk_views.manager_home_blocks(
             [], 0, rows, 2, 0, 10, "name", now)},
         "weekly report": {"text": summary_text(report)},
         "report title": {"text": _("Program report {date}").format(date="2026-12-07")},
@@ -239,7 +264,7 @@ def onboarding_surfaces() -> dict[str, dict]:
     approved, rejected = _link("approved", True), _link("rejected", True)
     return {
         **{
-            name: {"text": "x", "blocks": views.onboarding_blocks(state)}
+            name: {"type": "home", "blocks": views.onboarding_blocks(state)}
             for name, state in homes.items()
         },
         "policy saved": {"text": views.policy_saved_line(saved)},
@@ -355,7 +380,10 @@ def english_words_in_text(text: str) -> list[str]:
 def test_every_localised_view_is_valid_in_both_languages(lang):
     with use(lang):
         for name, message in localised_surfaces().items():
-            assert_valid_message(message)
+            if message.get("type") == "home":  # Home blocks, shown in the Home view
+                assert_valid_view(message)
+            else:
+                assert_valid_message(message)
             if lang == "zh":
                 assert _english_words(visible(message)) == [], name
         for name, view in localised_views().items():
@@ -530,3 +558,191 @@ def test_busy_answers_follow_the_language():
         assert "请选择" in caught.value.errors["language"]
     with use("en"):
         assert "database is busy" in errors._busy_form(body)["errors"]["full_name"]
+
+
+BUILDER_MODULES = [
+    "handlers.views.common", "handlers.views.customers", "handlers.views.desk",
+    "handlers.views.help", "handlers.views.home", "handlers.views.modal",
+    "handlers.views.onboarding", "handlers.views.review", "handlers.reminder_views",
+    "handlers.invitations",
+]  # fmt: skip
+NOT_BUILDERS = {
+    "handlers.invitations": {"invitations_of", "register_senders", "register"},
+    "handlers.views.desk": {"home_page_state", "queue_blocks_used"},
+}
+"""Listeners and state parsers, which build no text."""
+
+
+def builders() -> dict[str, object]:
+    """Every public function of the view modules, found by introspection: a new builder is
+    in the list without anyone adding it."""
+    import importlib
+    import inspect
+
+    found = {}
+    for name in BUILDER_MODULES:
+        module = importlib.import_module(name)
+        for attr, fn in vars(module).items():
+            if (inspect.isfunction(fn) and fn.__module__ == name and not attr.startswith("_")
+                    and attr not in NOT_BUILDERS.get(name, set())):  # fmt: skip
+                found[f"{name}.{attr}"] = fn
+    return found
+
+
+def test_every_builder_is_rendered_in_both_languages():
+    """The surfaces above call every builder of handlers/views and the notices: one not
+    called is one whose English nobody checks, so name it in localised_surfaces/views."""
+    import sys
+
+    called: set[object] = set()
+
+    def seen(frame, event, _arg):  # type: ignore[no-untyped-def]
+        if event == "call":
+            called.add(frame.f_code)
+
+    sys.setprofile(seen)
+    try:
+        with use("zh"):
+            localised_surfaces(), localised_views()
+    finally:
+        sys.setprofile(None)
+    missing = sorted(name for name, fn in builders().items() if fn.__code__ not in called)  # type: ignore[attr-defined]
+    assert missing == [], f"never rendered by tests/test_i18n.py: {missing}"
+
+
+SELF_DESCRIBING = {
+    N_("Link this workspace to your company"),
+    N_("Sort by quota use"),
+    N_("Sort by name"),
+}
+"""Buttons whose text names what they act on; every other button needs a label that does."""
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_surface_is_accessible(lang):
+    """A meaningful top-level text (what a notification and a screen reader say), a label on
+    every button whose text alone is not enough, alt text on images; in both languages."""
+    with use(lang):
+        texts = {_(t) for t in SELF_DESCRIBING}
+        problems = {
+            name: found
+            for name, surface in {**localised_surfaces(), **localised_views()}.items()
+            if (found := accessibility_problems(surface, texts, "type" not in surface))
+        }
+    assert problems == {}
+
+
+INACCESSIBLE = {
+    "placeholder text": {"text": "x", "blocks": [{"type": "divider"}]},
+    "no text": {"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Hi"}}]},
+    "bare delete": {"text": "Your customers", "blocks": [{"type": "actions", "elements": [
+        {"type": "button", "text": {"type": "plain_text", "text": "Delete"}, "action_id": "d"}]}]},
+    "label = text": {"text": "Your customers", "blocks": [{"type": "actions", "elements": [
+        {"type": "button", "text": {"type": "plain_text", "text": "Delete"}, "action_id": "d",
+         "accessibility_label": "Delete"}]}]},
+    "image, no alt": {"text": "The chart", "blocks": [
+        {"type": "image", "image_url": "https://x.example/c.png", "alt_text": " "}]},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("surface", INACCESSIBLE.values(), ids=INACCESSIBLE.keys())
+def test_the_accessibility_check_fails_where_it_should(surface):
+    assert accessibility_problems(surface, set(), message=True) != []
+
+
+REPORT = ReportData(["2026-11-23", "2026-11-30"], {"preregistered": [2, 1], "rejected": [1, 0]},
+                    [2, 1], [1, 0], [2, 1], [1, 0])  # fmt: skip
+
+
+def _drawn(render) -> tuple[bytes, list[str]]:  # type: ignore[no-untyped-def]
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        png = render()
+    return png, [str(w.message) for w in caught if "missing from" in str(w.message)]
+
+
+def test_the_weekly_chart_is_titled_in_chinese_with_a_font_that_has_the_glyphs():
+    """The chart's titles and legends follow the channel's language; Chinese is drawn with a
+    CJK font (.ci/run installs fonts-wqy-microhei), so no glyph comes out as a box."""
+    import os
+
+    from bot import report
+
+    if report.cjk_font() is None:
+        if os.environ.get("CI"):
+            pytest.fail("no font with Chinese glyphs: .ci/run installs fonts-wqy-microhei")
+        pytest.skip(
+            "no font with Chinese glyphs installed here (apt-get install fonts-wqy-microhei)"
+        )
+    with use("en"):
+        english, missing = _drawn(lambda: report.render_png(REPORT))
+        assert missing == []
+    with use("zh"):
+        chinese, missing = _drawn(lambda: report.render_png(REPORT))
+        assert missing == []
+        assert chinese != english
+        _boxes, missing = _drawn(lambda: report._draw(REPORT, None))  # the check can fail
+        assert missing != []
+
+
+def test_without_a_chinese_font_the_chart_stays_english(monkeypatch):
+    """Boxes say nothing: without a CJK font the chart is drawn in English (the posted summary
+    is still Chinese), and a warning says why."""
+    from bot import report
+
+    with use("en"):
+        english = report.render_png(REPORT)
+    monkeypatch.setattr(report, "cjk_font", lambda: None)
+    with use("zh"):
+        fallback, missing = _drawn(lambda: report.render_png(REPORT))
+        assert "合作计划报告" in summary_text(REPORT)
+    assert missing == [] and fallback == english
+
+
+def test_the_busy_page_follows_the_readers_language():
+    from flask import Blueprint
+    from slack_bolt import App
+
+    from bot.clock import SystemClock
+    from bot.errors import Busy
+    from bot.web.app import build_web_app
+
+    pages = Blueprint("pages", __name__)
+
+    @pages.get("/invite/<token>")
+    def stuck(token: str) -> str:
+        raise Busy("SELECT", {}, Exception("lock wait timeout"))
+
+    bolt = App(token="xoxb-test", signing_secret="s", token_verification_enabled=False)
+    web = build_web_app(
+        bolt,
+        signing_secret="s",
+        clock=SystemClock(),
+        pages=pages,
+        database_answers=lambda: True,
+        first_delivery=lambda _key: True,
+    )
+    client = web.test_client()
+    zh = client.get("/invite/T0K", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert zh.status_code == 503 and zh.headers["Retry-After"] == "5"
+    assert zh.headers["Content-Language"] == "zh-CN" and "数据库暂时繁忙" in zh.get_data(True)
+    switched = client.get("/invite/T0K?lang=en", headers={"Accept-Language": "zh-CN"})
+    assert "The database is busy" in switched.get_data(True)
+
+
+def test_the_workers_refusal_of_an_approve_click_is_in_the_managers_language(app, direct):
+    """The worker decides an Approve click; a refusal it sends back (here: already decided)
+    is in the language of the manager who clicked, carried with the click."""
+    manager = "UZHMANAGER2"
+    direct.manager(manager, "zh.manager2@vendor.example")
+    direct.partner()
+    row = direct.prereg("client@customer.fr", mobile="+33 6 12 34 56 78")
+    app.fake.user_locale[manager] = "zh-CN"
+    app.block_action(manager, views.APPROVE_ACTION, str(row.id))
+    eventually(lambda: direct.status(row.id) == "preregistered", what="approved")
+    before = len(app.fake.responses)
+    app.block_action(manager, views.APPROVE_ACTION, str(row.id))
+    note = app.fake.wait_for_response(before + 1)[before]
+    assert "此申请已有决定" in note["text"] and "已预注册" in note["text"], note["text"]

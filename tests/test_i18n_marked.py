@@ -213,3 +213,50 @@ def test_the_check_fails_on_an_unmarked_text(source):
 @pytest.mark.parametrize("source", MARKED.values(), ids=MARKED.keys())
 def test_the_check_passes_marked_and_unread_texts(source):
     assert unmarked(source, "handlers/example.py") == []
+
+
+def shadows_gettext(source: str) -> list[int]:
+    """Lines where a module that uses `_` for gettext assigns `_` in a function (`a, _ =
+    ...`): every `_()` of that function then fails with UnboundLocalError. A comprehension's
+    `_` is its own and harmless."""
+    tree = ast.parse(source)
+    if not any(
+        isinstance(n, ast.ImportFrom)
+        and n.module == "bot.i18n"
+        and any(a.name == "_" for a in n.names)
+        for n in ast.walk(tree)
+    ):
+        return []
+    parents = {c: p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == "_" and isinstance(node.ctx, ast.Store):
+            scope = parents.get(node)
+            while scope is not None and not isinstance(
+                scope, ast.FunctionDef | ast.Lambda | ast.comprehension | ast.Module
+            ):
+                scope = parents.get(scope)
+            if isinstance(scope, ast.FunctionDef):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_no_function_hides_gettext_behind_a_throwaway_variable():
+    found = {
+        str(path.relative_to(ROOT)): lines
+        for path in [*ROOT.joinpath("bot").rglob("*.py"), *ROOT.joinpath("handlers").rglob("*.py")]
+        if (lines := shadows_gettext(path.read_text()))
+    }
+    assert found == {}
+
+
+def test_the_shadowing_check_fails_where_it_should():
+    source = (
+        "from bot.i18n import _\n"
+        "def f(v):\n"
+        "    a, _ = v\n"
+        "    return _('x')\n"
+        "def g(v):\n"
+        "    return [a for a, _ in v]\n"
+    )
+    assert shadows_gettext(source) == [3]

@@ -171,3 +171,28 @@ def test_the_invitation_email_is_in_the_partners_language(app, world):
     assert en["Subject"] == "Beta AG invites you to become its customer"
     assert '<html lang="en">' in en.get_body(("html",)).get_content()
     assert "Hello Carl Kunde" in en.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/invite/", 404), ("GET", "/invite/T0K/not-me/extra", 404),
+     ("PUT", "/invite/T0K", 405), ("DELETE", "/invite/T0K/accepted", 405)],
+)  # fmt: skip
+def test_a_mangled_invitation_address_answers_in_the_readers_language(app, method, path, status):
+    """Not Flask's English "Not Found": the page for a link copied incompletely, with the
+    language switch and the page's security headers."""
+    page = requests.request(method, app.base_url + path, headers=ZH, timeout=10)
+    assert page.status_code == status
+    assert_chinese(page)
+    assert "此邀请链接无效" in page.text
+    assert page.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    if status == 405:
+        assert "GET" in page.headers["Allow"]
+    english = requests.request(method, app.base_url + path, headers=EN, timeout=10)
+    assert english.status_code == status and html_lang(english) == "en"
+    assert "This invitation link is not valid" in english.text
+
+
+def test_other_addresses_keep_flasks_answer(app):
+    page = requests.get(app.base_url + "/no-such-page", headers=ZH, timeout=10)
+    assert page.status_code == 404 and "Content-Language" not in page.headers

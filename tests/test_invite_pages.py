@@ -280,7 +280,7 @@ def test_r8_no_gives_the_partner_link_qr_and_a_button_to_email_later(app, world)
 
     refused = app.block_action(BETA, "send_invitation_email", value=str(view.id))
     assert refused.status_code == 200
-    assert "No such preregistration" in app.fake.wait_for_response(1)[0]["text"]
+    assert "not among your company's preregistrations" in app.fake.wait_for_response(1)[0]["text"]
 
     app.block_action(ACME, "send_invitation_email", value=str(view.id))
     reply = app.fake.wait_for_response(2)[1]

@@ -155,13 +155,18 @@ def test_uninstall_falls_back_to_email_and_reinstall_restores_slack(
     # a request from the uninstalled workspace gets a clear answer, not a 500
     response = app.command(SELLER, team_id=ACME_TEAM)
     assert response.status_code == 200
-    assert "not installed in this Slack workspace" in fake.wait_for_response()[0]["text"]
+    answer = fake.wait_for_response()[0]["text"]
+    assert "not installed in this Slack workspace" in answer
+    assert "此 Slack 工作区未安装 prereg-bot" in answer  # no token to ask the reader's locale
     # the expiry reminder goes by email to the partner's reserved contact, never to Slack
     before = len(fake.calls)
     at = (row.expires_at - timedelta(days=1) + timedelta(minutes=1)).astimezone(UTC)
     app.sweep(at=at.isoformat())
     mail = smtp_server.mailbox.wait_for(1)
     assert mail[0].rcpt_tos == ["desk@acme.example"]
+    assert mail[0].message["Subject"] == "prereg-bot: a notice for Acme GmbH"
+    body = mail[0].message.get_content()
+    assert body.startswith("prereg-bot cannot reach your company's Slack workspace"), body
     assert not [c for c in fake.calls[before:] if c.token == acme.token]
     # reinstalling restores Slack delivery with the new token
     assert "is now installed" in install(app, acme).text

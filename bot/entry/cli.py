@@ -449,7 +449,10 @@ def _sweep_instant(args: argparse.Namespace) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(args.at)
     except ValueError:
-        raise ConfigError(f"--at: {args.at!r} is not an ISO-8601 instant") from None
+        raise ConfigError(
+            f"--at: {args.at!r} is not a date and time: write it as 2026-12-01T09:00:00Z "
+            "(ISO 8601, Z for UTC)"
+        ) from None
     at = sweep_instant(parsed)
     if at is None:
         raise ConfigError(

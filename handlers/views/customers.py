@@ -224,6 +224,9 @@ def customer_list(
             _("Hide contact details") if shown else _("Show contact details"),
             LIST_TOGGLE_ACTION,
             json.dumps(list_state(page.offset, filter_key, not shown)),
+            label=_("Hide the contact details of the customers listed")
+            if shown
+            else _("Show the contact details of the customers listed"),
         )
     ]
     if page.has_previous:
@@ -232,6 +235,7 @@ def customer_list(
                 _("Previous"),
                 f"{LIST_PAGE_ACTION}_prev",
                 json.dumps(list_state(max(0, page.offset - page.limit), filter_key, shown)),
+                label=_("Previous page of your customers"),
             )
         )
     if page.has_next:
@@ -240,6 +244,7 @@ def customer_list(
                 _("Next"),
                 f"{LIST_PAGE_ACTION}_next",
                 json.dumps(list_state(page.offset + page.limit, filter_key, shown)),
+                label=_("Next page of your customers"),
             )
         )
     blocks.append({"type": "actions", "block_id": "customers_nav", "elements": nav})

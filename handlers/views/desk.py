@@ -102,15 +102,43 @@ def reviewer_line(p: PreregView) -> str:
     )
 
 
+def _for(p: PreregView) -> dict[str, str]:
+    """What a screen reader names a review button's object by: the customer and partner."""
+    return {"customer": truncate(p.full_name, 40), "partner": truncate(p.partner_name, 30)}
+
+
+def decision_buttons(p: PreregView) -> list[dict[str, Any]]:
+    """Approve and Reject, each labelled with the request it decides."""
+    return [
+        button(_("Approve"), APPROVE_ACTION, str(p.id), style="primary",
+               label=_("Approve {customer} for {partner}").format(**_for(p))),
+        button(_("Reject"), REJECT_ACTION, str(p.id), style="danger",
+               label=_("Reject {customer} for {partner}").format(**_for(p))),
+    ]  # fmt: skip
+
+
+def _send_back(p: PreregView) -> dict[str, Any]:
+    label = _("Send {customer} back to {partner} with a question").format(**_for(p))
+    return button(_("Send back"), SEND_BACK_ACTION, str(p.id), label=label)
+
+
+def _take(p: PreregView) -> dict[str, Any]:
+    label = _("Take the review of {customer} for {partner}").format(**_for(p))
+    return button(_("I'll review this"), TAKE_ACTION, str(p.id), label=label)
+
+
 def desk_elements(p: PreregView) -> list[dict[str, Any]]:
     """Send back, take or release, reassign: the desk's buttons after Approve / Reject."""
     elements = []
     if p.status == "under_review":
-        elements.append(button(_("Send back"), SEND_BACK_ACTION, str(p.id)))
+        elements.append(_send_back(p))
     if p.reviewer:
-        elements.append(button(_("Release"), RELEASE_ACTION, str(p.id)))
+        elements.append(
+            button(_("Release"), RELEASE_ACTION, str(p.id),
+                   label=_("Release the review of {customer} for {partner}").format(**_for(p)))
+        )  # fmt: skip
     else:
-        elements.append(button(_("I'll review this"), TAKE_ACTION, str(p.id)))
+        elements.append(_take(p))
     elements.append(
         {
             "type": "users_select",
@@ -222,7 +250,13 @@ def info_request_dm(p: PreregView) -> dict[str, Any]:
                 "type": "actions",
                 "block_id": f"info_{p.id}",
                 "elements": [
-                    button(_("Edit and resubmit"), RESUBMIT_ACTION, str(p.id), style="primary")
+                    button(
+                        _("Edit and resubmit"),
+                        RESUBMIT_ACTION,
+                        str(p.id),
+                        style="primary",
+                        label=_("Edit and resubmit {customer}").format(**_for(p)),
+                    )
                 ],
             },
         ],
@@ -346,10 +380,9 @@ def _queue_item(p: PreregView, now: datetime) -> list[dict[str, Any]]:
             "type": "actions",
             "block_id": f"queue_actions_{p.id}",
             "elements": [
-                button(_("Approve"), APPROVE_ACTION, str(p.id), style="primary"),
-                button(_("Reject"), REJECT_ACTION, str(p.id), style="danger"),
-                button(_("Send back"), SEND_BACK_ACTION, str(p.id)),
-                *([] if p.reviewer else [button(_("I'll review this"), TAKE_ACTION, str(p.id))]),
+                *decision_buttons(p),
+                _send_back(p),
+                *([] if p.reviewer else [_take(p)]),
             ],
         },
     ]
@@ -419,9 +452,15 @@ def manager_home_blocks(
     blocks.extend(_program_row(r) for r in program)
     nav = []
     if page > 0:
-        nav.append(button(_("Previous"), HOME_PAGE_ACTION, json.dumps({"p": page - 1, "s": sort})))
+        nav.append(
+            button(_("Previous"), HOME_PAGE_ACTION, json.dumps({"p": page - 1, "s": sort}),
+                   label=_("Previous page of the partner program"))
+        )  # fmt: skip
     if shown_from + len(program) < program_total:
-        nav.append(button(_("Next"), HOME_PAGE_ACTION, json.dumps({"p": page + 1, "s": sort})))
+        nav.append(
+            button(_("Next"), HOME_PAGE_ACTION, json.dumps({"p": page + 1, "s": sort}),
+                   label=_("Next page of the partner program"))
+        )  # fmt: skip
     if nav:
         blocks.append({"type": "actions", "block_id": "program_pages", "elements": nav})
     return blocks

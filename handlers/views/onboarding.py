@@ -147,7 +147,15 @@ def _policy(state: Onboarding) -> list[dict[str, Any]]:
         {
             "type": "actions",
             "block_id": "policy_save",
-            "elements": [button(_("Save"), POLICY_SAVE_ACTION, str(state.workspace.id), "primary")],
+            "elements": [
+                button(
+                    _("Save"),
+                    POLICY_SAVE_ACTION,
+                    str(state.workspace.id),
+                    "primary",
+                    label=_("Save who may preregister customers"),
+                )
+            ],  # fmt: skip
         },
     ]
 
@@ -275,8 +283,24 @@ def _facts(r: LinkRequestView) -> dict[str, Any]:
 def link_request_message(r: LinkRequestView, partners: Sequence[tuple[int, str]]) -> dict[str, Any]:
     """The post in the manager channel with Approve / Reject and "link to an existing one"."""
     elements: list[dict[str, Any]] = [
-        button(_("Approve"), LINK_APPROVE_ACTION, str(r.id), style="primary"),
-        button(_("Reject"), LINK_REJECT_ACTION, str(r.id), style="danger"),
+        button(
+            _("Approve"),
+            LINK_APPROVE_ACTION,
+            str(r.id),
+            style="primary",
+            label=_("Approve linking {workspace} for {company}").format(
+                workspace=truncate(r.workspace_name, 30), company=truncate(r.company_name, 30)
+            ),
+        ),
+        button(
+            _("Reject"),
+            LINK_REJECT_ACTION,
+            str(r.id),
+            style="danger",
+            label=_("Reject linking {workspace} for {company}").format(
+                workspace=truncate(r.workspace_name, 30), company=truncate(r.company_name, 30)
+            ),
+        ),
     ]
     if partners:
         elements.append(

@@ -11,7 +11,6 @@ from bot.models import PreregView
 from handlers.mrkdwn import escape, format_when, mention
 from handlers.views.common import (
     VALUE_ACTION,
-    button,
     context,
     header,
     md,
@@ -24,6 +23,7 @@ from handlers.views.common import (
 from handlers.views.desk import (
     APPROVE_ACTION,
     REJECT_ACTION,
+    decision_buttons,
     desk_elements,
     reviewer_line,
     similar_blocks,
@@ -94,8 +94,7 @@ def review_request_message(p: PreregView, similar: Similar | None = None) -> dic
                 "type": "actions",
                 "block_id": f"review_{p.id}",
                 "elements": [
-                    button(_("Approve"), APPROVE_ACTION, str(p.id), style="primary"),
-                    button(_("Reject"), REJECT_ACTION, str(p.id), style="danger"),
+                    *decision_buttons(p),
                     *desk_elements(p),
                 ],
             },
