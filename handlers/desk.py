@@ -73,7 +73,7 @@ def register_senders(registry: Any, services: Any) -> None:
     def dm_submitter(p: Any, render: Any, title: str) -> dict[str, Any]:
         """`render(p)` in the submitter's language, sent to them; `title` (marked with N_,
         `{name}` the customer's) is the subject if it must go by email instead."""
-        with in_reader_language(services, p.submitted_by):
+        with in_reader_language(services, p.submitted_by, p.partner_language):
             message = render(p)
 
             def dm() -> dict[str, Any]:

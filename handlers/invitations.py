@@ -198,7 +198,7 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
             view = service.view(pid)
             if view is None:
                 return sender(job)
-            with in_reader_language(services, view.submitted_by):
+            with in_reader_language(services, view.submitted_by, view.partner_language):
                 return sender(job)
 
         return send

@@ -30,16 +30,17 @@ _BARE = re.compile(r"<([^>]+)>")
 
 
 @contextmanager
-def in_reader_language(services: Any, key: str) -> Iterator[str]:
+def in_reader_language(services: Any, key: str, otherwise: str | None = None) -> Iterator[str]:
     """Within the block, texts are in the language of the person of `key`: known from their
-    own requests, else asked of Slack once (users.info with their locale)."""
+    own requests, else asked of Slack once (users.info with their locale). When their
+    workspace is gone (the notice will go by email), `otherwise`: their company's language."""
     lang = services.languages.cached(key)
     if lang is None:
         try:
             with services.slack.reaching(key) as (client, user):
                 lang = services.languages.ask_slack(key, client, user)
         except WorkspaceUnavailable:
-            lang = None
+            lang = otherwise
     with use(lang) as chosen:
         yield chosen
 

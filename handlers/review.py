@@ -68,7 +68,7 @@ def register_senders(registry: Any, services: Any) -> None:
                 decided = views.review_decided_message(p)
             vendor().chat_update(channel=p.review_channel_id, ts=p.review_message_ts, **decided)
             result["updated"] = p.review_message_ts
-        with in_reader_language(services, p.submitted_by):
+        with in_reader_language(services, p.submitted_by, p.partner_language):
             outcome = views.review_outcome_dm(p)
 
             def dm() -> dict[str, Any]:

@@ -378,6 +378,8 @@ def test_weekly_report_posts_the_chart_to_the_managers_channel(app, direct):
     assert "Conversion preregistered → associated: 17%" in done.args.get("initial_comment", "")
     [upload] = [u for u in app.fake.uploads.values() if u.content]
     check_chart(upload.content)
+    [slot] = app.fake.calls_to("files.getUploadURLExternal")
+    assert slot.args["alt_txt"].startswith("Chart of the program report")
 
 
 def test_cli_report_writes_the_same_picture(app, direct, tmp_path):

@@ -746,3 +746,28 @@ def test_the_workers_refusal_of_an_approve_click_is_in_the_managers_language(app
     app.block_action(manager, views.APPROVE_ACTION, str(row.id))
     note = app.fake.wait_for_response(before + 1)[before]
     assert "此申请已有决定" in note["text"] and "已预注册" in note["text"], note["text"]
+
+
+def test_a_notice_that_goes_by_email_is_in_the_companys_language():
+    """The submitter's language is unknown and their workspace gone (Slack cannot be asked):
+    the notice, which goes by email, is written in their company's language."""
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    from bot.i18n import language
+    from bot.slack.workspaces import WorkspaceUnavailable
+    from handlers.reach import in_reader_language
+
+    @contextmanager
+    def reaching(_key):  # type: ignore[no-untyped-def]
+        raise WorkspaceUnavailable("T0ACME", "not installed, or uninstalled")
+        yield
+
+    services = SimpleNamespace(
+        languages=SimpleNamespace(cached=lambda _key: None),
+        slack=SimpleNamespace(reaching=reaching),
+    )
+    with in_reader_language(services, "T0ACME:U1", "zh"):
+        assert language() == "zh"
+    with in_reader_language(services, "T0ACME:U1"):
+        assert language() == "en"

@@ -269,6 +269,8 @@ def test_r8_no_gives_the_partner_link_qr_and_a_button_to_email_later(app, world)
     assert world.link(view) in complete.args["initial_comment"]
     (upload,) = [u for u in app.fake.uploads.values() if u.content]
     assert decode_qr(upload.content) == world.link(view)
+    (slot,) = app.fake.calls_to("files.getUploadURLExternal")
+    assert slot.args["alt_txt"] == f"QR code of the invitation link for {view.full_name}"
     assert app.smtp.mailbox.messages == []
 
     app.sweep()  # the button message follows the upload (the worker may send it first)
