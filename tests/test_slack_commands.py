@@ -12,12 +12,13 @@ ACK_SANITY_BOUND = 2.5  # seconds; a sanity bound, not a latency measurement
 
 
 def command(app, text: str = "", user: str = MEMBER, channel: str = "CGENERAL") -> dict:
-    """Sends the command and returns the one reply posted to its response_url."""
+    """Sends the command and returns the reply the person sees: the ack's body for
+    `/preregister <word>`, the post to its response_url for the form's refusals."""
     before = len(app.fake.responses)
     response = app.command(user, text, channel=channel)
     assert response.status_code == 200, (response.elapsed, app.log())
     assert response.elapsed.total_seconds() < ACK_SANITY_BOUND
-    reply = app.fake.wait_for_response(before + 1)[before]
+    reply = app.seen_reply(response, before)
     assert reply.get("response_type") == "ephemeral"
     assert_valid_message(reply)
     return reply
