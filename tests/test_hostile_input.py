@@ -179,11 +179,11 @@ def test_stored_hostile_names_are_escaped_in_every_notice_and_list(app, direct, 
             "update"
         )
     settle(direct)
-    app.ask(MEMBER, "list all")
+    listed = app.ask(MEMBER, "list all")
     app.event({"type": "app_home_opened", "user": MEMBER, "tab": "home"})
     app.fake.wait_for("views.publish")
     app.fake.wait_for("chat.postMessage")
-    output = [c.args for c in app.fake.calls] + list(app.fake.responses)
+    output = [c.args for c in app.fake.calls] + list(app.fake.responses) + [listed]
     assert_no_raw_markup(output)
     text = "\n".join(strings(output))
     assert "&lt;!channel&gt; &amp; co" in text
