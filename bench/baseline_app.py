@@ -5,8 +5,13 @@ It verifies the signature, acks, and calls the same Web API method on the same S
 (views.open for the slash command, chat.update for a button click). For bench/visible.py it
 answers `/preregister <text>` and the `bench_visible_respond` button with a constant message on
 response_url, `bench_visible_modal` with views.open, and app_home_opened with views.publish.
+With BASELINE_ANSWER_IN_ACK set, `/preregister <text>` is answered in the ack instead (Bolt's
+`ack(text)` idiom for a quick reply), as `serve` answers its subcommands; that variant runs
+with `process_before_response=True` (as `serve` does), because Bolt's default runner polls for
+the ack every 10 ms, which would put ~10 ms on every answer and flatter `serve`.
 
-    SLACK_SIGNING_SECRET=... SLACK_API_URL=... PORT=... python -m bench.baseline_app
+    SLACK_SIGNING_SECRET=... SLACK_API_URL=... PORT=... [BASELINE_ANSWER_IN_ACK=1] \
+        python -m bench.baseline_app
 """
 
 from __future__ import annotations
@@ -41,15 +46,20 @@ def build() -> Flask:
         token=os.environ.get("SLACK_BOT_TOKEN", "xoxb-baseline"),
         base_url=os.environ["SLACK_API_URL"],
     )
+    in_ack = bool(os.environ.get("BASELINE_ANSWER_IN_ACK"))
     bolt = App(
         signing_secret=os.environ["SLACK_SIGNING_SECRET"],
         client=client,
         token_verification_enabled=False,
         listener_executor=ThreadPoolExecutor(max_workers=WORK_THREADS),
+        process_before_response=in_ack,
     )
 
     @bolt.command("/preregister")
     def command(ack, body, client, respond):  # type: ignore[no-untyped-def]
+        if body.get("text") and in_ack:
+            ack(ANSWER)
+            return
         ack()
         if body.get("text"):  # bench/visible.py: a constant answer where serve has one to show
             respond(ANSWER)

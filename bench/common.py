@@ -240,15 +240,21 @@ def start_prereg(
     return proc, base
 
 
-def start_baseline(slack_url: str, workdir: Path) -> tuple[Process, str]:
+def start_baseline(
+    slack_url: str, workdir: Path, answer_in_ack: bool = False
+) -> tuple[Process, str]:
+    """bench/baseline_app.py; `answer_in_ack`: its `/preregister <text>` answer goes in the ack
+    (BASELINE_ANSWER_IN_ACK) instead of to response_url."""
     port = free_port()
     env = {
         **os.environ,
         "SLACK_API_URL": slack_url,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "PORT": str(port),
+        "BASELINE_ANSWER_IN_ACK": "1" if answer_in_ack else "",
     }
-    proc = Process([sys.executable, "-m", "bench.baseline_app"], env, workdir / "baseline.log")
+    name = "baseline-ack.log" if answer_in_ack else "baseline.log"
+    proc = Process([sys.executable, "-m", "bench.baseline_app"], env, workdir / name)
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/healthz", proc)
     return proc, base

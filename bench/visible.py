@@ -1,13 +1,18 @@
 """Benchmark: how long a person waits for what they asked Slack for (the visible answer).
 
-From the moment a signed request is sent to the moment the answer a person sees reaches the
-Slack stand-in: the first post to the request's own response_url (every `/preregister <word>`
-answer, a list page click, Show contact details), the `views.open` with the request's
-trigger_id (the form, the Reject button's reason form) or the `views.publish` for the user (App
-Home opened). `time.monotonic` on both sides, same machine: the stand-in runs in this process.
+From the moment a signed request is sent to the moment the answer a person sees arrives: the
+ack itself when its body carries the message (Slack shows it as the reply: `serve`'s
+`/preregister <word>` answers ready in time), else at the Slack stand-in the first post to the
+request's own response_url (a list page click, Show contact details, a command answered late),
+the `views.open` with the request's trigger_id (the form, the Reject button's reason form) or the
+`views.publish` for the user (App Home opened). `time.monotonic` on both sides, same machine:
+the stand-in runs in this process.
 `serve` (default SQLite, 3,000 stored rows) and bench/baseline_app.py (a bare Bolt app that
-acks and answers the same way with a constant message) get the same requests from the same
-client threads, taking turns over the rounds, at 1, 10 and 50 clients. CPU per request is the
+acks and answers with a constant message) get the same requests from the same client threads,
+taking turns over the rounds, at 1, 10 and 50 clients. The bare app runs twice for the
+`/preregister <word>` surfaces: answering on response_url ("bare, response_url") and in the
+ack ("bare, in ack"), so `serve` is shown against both ways of answering; the other surfaces
+answer only one way. CPU per request is the
 web process's (the worker is niced and delivers nothing visible here).
 
 The Approve button is not here: its visible answer is the worker's update of the review
@@ -228,6 +233,9 @@ Builder = Callable[[str, str], tuple[str, str, str]]
 
 
 def surfaces(review: int, email: str) -> list[tuple[str, Builder, Builder]]:
+    """(name, serve's request, the bare app's request); names starting with `/preregister `
+    followed by a word are the surfaces the bare app can answer in its ack."""
+
     def cmd(text: str) -> Builder:
         return lambda url, trig: (*command(text, url, trig), urllib.parse.urlsplit(url).path)
 
@@ -268,6 +276,14 @@ def surfaces(review: int, email: str) -> list[tuple[str, Builder, Builder]]:
     ]
 
 
+def carries_message(ack_body: bytes) -> bool:
+    """Whether an ack's body is a message Slack shows as the reply."""
+    if not ack_body.lstrip().startswith(b"{"):
+        return False
+    message = json.loads(ack_body)
+    return bool(message.get("text") or message.get("blocks"))
+
+
 def measure(
     fake: VisibleSlack, base_url: str, builder: Builder, total: int, clients: int
 ) -> list[float]:
@@ -292,8 +308,13 @@ def measure(
         conn.request("POST", "/slack/events", body=body.encode(), headers=headers)
         response = conn.getresponse()
         answer = response.read()
+        acked = time.monotonic()
         if response.status != 200:
             raise RuntimeError(f"{response.status}: {answer[:200]!r}")
+        if carries_message(answer):
+            with fake.guard:
+                fake.waiting.pop(key, None)
+            return acked - start
         if not event.wait(10):
             raise RuntimeError(f"no visible answer for {key}")
         return arrivals[0] - start
@@ -307,6 +328,10 @@ def measure(
                 conn.close()
 
 
+def in_ack_surface(name: str) -> bool:
+    return name.startswith("/preregister ") and not name.startswith("/preregister (")
+
+
 def report(
     fake: VisibleSlack,
     apps: list[tuple[Process, str]],
@@ -314,40 +339,53 @@ def report(
     email: str,
     args: argparse.Namespace,
 ) -> None:
-    """One table row per surface and level; apps[0] is the bare Bolt app, apps[1] this
-    checkout's serve, apps[2] (with --before) the other source tree's serve."""
-    before = len(apps) > 2
+    """One table row per surface and level; apps[0] is the bare Bolt app answering on
+    response_url, apps[1] the bare app answering in the ack, apps[2] this checkout's serve,
+    apps[3] (with --before) the other source tree's serve."""
+    before = len(apps) > 3
     extra = " | before p50 / p99 | this / before p50 / p99 | CPU before" if before else ""
     print(
-        "| surface | users | serve p50 / p99 | bare Bolt p50 / p99 | ratio p50 / p99 "
-        f"| CPU per request (serve web / Bolt){extra} |"
+        "| surface | users | serve p50 / p99 | bare, response_url p50 / p99 "
+        "| bare, in ack p50 / p99 | serve / bare (response_url) p50 / p99 "
+        "| serve / bare (in ack) p50 / p99 "
+        f"| CPU per request (serve / bare response_url / bare in ack){extra} |"
     )
-    print("|---" * (9 if before else 6) + "|")
+    print("|---" * (11 if before else 8) + "|")
     for level in map(int, args.levels.split(",")):
         for name, ours_req, base_req in surfaces(review, email):
             if args.only not in name:
                 continue
-            reqs = [base_req] + [ours_req] * (len(apps) - 1)
+            both = in_ack_surface(name)
+            runs = [
+                (i, app, base_req if i < 2 else ours_req)
+                for i, app in enumerate(apps)
+                if both or i != 1
+            ]
             lat: list[list[float]] = [[] for _ in apps]
             cpu = [0.0 for _ in apps]
             for _ in range(args.rounds):
-                for i, ((proc, url_), req) in enumerate(zip(apps, reqs, strict=True)):
+                for i, (proc, url_), req in runs:
                     start = proc.cpu_seconds()
                     lat[i] += measure(fake, url_, req, args.requests // args.rounds, level)
                     cpu[i] += proc.cpu_seconds() - start
+            if not both:  # the bare app answers these one way only
+                lat[1], cpu[1] = lat[0], cpu[0]
             p50 = [percentile(x, 50) * 1000 for x in lat]
             p99 = [percentile(x, 99) * 1000 for x in lat]
             per = [c / len(x) * 1000 for c, x in zip(cpu, lat, strict=True)]
+            in_ack = f"{p50[1]:.1f} / {p99[1]:.1f} ms" if both else "(same: answers one way)"
+            vs_ack = f"{p50[2] / p50[1]:.2f}x / {p99[2] / p99[1]:.2f}x" if both else "—"
+            cpu_ack = f"{per[1]:.2f}" if both else "—"
             row = (
-                f"| {name} | {level} | {p50[1]:.1f} / {p99[1]:.1f} ms "
-                f"| {p50[0]:.1f} / {p99[0]:.1f} ms "
-                f"| {p50[1] / p50[0]:.2f}x / {p99[1] / p99[0]:.2f}x "
-                f"| {per[1]:.2f} / {per[0]:.2f} ms"
+                f"| {name} | {level} | {p50[2]:.1f} / {p99[2]:.1f} ms "
+                f"| {p50[0]:.1f} / {p99[0]:.1f} ms | {in_ack} "
+                f"| {p50[2] / p50[0]:.2f}x / {p99[2] / p99[0]:.2f}x | {vs_ack} "
+                f"| {per[2]:.2f} / {per[0]:.2f} / {cpu_ack} ms"
             )
             if before:
                 row += (
-                    f" | {p50[2]:.1f} / {p99[2]:.1f} ms "
-                    f"| {p50[1] / p50[2]:.2f}x / {p99[1] / p99[2]:.2f}x | {per[2]:.2f} ms"
+                    f" | {p50[3]:.1f} / {p99[3]:.1f} ms "
+                    f"| {p50[2] / p50[3]:.2f}x / {p99[2] / p99[3]:.2f}x | {per[3]:.2f} ms"
                 )
             print(row + " |", flush=True)
 
@@ -370,7 +408,11 @@ def main() -> int:
         review, _, email = seed_sqlite(url, args.rows)
         no_sweep = {"PREREG_SCHEDULER": "false"}
         ours, ours_url = start_prereg(url, fake.url, workdir, no_sweep)
-        apps: list[tuple[Process, str]] = [start_baseline(fake.url, workdir), (ours, ours_url)]
+        apps: list[tuple[Process, str]] = [
+            start_baseline(fake.url, workdir),
+            start_baseline(fake.url, workdir, answer_in_ack=True),
+            (ours, ours_url),
+        ]
         if args.before:
             source = args.before.resolve()
             apps.append(

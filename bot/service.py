@@ -141,9 +141,10 @@ class PreregistrationService:
         raise refused
 
     def manager_contacts(self) -> list[tuple[str, str | None]]:
-        """(Slack user id, email) of every ecosystem manager (R13)."""
-        with self.db.session() as s:
-            return [(m.slack_user_id, m.email) for m in partner_store.managers(s)]
+        """(Slack user id, email) of every ecosystem manager (R13). Read on every reply that
+        names them, so one autocommit statement (no transaction, no ORM objects)."""
+        with self.db.autocommit() as conn:
+            return partner_store.manager_contacts(conn)
 
     # --- preregister (R1–R7) ---------------------------------------------------------------
 
@@ -675,8 +676,7 @@ class PreregistrationService:
     ) -> Page:
         with self.db.session() as s:
             partner = self._partner_of(s, slack_user_id)
-            total = prereg_store.count_for_partner(s, partner.id, statuses)
-            rows = prereg_store.for_partner(
+            rows, total = prereg_store.page_for_partner(
                 s, partner.id, statuses=statuses, offset=offset, limit=limit
             )
             return Page([PreregView.of(r, partner) for r in rows], total, offset, limit)

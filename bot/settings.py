@@ -64,6 +64,19 @@ def _https_url(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+ACK_BUDGET_LIMIT_MS = 2500
+"""Slack waits 3 s for an ack; an answer budget past this would not leave time to send it."""
+
+
+def _ack_budget(env: Mapping[str, str]) -> int:
+    value = _int(env, "PREREG_ACK_BUDGET_MS", 1500)
+    if not 0 <= value <= ACK_BUDGET_LIMIT_MS:
+        raise ConfigError(
+            f"PREREG_ACK_BUDGET_MS must be between 0 and {ACK_BUDGET_LIMIT_MS}, got {value}"
+        )
+    return value
+
+
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 1:
@@ -126,6 +139,8 @@ class Settings:
     run_scheduler: bool = True
     db_pool_size: int = 40
     member_cache: bool = True
+    ack_budget_ms: int = 1500
+    """PREREG_ACK_BUDGET_MS: how long a command's answer may take to go in the ack."""
     program_name: str | None = None
     vendor_name: str | None = None
     vendor_logo_url: str | None = None
@@ -182,6 +197,7 @@ class Settings:
             run_scheduler=scheduler,
             db_pool_size=_int(env, "PREREG_DB_POOL_SIZE", 40),
             member_cache=member_cache,
+            ack_budget_ms=_ack_budget(env),
             program_name=_text(env, "PROGRAM_NAME"),
             vendor_name=_text(env, "VENDOR_NAME"),
             vendor_logo_url=_https_url(env, "VENDOR_LOGO_URL"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
@@ -14,6 +14,9 @@ from bot.slack.after_ack import after_ack
 from handlers import views
 from handlers.customers import render_list
 from handlers.mrkdwn import escape
+
+if TYPE_CHECKING:
+    from slack_bolt.kwargs_injection.args import Args
 
 log = logging.getLogger(__name__)
 
@@ -161,16 +164,17 @@ def register(app: Any, services: Any) -> None:
                 text = _("My posts in this channel are now in English.")
             respond(views.ephemeral(":white_check_mark: " + text))
 
-    @app.command(COMMAND)
-    @after_ack
-    def preregister(body, command, respond, client, context) -> None:  # type: ignore[no-untyped-def]
+    def form(command, respond, client, context) -> None:  # type: ignore[no-untyped-def]
+        """`/preregister` alone: the form, opened after the ack (views.open)."""
+        open_modal(context["actor"], command["trigger_id"], client, respond)
+
+    def answer(command, respond, context) -> None:  # type: ignore[no-untyped-def]
+        """`/preregister <word> …`: the answer goes in the ack when it is ready in time."""
         user = context["actor"]
         words = (command.get("text") or "").split()
-        sub, args = (words[0].lower(), words[1:]) if words else ("", [])
+        sub, args = words[0].lower(), words[1:]
         try:
-            if sub == "":
-                open_modal(user, command["trigger_id"], client, respond)
-            elif sub == "list":
+            if sub == "list":
                 list_customers(user, args, respond)
             elif sub == "check":
                 check(user, args, respond)
@@ -209,3 +213,10 @@ def register(app: Any, services: Any) -> None:
             respond(views.refusal_message(refused.message, contacts()))
         except NotFound as missing:
             respond(views.ephemeral(f":warning: {escape(missing.message)}"))
+
+    open_form = after_ack(form)
+    answer_in_ack = after_ack.answering(answer)
+
+    @app.command(COMMAND)
+    def preregister(args: Args) -> None:
+        (answer_in_ack if (args.command.get("text") or "").split() else open_form)(args)

@@ -21,16 +21,20 @@ from handlers import views
 log = logging.getLogger(__name__)
 
 
-def report(error: BaseException, body: dict[str, Any]) -> None:
-    """Logs the failure and, where Slack gave a response_url, tells the user in one line."""
+def explain(error: BaseException, body: dict[str, Any]) -> dict[str, Any]:
+    """Logs the failure; returns the one line that tells the user (in the ack, or posted)."""
     kind = body.get("type") or ("slash_command" if body.get("command") else "unknown")
     user = (body.get("user") or {}).get("id") or body.get("user_id")
     if isinstance(error, Busy):
         log.warning("database busy in a %s from %s; told to try again", kind, user)
-        message = views.ephemeral(":hourglass: " + _(BUSY_MESSAGE))
-    else:
-        log.error("unhandled error in a %s from %s", kind, user, exc_info=error)
-        message = views.error_message()
+        return views.ephemeral(":hourglass: " + _(BUSY_MESSAGE))
+    log.error("unhandled error in a %s from %s", kind, user, exc_info=error)
+    return views.error_message()
+
+
+def report(error: BaseException, body: dict[str, Any]) -> None:
+    """Logs the failure and, where Slack gave a response_url, tells the user in one line."""
+    message = explain(error, body)
     response_url = body.get("response_url")
     if response_url:
         try:
@@ -54,6 +58,7 @@ def register(app: Any, services: Any) -> None:
     from slack_bolt import BoltResponse
 
     after_ack.report = report
+    after_ack.explain = explain
 
     @app.error
     def on_error(error, body, response) -> BoltResponse | None:  # type: ignore[no-untyped-def]

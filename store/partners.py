@@ -218,6 +218,12 @@ def managers(session: Session) -> list[Manager]:
     return list(session.scalars(select(Manager).order_by(Manager.created_at)))
 
 
+def manager_contacts(conn: Connection) -> list[tuple[str, str | None]]:
+    """(Slack user id, email) of every manager, oldest first: one Core select, no ORM."""
+    stmt = select(Manager.slack_user_id, Manager.email).order_by(Manager.created_at)
+    return [(user, email) for user, email in conn.execute(stmt)]
+
+
 def add_manager(session: Session, slack_user_id: str, email: str | None, now: datetime) -> bool:
     """Returns False when the manager was already registered (the email is updated)."""
     existing = session.get(Manager, slack_user_id)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from store.models import LIVE_STATUSES, QUOTA_STATUSES, Preregistration
@@ -95,6 +96,33 @@ def for_partner(
     if limit is not None:
         stmt = stmt.limit(limit)
     return list(session.scalars(stmt))
+
+
+PAGE_TOTAL = "page_total"
+
+
+def page_for_partner(
+    session: Session,
+    partner_id: int,
+    *,
+    statuses: Sequence[str] | None = None,
+    offset: int = 0,
+    limit: int = 20,
+) -> tuple[list[Row[Any]], int]:
+    """One page of the partner's preregistrations, newest first, as plain rows (attributes
+    named as Preregistration's, no ORM objects to build), and how many there are in all: one
+    round trip (a window count over the filtered rows) unless the page is empty."""
+    table = Preregistration.__table__
+    stmt = select(*table.c, func.count().over().label(PAGE_TOTAL)).where(
+        table.c.partner_id == partner_id
+    )
+    if statuses:
+        stmt = stmt.where(table.c.status.in_(statuses))
+    stmt = stmt.order_by(table.c.submitted_at.desc(), table.c.id.desc()).offset(offset)
+    rows = list(session.execute(stmt.limit(limit)))
+    if rows:
+        return rows, int(getattr(rows[0], PAGE_TOTAL))
+    return rows, count_for_partner(session, partner_id, statuses)
 
 
 def count_for_partner(

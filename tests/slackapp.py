@@ -210,6 +210,22 @@ class RunningApp:
             form |= {"enterprise_id": enterprise_id, "is_enterprise_install": "true"}
         return self.post_slack(urllib.parse.urlencode(form), headers=headers)
 
+    def seen_reply(self, response: requests.Response, before: int) -> dict[str, Any]:
+        """What the person sees as the answer to a request: the ack's body when it carries a
+        message (Slack shows it as the reply), else the next post to the response_url after
+        the first `before` ones."""
+        assert response.status_code == 200, self.log()
+        if response.content:
+            message = response.json()
+            if message.get("text") or message.get("blocks"):
+                return message
+        return self.fake.wait_for_response(before + 1)[before]
+
+    def ask(self, user: str, text: str, **kwargs: Any) -> dict[str, Any]:
+        """Sends `/preregister <text>` and returns the reply the person sees (`seen_reply`)."""
+        before = len(self.fake.responses)
+        return self.seen_reply(self.command(user, text, **kwargs), before)
+
     def interactive(
         self, payload: dict[str, Any], headers: dict[str, str] | None = None
     ) -> requests.Response:

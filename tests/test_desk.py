@@ -119,9 +119,7 @@ def test_send_back_asks_the_submitter_and_resubmit_puts_it_back_under_review(app
     assert "Sent back for information" in body_text(message_of(update))
     assert update.args["ts"] == posted.review_message_ts
 
-    listed = app.command(MEMBER, "list action required")
-    assert listed.status_code == 200
-    [reply] = app.fake.wait_for_response(1)
+    reply = app.ask(MEMBER, "list action required")
     assert "Action required" in body_text(reply) and "subsidiary" in body_text(reply)
 
     # the member clicks "Edit and resubmit": the form opens filled in as submitted

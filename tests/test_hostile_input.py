@@ -179,12 +179,11 @@ def test_stored_hostile_names_are_escaped_in_every_notice_and_list(app, direct, 
             "update"
         )
     settle(direct)
-    app.command(MEMBER, "list all")
-    app.fake.wait_for_response(1)
+    listed = app.ask(MEMBER, "list all")
     app.event({"type": "app_home_opened", "user": MEMBER, "tab": "home"})
     app.fake.wait_for("views.publish")
     app.fake.wait_for("chat.postMessage")
-    output = [c.args for c in app.fake.calls] + list(app.fake.responses)
+    output = [c.args for c in app.fake.calls] + list(app.fake.responses) + [listed]
     assert_no_raw_markup(output)
     text = "\n".join(strings(output))
     assert "&lt;!channel&gt; &amp; co" in text
@@ -210,7 +209,7 @@ def test_command_text_gets_an_ephemeral_answer_and_changes_no_row(app, direct, t
     assert response.status_code == 200
     assert response.elapsed.total_seconds() < 2.5
     if text.split():
-        reply = app.fake.wait_for_response(seen + 1)[seen]
+        reply = app.seen_reply(response, seen)
         assert reply["response_type"] == "ephemeral"
         assert_no_raw_markup(reply)
     else:

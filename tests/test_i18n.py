@@ -421,24 +421,19 @@ def test_a_chinese_reader_gets_help_in_chinese(app, direct):
     reader = "UZHREADER1"  # new to this app process: its language is not known yet
     direct.partner(member=reader)
     app.fake.user_locale[reader] = "zh-CN"
-    app.command(reader, "help")
-    [reply] = app.fake.wait_for_response()
+    reply = app.ask(reader, "help")
     assert_valid_message(reply)
     assert "prereg-bot 帮助" in body_text(reply)
     asked = app.fake.calls_to("users.info")
     assert [c.args.get("include_locale") for c in asked] in (["true"], [True], ["1"])
-    app.command(reader, "flow")
-    assert "客户拓展步骤" in body_text(app.fake.wait_for_response(2)[1])
+    assert "客户拓展步骤" in body_text(app.ask(reader, "flow"))
     assert len(app.fake.calls_to("users.info")) == 1
 
 
 def test_language_command_sets_the_company_language(app, direct):
     pid = direct.partner()
-    app.command(MEMBER, "language zh")
-    [reply] = app.fake.wait_for_response()
-    assert "简体中文" in reply["text"]
-    app.command(MEMBER, "language fr")
-    assert "language zh" in app.fake.wait_for_response(2)[1]["text"]
+    assert "简体中文" in app.ask(MEMBER, "language zh")["text"]
+    assert "language zh" in app.ask(MEMBER, "language fr")["text"]
     with direct.db.session() as s:
         from store.models import Partner
 
@@ -448,9 +443,8 @@ def test_language_command_sets_the_company_language(app, direct):
 def test_channel_notices_follow_the_company_language(app, direct):
     """`/preregister language zh` by a member: the company's channel notices are in Chinese."""
     direct.partner()
-    app.command(MEMBER, "language zh")
-    app.command(MEMBER, "notify here", channel="CACMENOTICES")
-    app.fake.wait_for_response(2)
+    app.ask(MEMBER, "language zh")
+    app.ask(MEMBER, "notify here", channel="CACMENOTICES")
     row = direct.prereg("anna@kunde.de", send=False)
     at = (row.expires_at + timedelta(minutes=1)).astimezone(UTC).isoformat()
     app.sweep(at=at)
@@ -510,8 +504,7 @@ def test_the_review_channel_and_the_submitter_each_get_their_own_language(app, d
 
     direct.partner()
     direct.manager()
-    app.command(MANAGER, "language zh", channel=MANAGER_CHANNEL)
-    app.fake.wait_for_response()
+    app.ask(MANAGER, "language zh", channel=MANAGER_CHANNEL)
     app.view_submission(
         MEMBER, "preregister", modal_values(email="client@customer.fr", mobile="+33 6 12 34 56 78")
     )

@@ -341,8 +341,8 @@ def test_link_request_in_the_channel_language_and_the_dm_in_the_requesters(world
     and its decided form are in Chinese; Beta's admin, whose Slack is in English, is told in
     English."""
     app, fake = distributed_app, distributed_app.fake
-    app.command(MANAGER, "language zh", channel=MANAGER_CHANNEL, team_id=VENDOR)
-    assert "简体中文" in fake.wait_for_response()[0]["text"]
+    reply = app.ask(MANAGER, "language zh", channel=MANAGER_CHANNEL, team_id=VENDOR)
+    assert "简体中文" in reply["text"]
     post, message = request_link(app)
     assert "关联申请" in message["text"] and "批准" in json.dumps(message, ensure_ascii=False)
     reject = element(message, "link_reject")

@@ -448,3 +448,13 @@ def test_make_test_writes_the_report_under_build_and_make_docs_refreshes_it():
     assert "--reliability-report=docs/reliability.md" in _make("docs")
     assert "build/" in (ROOT / ".gitignore").read_text().splitlines()
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.reliability("bad input", "PREREG_ACK_BUDGET_MS outside 0..2500 or not a number")
+@pytest.mark.parametrize("value", ["3000", "-1", "fast"])
+def test_an_ack_budget_slack_could_not_wait_for_is_refused_in_one_line(value, tried):
+    tried()
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({**SERVE_ENV, "PREREG_ACK_BUDGET_MS": value})
+    assert "PREREG_ACK_BUDGET_MS" in str(refused.value)
+    assert Settings.from_env({**SERVE_ENV, "PREREG_ACK_BUDGET_MS": "800"}).ack_budget_ms == 800

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.blockkit import assert_valid_message, assert_valid_view
@@ -12,12 +14,13 @@ ACK_SANITY_BOUND = 2.5  # seconds; a sanity bound, not a latency measurement
 
 
 def command(app, text: str = "", user: str = MEMBER, channel: str = "CGENERAL") -> dict:
-    """Sends the command and returns the one reply posted to its response_url."""
+    """Sends the command and returns the reply the person sees: the ack's body for
+    `/preregister <word>`, the post to its response_url for the form's refusals."""
     before = len(app.fake.responses)
     response = app.command(user, text, channel=channel)
     assert response.status_code == 200, (response.elapsed, app.log())
     assert response.elapsed.total_seconds() < ACK_SANITY_BOUND
-    reply = app.fake.wait_for_response(before + 1)[before]
+    reply = app.seen_reply(response, before)
     assert reply.get("response_type") == "ephemeral"
     assert_valid_message(reply)
     return reply
@@ -167,3 +170,19 @@ def test_replies_to_response_url_reuse_one_kept_alive_connection(app):
     for _ in range(5):
         assert "/preregister list" in body_text(command(app, "help"))
     assert app.fake.connections - before <= 1  # one if the worker opened one meanwhile
+
+
+def test_list_and_check_are_answered_in_the_ack_and_not_posted_again(app, direct):
+    """Slack shows an ack's body as the reply: an answer ready in time goes there, once."""
+    direct.partner()
+    direct.prereg("anna@customer.de")
+    before = len(app.fake.responses)
+    for text, expected in (("list", "1–1 of 1"), ("check anna@customer.de", "anna@customer.de")):
+        response = app.command(MEMBER, text)
+        assert response.status_code == 200
+        message = response.json()
+        assert message["response_type"] == "ephemeral"
+        assert_valid_message(message)
+        assert expected in body_text(message)
+    time.sleep(0.3)
+    assert len(app.fake.responses) == before

@@ -15,12 +15,13 @@ ACK_SANITY_BOUND = 2.5
 
 
 def reply_to(app, send) -> dict:  # type: ignore[no-untyped-def]
-    """Runs `send()` (a command or a click) and returns the one response_url post it causes."""
+    """Runs `send()` (a command or a click) and returns the reply the person sees: the ack's
+    body (commands) or the response_url post it causes (clicks)."""
     before = len(app.fake.responses)
     response = send()
     assert response.status_code == 200
     assert response.elapsed.total_seconds() < ACK_SANITY_BOUND
-    message = app.fake.wait_for_response(before + 1)[before]
+    message = app.seen_reply(response, before)
     assert_valid_message(message)
     return message
 

@@ -110,7 +110,11 @@ def test_confirmation_tells_status_and_next_step(p, expected):
 
 
 def test_r11_masking_keeps_only_a_hint():
-    assert views.mask_mobile("+4915123456789") == "+49 15•• •••••89"
+    assert views.mask_mobile("+4915123456789") == "+49 15•••••••89"
+    assert views.mask_mobile("+14155552671") == "+1 41••••••71"
+    assert views.mask_mobile("+8613812345678") == "+86 13•••••••78"
+    assert views.mask_mobile("+390612345678") == "+39 06••••••78"
+    assert views.mask_mobile("0151 2345 6789") == "01•• •••• ••89"  # not E.164: digits only
     assert views.mask_email("ceo@customer.de") == "c••@customer.de"
     assert "3456" not in views.mask_mobile("+4915123456789")
 

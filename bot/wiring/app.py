@@ -227,6 +227,7 @@ def build_bolt_app(services: Services) -> App:
         return next()
 
     after_ack.prepare = services.languages.settle
+    after_ack.budget = settings.ack_budget_ms / 1000
     handlers.register(app, services)
     return app
 
