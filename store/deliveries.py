@@ -156,7 +156,12 @@ def claim(
         .values(claimed_until=lease_until, claim_token=token, attempts=Delivery.attempts + 1)
         .execution_options(synchronize_session=False)
     )
-    claimed = select(Delivery).where(Delivery.claim_token == token).order_by(Delivery.id)
+    # By id first: claim_token has no index, and the outbox keeps every sent notice.
+    claimed = (
+        select(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.claim_token == token)
+        .order_by(Delivery.id)
+    )
     return list(session.scalars(claimed.execution_options(populate_existing=True)))
 
 
