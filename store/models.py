@@ -300,6 +300,7 @@ class Delivery(Base):
         Index(
             "ix_deliveries_due",
             "next_attempt_at",
+            "id",
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),

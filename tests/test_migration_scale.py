@@ -71,6 +71,27 @@ def test_0009_adds_the_indexes_and_takes_them_away_again(fresh_url):
     assert _indexes(fresh_url) == before
 
 
+def _due_columns(url: str) -> str:
+    engine = create_engine(url)
+    query = (
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_deliveries_due'"
+        if engine.dialect.name == "postgresql"
+        else "SELECT sql FROM sqlite_master WHERE name = 'ix_deliveries_due'"
+    )
+    try:
+        with engine.connect() as conn:
+            return " ".join(str(conn.execute(text(query)).scalar_one()).split())
+    finally:
+        engine.dispose()
+
+
+def test_0009_orders_the_due_index_by_id_too(fresh_url):
+    upgrade(fresh_url, "0008_language")
+    assert "(next_attempt_at)" in _due_columns(fresh_url)
+    upgrade(fresh_url)
+    assert "(next_attempt_at, id)" in _due_columns(fresh_url)
+
+
 def test_the_models_name_the_same_indexes():
     for table, names in NEW.items():
         assert names <= {i.name for i in Base.metadata.tables[table].indexes}

@@ -6,9 +6,11 @@ Create Date: 2026-11-29
 
 Found with bench/scale.py (EXPLAIN ANALYZE at 1,000,000 rows, docs/performance.md):
 - `ix_deliveries_leased`: the outbox's ordered claim skips a notice whose preregistration has
-  an earlier notice leased right now. Its probe for leased notices read every pending row per
-  candidate (a burst of 10,000 pending digests: 10,000 x 10,000); the index finds the leased
-  ones, a few, directly.
+  an earlier notice leased right now; the index finds the leased ones, a few, directly
+  (store/deliveries.py `leased_first`).
+- `ix_deliveries_due` gains `id`: the claim reads pending notices in (next_attempt_at, id)
+  order and stops at its batch; on next_attempt_at alone a burst enqueued at one instant (the
+  day's digests, one per partner) was sorted in full on every claim.
 - `ix_preregistrations_retention`: the sweep's retention erasure looks for ended, unerased rows
   whose end lies before the cutoff; without it each sweep read the table in id order.
 - `ix_preregistrations_review_queue`: the managers' review queue, oldest first, reads the first
@@ -26,7 +28,19 @@ depends_on = None
 ENDED = "status IN ('deleted', 'expired', 'rejected') AND erased_at IS NULL"
 
 
+def _due_index(*columns: str) -> None:
+    op.create_index(
+        "ix_deliveries_due",
+        "deliveries",
+        list(columns),
+        postgresql_where=sa.text("status = 'pending'"),
+        sqlite_where=sa.text("status = 'pending'"),
+    )
+
+
 def upgrade() -> None:
+    op.drop_index("ix_deliveries_due", "deliveries")
+    _due_index("next_attempt_at", "id")
     op.create_index(
         "ix_deliveries_leased",
         "deliveries",
@@ -54,3 +68,5 @@ def downgrade() -> None:
     op.drop_index("ix_preregistrations_review_queue", "preregistrations")
     op.drop_index("ix_preregistrations_retention", "preregistrations")
     op.drop_index("ix_deliveries_leased", "deliveries")
+    op.drop_index("ix_deliveries_due", "deliveries")
+    _due_index("next_attempt_at")
