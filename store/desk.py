@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
-from store.models import LIVE_STATUSES, AuditEvent, Partner, Preregistration
+from store.models import LIVE_STATUSES, QUOTA_STATUSES, AuditEvent, Partner, Preregistration
 
 
 def same_domain(
@@ -78,15 +78,29 @@ def info_due_between(
     return list(session.scalars(stmt))
 
 
-def counts_by_partner(session: Session) -> dict[int, dict[str, int]]:
-    """partner id -> status -> rows (ix_preregistrations_partner_status covers it)."""
-    stmt = select(Preregistration.partner_id, Preregistration.status, func.count()).group_by(
-        Preregistration.partner_id, Preregistration.status
+def counts_by_partner(session: Session, partner_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """partner id -> status -> rows, for the given partners (ix_preregistrations_partner_status
+    covers it)."""
+    stmt = (
+        select(Preregistration.partner_id, Preregistration.status, func.count())
+        .where(Preregistration.partner_id.in_(list(partner_ids)))
+        .group_by(Preregistration.partner_id, Preregistration.status)
     )
     found: dict[int, dict[str, int]] = {}
     for partner_id, status, n in session.execute(stmt):
         found.setdefault(partner_id, {})[status] = int(n)
     return found
+
+
+def quota_by_partner(session: Session) -> dict[int, int]:
+    """partner id -> rows in QUOTA_STATUSES, for every partner that has any (an index-only
+    scan of ix_preregistrations_quota: the live rows, not the history)."""
+    stmt = (
+        select(Preregistration.partner_id, func.count())
+        .where(Preregistration.status.in_(QUOTA_STATUSES))
+        .group_by(Preregistration.partner_id)
+    )
+    return {pid: int(n) for pid, n in session.execute(stmt)}
 
 
 def lapsed_by_partner(session: Session, now: datetime) -> dict[int, int]:
@@ -99,17 +113,21 @@ def lapsed_by_partner(session: Session, now: datetime) -> dict[int, int]:
     return {pid: int(n) for pid, n in session.execute(stmt)}
 
 
-def last_activity_by_partner(session: Session) -> dict[int, datetime]:
+def last_activity_by_partner(session: Session, partner_ids: Sequence[int]) -> dict[int, datetime]:
+    """The latest audit event of each of the given partners."""
     stmt = (
         select(AuditEvent.partner_id, func.max(AuditEvent.at))
-        .where(AuditEvent.partner_id.is_not(None))
+        .where(AuditEvent.partner_id.in_(list(partner_ids)))
         .group_by(AuditEvent.partner_id)
     )
     return {pid: at for pid, at in session.execute(stmt)}
 
 
-def partners(session: Session) -> list[Partner]:
-    return list(session.scalars(select(Partner).order_by(Partner.name)))
+def partners(session: Session) -> list[Row[tuple[int, str, str]]]:
+    """(id, name, country) of every partner by name: plain rows, not ORM objects."""
+    return list(
+        session.execute(select(Partner.id, Partner.name, Partner.country).order_by(Partner.name))
+    )
 
 
 def report_rows(session: Session, since: datetime) -> list[tuple]:

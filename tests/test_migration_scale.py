@@ -18,7 +18,11 @@ from tests.pgdb import create_database, drop_database
 
 NEW = {
     "deliveries": {"ix_deliveries_leased"},
-    "preregistrations": {"ix_preregistrations_retention", "ix_preregistrations_review_queue"},
+    "preregistrations": {
+        "ix_preregistrations_quota",
+        "ix_preregistrations_retention",
+        "ix_preregistrations_review_queue",
+    },
 }
 
 
