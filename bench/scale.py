@@ -186,6 +186,7 @@ class Size:
     services: Services | None = None
     load_s: float = 0.0
     due_sweep_s: float = 0.0
+    due_notices: int = 0
 
 
 class Capture:
@@ -203,24 +204,33 @@ class Capture:
 SEQ = re.compile(r"Seq Scan on (\w+).*\n(?:.*\n)*?.*?(?:rows=(\d+))?")
 
 
-def seq_scans(url: str, statements: dict[str, Any]) -> list[tuple[str, str]]:
-    """(statement, plan) of each statement whose plan scans a growing table sequentially."""
+def explained(url: str, statements: dict[str, Any]) -> list[tuple[str, str, float]]:
+    """(statement, plan, execution ms) of each statement, slowest first."""
     engine = create_engine(url)
     found = []
     with engine.connect() as conn:
         for statement, params in statements.items():
             trans = conn.begin()
-            plan = "\n".join(
+            lines = [
                 r[0]
                 for r in conn.exec_driver_sql(
-                    "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + statement, params
+                    "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + statement, params
                 )
-            )
+            ]
             trans.rollback()
-            if any(f"Seq Scan on {table}" in plan for table in GROWING):
-                found.append((statement, plan))
+            took = next(
+                float(line.split(":")[1].split()[0])
+                for line in lines
+                if line.startswith("Execution Time")
+            )
+            plan = "\n".join(line for line in lines if not line.startswith(("Planning", "Exec")))
+            found.append((statement, plan, took))
     engine.dispose()
-    return found
+    return sorted(found, key=lambda f: -f[2])
+
+
+def is_seq_scan(plan: str) -> bool:
+    return any(f"Seq Scan on {table}" in plan for table in GROWING)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             report = run_sweep(size.services, AT)
             size.due_sweep_s = time.perf_counter() - start
+            size.due_notices = report.delivered.sent
             print(f"{size.label}: sweep with due work: {report.summary()}", flush=True)
         timings = measure(sizes, args)
         small, large = sizes["small"], sizes["large"]
@@ -270,10 +281,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {op} | {sp[0]:.2f} / {sp[1]:.2f} ms | {lp[0]:.2f} / {lp[1]:.2f} ms "
                 f"| {lp[0] / sp[0]:.2f}x | {lp[1] / sp[1]:.2f}x |"
             )
+        per_notice = [x.due_sweep_s / max(1, x.due_notices) * 1000 for x in (small, large)]
         print(
-            f"| sweep with {args.due} due rows (once) | {small.due_sweep_s * 1000:.0f} ms "
-            f"| {large.due_sweep_s * 1000:.0f} ms "
-            f"| {large.due_sweep_s / small.due_sweep_s:.2f}x | |"
+            f"| sweep with {args.due} due rows and a digest per partner (once) "
+            f"| {small.due_sweep_s * 1000:.0f} ms ({small.due_notices} notices) "
+            f"| {large.due_sweep_s * 1000:.0f} ms ({large.due_notices} notices) "
+            f"| {large.due_sweep_s / small.due_sweep_s:.2f}x "
+            f"| per notice {per_notice[0]:.2f} / {per_notice[1]:.2f} ms: "
+            f"{per_notice[1] / per_notice[0]:.2f}x |"
         )
         print(f"\nEXPLAIN ANALYZE on the {large.rows:,}-row database:")
         assert large.services is not None
@@ -285,12 +300,17 @@ def main(argv: list[str] | None = None) -> int:
             fn()
             capture.on = False
             event.remove(large.services.db.engine, "before_cursor_execute", capture)
-            found = seq_scans(large.url, capture.statements)
-            scans += len(found)
-            print(f"- {op}: {len(capture.statements)} statements, {len(found)} with a seq scan")
-            for statement, plan in found:
-                print("    " + " ".join(statement.split())[:400])
+            found = explained(large.url, capture.statements)
+            scanning = [f for f in found if is_seq_scan(f[1])]
+            scans += len(scanning)
+            print(
+                f"- {op}: {len(found)} statements, {len(scanning)} with a seq scan; slowest: "
+                + ", ".join(f"{took:.1f} ms" for _, _, took in found[:3])
+            )
+            for statement, plan, took in found[: 2 if args.plans else 1] + scanning:
+                print(f"    ({took:.1f} ms) " + " ".join(statement.split())[:400])
                 print("      " + plan.replace("\n", "\n      "))
+        print(f"\nsequential scans of growing tables: {scans}")
     finally:
         for size in sizes.values():
             if size.services is not None:
