@@ -80,8 +80,9 @@ def load(url: str, rows: int, due: int) -> None:
             ),
             {"n": MANAGERS, "at": at - timedelta(days=400)},
         )
-        # r = g % 100 picks the status: 40 expired, 25 associated, 15 deleted, 5 rejected,
-        # 14 preregistered (valid 4 to 14 days more), 1 under review.
+        # r picks the status: 40 expired, 25 associated, 15 deleted, 5 rejected, 14
+        # preregistered (valid 4 to 14 days more), 1 under review; every partner (g % partners)
+        # gets the mix.
         conn.execute(
             text(
                 """
@@ -107,12 +108,13 @@ def load(url: str, rows: int, due: int) -> None:
                        CASE WHEN s.status = 'rejected' THEN s.submitted + interval '1 day' END,
                        0
                 FROM generate_series(1, :rows) g,
+                LATERAL (SELECT (g / :partners + g) % 100 AS r) k,
                 LATERAL (SELECT
-                    CASE WHEN g % 100 < 40 THEN 'expired'
-                         WHEN g % 100 < 65 THEN 'associated'
-                         WHEN g % 100 < 80 THEN 'deleted'
-                         WHEN g % 100 < 85 THEN 'rejected'
-                         WHEN g % 100 < 99 THEN 'preregistered'
+                    CASE WHEN r < 40 THEN 'expired'
+                         WHEN r < 65 THEN 'associated'
+                         WHEN r < 80 THEN 'deleted'
+                         WHEN r < 85 THEN 'rejected'
+                         WHEN r < 99 THEN 'preregistered'
                          ELSE 'under_review' END AS status,
                     :at - interval '20 days' - (g % 60) * interval '1 day'
                         - (g % 86400) * interval '1 second' AS submitted
