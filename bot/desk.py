@@ -341,17 +341,12 @@ class Desk:
         self, sort: str = "quota", offset: int = 0, limit: int = 50
     ) -> tuple[list[ProgramRow], int]:
         """Partners with quota use, counts by status and last activity; one page of them.
-        Quota use is read for every partner (to sort by it); counts by status and the last
-        activity only for the page's partners."""
+        The database sorts and pages by quota use; counts by status and the last activity are
+        read for the page's partners only."""
         now = self.clock.now()
         with self.db.session() as s:
-            quota = desk_store.quota_by_partner(s)
-            lapsed = desk_store.lapsed_by_partner(s, now)
-            keyed = [(p, quota.get(p.id, 0) - lapsed.get(p.id, 0)) for p in desk_store.partners(s)]
-            if sort == "quota":
-                keyed.sort(key=lambda r: (-r[1], r[0].name))
-            page = keyed[offset : offset + limit]
-            ids = [p.id for p, _ in page]
+            page, total = desk_store.program_page(s, now, sort == "quota", offset, limit)
+            ids = [p.id for p in page]
             counts = desk_store.counts_by_partner(s, ids)
             last = desk_store.last_activity_by_partner(s, ids)
             rows = [
@@ -359,14 +354,14 @@ class Desk:
                     p.id,
                     p.name,
                     p.country,
-                    used,
+                    int(p.used),
                     self.rules.quota_limit,
                     counts.get(p.id, {}),
                     last.get(p.id),
                 )
-                for p, used in page
+                for p in page
             ]
-        return rows, len(keyed)
+        return rows, total
 
     # --- internals -------------------------------------------------------------------------
 

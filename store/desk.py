@@ -92,25 +92,37 @@ def counts_by_partner(session: Session, partner_ids: Sequence[int]) -> dict[int,
     return found
 
 
-def quota_by_partner(session: Session) -> dict[int, int]:
-    """partner id -> rows in QUOTA_STATUSES, for every partner that has any (an index-only
-    scan of ix_preregistrations_quota: the live rows, not the history)."""
-    stmt = (
-        select(Preregistration.partner_id, func.count())
+def program_page(
+    session: Session, now: datetime, by_quota: bool, offset: int, limit: int
+) -> tuple[list[Row[tuple[int, str, str, int]]], int]:
+    """One page of (id, name, country, quota used) of the partners, by quota use (most first,
+    then name) or by name, and how many partners there are. Quota use: rows in QUOTA_STATUSES
+    (ix_preregistrations_quota, an index-only scan of the live rows) less those preregistered
+    whose validity has ended but the sweep has not expired yet (ix_preregistrations_expiring).
+    Sorted and paged in the database: only the page comes back."""
+    quota = (
+        select(Preregistration.partner_id, func.count().label("n"))
         .where(Preregistration.status.in_(QUOTA_STATUSES))
         .group_by(Preregistration.partner_id)
+        .subquery()
     )
-    return {pid: int(n) for pid, n in session.execute(stmt)}
-
-
-def lapsed_by_partner(session: Session, now: datetime) -> dict[int, int]:
-    """Preregistered rows past their validity that the sweep has not expired yet, per partner."""
-    stmt = (
-        select(Preregistration.partner_id, func.count())
+    lapsed = (
+        select(Preregistration.partner_id, func.count().label("n"))
         .where(Preregistration.status == "preregistered", Preregistration.expires_at <= now)
         .group_by(Preregistration.partner_id)
+        .subquery()
     )
-    return {pid: int(n) for pid, n in session.execute(stmt)}
+    used = (func.coalesce(quota.c.n, 0) - func.coalesce(lapsed.c.n, 0)).label("used")
+    stmt = (
+        select(Partner.id, Partner.name, Partner.country, used)
+        .outerjoin(quota, quota.c.partner_id == Partner.id)
+        .outerjoin(lapsed, lapsed.c.partner_id == Partner.id)
+        .order_by(*((used.desc(), Partner.name) if by_quota else (Partner.name,)))
+        .offset(offset)
+        .limit(limit)
+    )
+    total = session.scalar(select(func.count()).select_from(Partner)) or 0
+    return list(session.execute(stmt)), int(total)
 
 
 def last_activity_by_partner(session: Session, partner_ids: Sequence[int]) -> dict[int, datetime]:
@@ -121,13 +133,6 @@ def last_activity_by_partner(session: Session, partner_ids: Sequence[int]) -> di
         .group_by(AuditEvent.partner_id)
     )
     return {pid: at for pid, at in session.execute(stmt)}
-
-
-def partners(session: Session) -> list[Row[tuple[int, str, str]]]:
-    """(id, name, country) of every partner by name: plain rows, not ORM objects."""
-    return list(
-        session.execute(select(Partner.id, Partner.name, Partner.country).order_by(Partner.name))
-    )
 
 
 def report_rows(session: Session, since: datetime) -> list[tuple]:

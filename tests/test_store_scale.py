@@ -80,3 +80,21 @@ def test_retention_erases_the_longest_ended_first(db, admin, service, clock):
     with db.session() as s:
         assert ended_before_ids(s, T0 + timedelta(days=1), 2) == [ids[2], ids[1]]
         assert ended_before_ids(s, T0 - timedelta(days=1), 5) == [ids[2]]
+
+
+def test_program_sorts_by_quota_less_the_lapsed_claims_the_sweep_has_not_expired(
+    db, admin, service, clock
+):
+    admin.add_partner("Early", "DE", ["UEARLY1"], contact_email="desk@early.example")
+    admin.add_partner("Late", "DE", ["ULATE1"], contact_email="desk@late.example")
+    for i in range(3):
+        service.preregister("UEARLY1", form(email=f"e{i}@customer.de"))
+    clock.advance(timedelta(days=10))
+    for i in range(2):
+        service.preregister("ULATE1", form(email=f"l{i}@customer.de"))
+    clock.advance(timedelta(days=6))  # Early's three have lapsed; no sweep has run
+    rows, _ = Desk(service).program("quota", 0, 5)
+    assert [(r.name, r.quota_used, r.counts) for r in rows] == [
+        ("Late", 2, {"preregistered": 2}),
+        ("Early", 0, {"preregistered": 3}),
+    ]
