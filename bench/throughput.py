@@ -18,7 +18,10 @@ the worker's CPU until then counts as serve's. CPU per unit: serve's web process
 and worker together, the baseline's process.
 
     .venv/bin/python -m bench.throughput [--backend sqlite|postgres|both] [--clients 8]
-        [--count 600] [--rounds 3]
+        [--count 600] [--rounds 3] [--before DIR]
+
+`--before DIR` runs a second `serve` from another source tree (`git archive COMMIT | tar -x -C
+DIR`) in the same turns, on partners of its own, and adds its rate and this/before.
 """
 
 from __future__ import annotations
@@ -114,6 +117,7 @@ class App:
     proc: Process
     url: str
     prefix: str  # of the customers' emails it stores
+    base: int = 0  # its units use the members (partners) from this unit number on
     done: int = 0
     seconds: float = 0.0
     web_cpu: float = 0.0
@@ -126,7 +130,7 @@ def run_units(fake: VisibleSlack, app: App, first: int, count: int, clients: int
     local = threading.local()
     conns: list[http.client.HTTPConnection] = []
     lock = threading.Lock()
-    members = members_for(first + count)
+    members = members_for(app.base + first + count)
 
     def post(conn: http.client.HTTPConnection, body: str) -> bytes:
         headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body)}
@@ -148,7 +152,7 @@ def run_units(fake: VisibleSlack, app: App, first: int, count: int, clients: int
         tag = uuid.uuid4().hex
         trigger = f"trigger.{tag}"
         opened, _ = fake.expect(trigger)
-        user = members[i // PER_PARTNER]
+        user = members[(app.base + i) // PER_PARTNER]
         post(conn, command_body(user, trigger, fake.url.replace("/api/", "/response/") + tag))
         if not opened.wait(10):
             raise RuntimeError(f"{app.label}: the form did not open")
@@ -208,7 +212,7 @@ def start_throughput_baseline(
     return proc, base
 
 
-def run(backend: str, args: argparse.Namespace, workdir: Path) -> tuple[App, App]:
+def run(backend: str, args: argparse.Namespace, workdir: Path) -> list[App]:
     scratch: AbstractContextManager[str] = (
         scratch_postgres() if backend == "postgres" else scratch_sqlite(workdir)
     )
@@ -217,7 +221,9 @@ def run(backend: str, args: argparse.Namespace, workdir: Path) -> tuple[App, App
         upgrade(url)
         db = Database(url)
         admin = Admin(db, SystemClock())
-        for i, member in enumerate(members_for(args.count)):
+        servers = 2 if args.before else 1
+        stride = (args.count // PER_PARTNER + 1) * PER_PARTNER  # units per server, whole partners
+        for i, member in enumerate(members_for(stride * servers)):
             admin.add_partner(f"Throughput {i}", "DE", [member], contact_email="t@bench.example")
         partner_id = admin.add_partner(
             "Baseline", "DE", ["UBASELINE"], contact_email="b@bench.example"
@@ -230,13 +236,18 @@ def run(backend: str, args: argparse.Namespace, workdir: Path) -> tuple[App, App
             App("serve", serve_proc, serve_url, "e2e"),
             App("bare Bolt", base_proc, base_url, "base"),
         ]
+        if args.before:
+            before_proc, before_url = start_prereg(
+                url, fake.url, workdir, env, name="serve-before", source=args.before.resolve()
+            )
+            apps.append(App("serve before", before_proc, before_url, "bef", base=stride))
         try:
             per_round = args.count // args.rounds
             for _ in range(args.rounds):
                 for app in apps:
                     web, tree = app.proc.cpu_seconds(), app.proc.tree_cpu_seconds()
                     app.seconds += run_units(fake, app, app.done, per_round, args.clients)
-                    if app.label == "serve":
+                    if app.label.startswith("serve"):
                         worker_settled(app.proc)
                     app.web_cpu += app.proc.cpu_seconds() - web
                     app.tree_cpu += app.proc.tree_cpu_seconds() - tree
@@ -249,7 +260,7 @@ def run(backend: str, args: argparse.Namespace, workdir: Path) -> tuple[App, App
             for app in apps:
                 app.proc.stop()
             fake.stop()
-    return apps[0], apps[1]
+    return apps
 
 
 def main() -> int:
@@ -258,24 +269,38 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--count", type=int, default=600, help="units per app")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--before", type=Path, help="source tree of the code to compare with, run side by side"
+    )
     args = parser.parse_args()
     print("command: .venv/bin/python -m bench.throughput", *sys.argv[1:])
     workdir = Path(tempfile.mkdtemp(prefix="prereg-bench-"))
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    extra = (
+        " | before units/s | this / before | CPU before: web / web+worker" if args.before else ""
+    )
     print(
         "| backend | serve units/s | bare Bolt units/s | ratio "
-        "| CPU per unit: serve web / web+worker / bare |"
+        f"| CPU per unit: serve web / web+worker / bare{extra} |"
     )
-    print("|---|---|---|---|---|")
+    print("|---" * (8 if args.before else 5) + "|")
     for backend in backends:
-        ours, base = run(backend, args, workdir)
+        apps = run(backend, args, workdir)
+        ours, base = apps[0], apps[1]
         rate, base_rate = ours.done / ours.seconds, base.done / base.seconds
-        print(
+        row = (
             f"| {backend} | {rate:.1f} | {base_rate:.1f} | {rate / base_rate:.2f}x "
             f"| {ours.web_cpu / ours.done * 1000:.2f} / {ours.tree_cpu / ours.done * 1000:.2f} "
-            f"/ {base.web_cpu / base.done * 1000:.2f} ms |",
-            flush=True,
+            f"/ {base.web_cpu / base.done * 1000:.2f} ms"
         )
+        if args.before:
+            old = apps[2]
+            old_rate = old.done / old.seconds
+            row += (
+                f" | {old_rate:.1f} | {rate / old_rate:.2f}x "
+                f"| {old.web_cpu / old.done * 1000:.2f} / {old.tree_cpu / old.done * 1000:.2f} ms"
+            )
+        print(row + " |", flush=True)
     return 0
 
 
