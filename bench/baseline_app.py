@@ -9,6 +9,9 @@ With BASELINE_ANSWER_IN_ACK set, `/preregister <text>` is answered in the ack in
 `ack(text)` idiom for a quick reply), as `serve` answers its subcommands; that variant runs
 with `process_before_response=True` (as `serve` does), because Bolt's default runner polls for
 the ack every 10 ms, which would put ~10 ms on every answer and flatter `serve`.
+For bench/throughput.py (BASELINE_DATABASE_URL set) it stores the submitted preregistration
+form with one INSERT into `preregistrations` (partner BASELINE_PARTNER_ID), then acks with a
+constant view: no rule, no audit, no outbox.
 
     SLACK_SIGNING_SECRET=... SLACK_API_URL=... PORT=... [BASELINE_ANSWER_IN_ACK=1] \
         python -m bench.baseline_app
@@ -20,14 +23,18 @@ import logging
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import Flask, request
 from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_sdk import WebClient
+from sqlalchemy import text
 from waitress import serve
 
 from bot.slack.after_ack import WORK_THREADS
+from store.db import make_engine
 
 MODAL = {
     "type": "modal",
@@ -37,7 +44,20 @@ MODAL = {
 }
 
 
+DONE = {**MODAL, "callback_id": "baseline_done"}
 ANSWER = {"response_type": "ephemeral", "text": "baseline"}
+INSERT = text(
+    "INSERT INTO preregistrations (partner_id, full_name, email, email_norm, mobile,"
+    " send_invitation, association_type, status, submitted_by, submitted_at, expires_at,"
+    " invite_failed_attempts) VALUES (:partner, :name, :email, :email_norm, :mobile, false,"
+    " 'reseller', 'preregistered', :user, :now, :expires, 0)"
+)
+
+
+def _value(values: dict[str, Any], block: str) -> str:
+    return str(((values.get(block) or {}).get("value") or {}).get("value") or "")
+
+
 HOME = {"type": "home", "blocks": MODAL["blocks"]}
 
 
@@ -65,6 +85,32 @@ def build() -> Flask:
             respond(ANSWER)
         else:
             client.views_open(trigger_id=body["trigger_id"], view=MODAL)
+
+    url = os.environ.get("BASELINE_DATABASE_URL")
+    if url:
+        engine = make_engine(url, pool_size=16, max_overflow=4)
+        partner = int(os.environ["BASELINE_PARTNER_ID"])
+
+        @bolt.view("preregister")
+        def submitted(ack, body, view):  # type: ignore[no-untyped-def]
+            values = view["state"]["values"]
+            email = _value(values, "email")
+            now = datetime.now(UTC).replace(tzinfo=None)
+            with engine.begin() as conn:
+                conn.execute(
+                    INSERT,
+                    {
+                        "partner": partner,
+                        "name": _value(values, "full_name"),
+                        "email": email,
+                        "email_norm": email.lower(),
+                        "mobile": _value(values, "mobile"),
+                        "user": body["user"]["id"],
+                        "now": now,
+                        "expires": now + timedelta(days=15),
+                    },
+                )
+            ack(response_action="update", view=DONE)
 
     @bolt.action("bench_visible_respond")
     def visible_respond(ack, respond):  # type: ignore[no-untyped-def]

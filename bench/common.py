@@ -82,6 +82,15 @@ class Process:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def tree_cpu_seconds(self) -> float:
+        """CPU time of the process and its children (`serve`'s worker), those alive now."""
+        total = 0.0
+        for pid in [self.pid, *_children(self.pid)]:
+            with contextlib.suppress(OSError, IndexError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
     def peak_rss_mib(self) -> float:
         """VmHWM, the peak resident set size so far, of the process and of its children
         (`serve` runs its background worker as a child process)."""

@@ -1,17 +1,35 @@
-"""Benchmark: preregistrations per second end to end, beside plain INSERTs of the same rows.
+"""Benchmark: preregistrations per second end to end, beside a minimal Bolt app doing the same.
 
-End to end = a signed view_submission of the preregistration modal over HTTP to
-`prereg-bot serve` until the row is stored (every rule checked, audit row and outbox row
-written, one transaction). Baseline = the same rows INSERTed into `preregistrations` by the
-same number of threads, one transaction per row, on the same PostgreSQL in the same run.
+One unit = what a person does to preregister a customer: a signed `/preregister` slash command
+over HTTP, the form opening (the client waits until `views.open` with the command's trigger_id
+reaches the Slack stand-in), then a signed view_submission of the filled form, answered once the
+row is stored. `serve` checks every rule and writes the row, its audit event and its outbox
+rows in one transaction; the baseline (bench/baseline_app.py with BASELINE_DATABASE_URL: Bolt,
+Waitress, acks the command with views.open and stores the submission with one INSERT) does the
+least a Bolt app can. Same server, same database, same client threads, same run, the apps
+taking turns over the rounds. The goal is serve >= 0.5x the baseline's rate.
 
-    .venv/bin/python -m bench.throughput [--clients 8] [--count 800]
+The rate is units per second while the clients run. serve's background worker then still has
+the notices of those rows to send (the partner's invitation link and QR code, posted at Slack's
+pace of about one message a second per channel, bot/pacing.py, so the outbox cannot drain at
+the rate rows come in). After serve's turn the script waits until the worker has done the work
+it can do now (it spends under 5% of a core, waiting for the pace) before the baseline's turn;
+the worker's CPU until then counts as serve's. CPU per unit: serve's web process, serve's web
+and worker together, the baseline's process.
+
+    .venv/bin/python -m bench.throughput [--backend sqlite|postgres|both] [--clients 8]
+        [--count 600] [--rounds 3] [--before DIR]
+
+`--before DIR` runs a second `serve` from another source tree (`git archive COMMIT | tar -x -C
+DIR`) in the same turns, on partners of its own, and adds its rate and this/before.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -19,20 +37,43 @@ import time
 import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-from sqlalchemy import func, insert, select
+from sqlalchemy import create_engine, text
 
-from bench.common import scratch_postgres, start_prereg, start_slack_standin
+from bench.common import (
+    Process,
+    scratch_postgres,
+    scratch_sqlite,
+    start_prereg,
+    wait_http,
+)
+from bench.visible import VisibleSlack
 from bot.admin import Admin
 from bot.clock import SystemClock
 from store.db import Database
 from store.migrate import upgrade
-from store.models import Preregistration
+from tests.mailbox import free_port
+from tests.slackapp import SIGNING_SECRET, sign
 
 PER_PARTNER = 90  # below R4's cap of 100
+
+
+def command_body(user: str, trigger: str, response_url: str) -> str:
+    return urllib.parse.urlencode(
+        {
+            "team_id": "T1",
+            "channel_id": "CTHRU",
+            "user_id": user,
+            "command": "/preregister",
+            "text": "",
+            "api_app_id": "A1",
+            "response_url": response_url,
+            "trigger_id": trigger,
+        }
+    )
 
 
 def submission_body(user: str, email: str) -> str:
@@ -67,99 +108,199 @@ def submission_body(user: str, email: str) -> str:
 
 
 def members_for(count: int) -> list[str]:
-    return [f"UTHRU{i:03d}" for i in range(count // PER_PARTNER + 1)]
+    return [f"UTHRU{i:04d}" for i in range(count // PER_PARTNER + 1)]
 
 
-def end_to_end(url: str, base_url: str, clients: int, count: int) -> float:
-    from tests.slackapp import sign
+@dataclass
+class App:
+    label: str
+    proc: Process
+    url: str
+    prefix: str  # of the customers' emails it stores
+    base: int = 0  # its units use the members (partners) from this unit number on
+    done: int = 0
+    seconds: float = 0.0
+    web_cpu: float = 0.0
+    tree_cpu: float = 0.0
 
-    members = members_for(count)
+
+def run_units(fake: VisibleSlack, app: App, first: int, count: int, clients: int) -> float:
+    """`count` units from `clients` threads, each on one kept-alive connection; seconds taken."""
+    address = urllib.parse.urlsplit(app.url)
     local = threading.local()
+    conns: list[http.client.HTTPConnection] = []
+    lock = threading.Lock()
+    members = members_for(app.base + first + count)
 
-    def one(i: int) -> None:
-        session = getattr(local, "session", None) or requests.Session()
-        local.session = session
-        body = submission_body(members[i // PER_PARTNER], f"e2e{i}@customer.example")
+    def post(conn: http.client.HTTPConnection, body: str) -> bytes:
         headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body)}
-        response = session.post(base_url + "/slack/events", data=body, headers=headers, timeout=30)
-        if response.status_code != 200 or "errors" in response.text:
-            raise RuntimeError(f"{response.status_code}: {response.text[:300]}")
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        list(pool.map(one, range(count)))
-    elapsed = time.perf_counter() - start
-    db = Database(url)
-    with db.session() as s:
-        stored = s.scalar(select(func.count()).where(Preregistration.email_norm.like("e2e%")))
-    db.dispose()
-    if stored != count:
-        raise RuntimeError(f"{stored} rows stored, expected {count}")
-    return count / elapsed
-
-
-def plain_inserts(url: str, clients: int, count: int) -> float:
-    db = Database(url, pool_size=clients, max_overflow=0)
-    with db.session() as s:
-        partner_id = s.scalar(select(Preregistration.partner_id).limit(1))
-    now = datetime.now(UTC)
+        conn.request("POST", "/slack/events", body=body.encode(), headers=headers)
+        response = conn.getresponse()
+        answer = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{app.label}: {response.status}: {answer[:300]!r}")
+        return answer
 
     def one(i: int) -> None:
-        with db.engine.begin() as conn:
-            conn.execute(
-                insert(Preregistration.__table__).values(
-                    partner_id=partner_id,
-                    full_name="Throughput Customer",
-                    email=f"plain{i}@customer.example",
-                    email_norm=f"plain{i}@customer.example",
-                    mobile="+4915123456789",
-                    send_invitation=False,
-                    association_type="reseller",
-                    status="expired",
-                    customer_country="DE",
-                    submitted_by="UPLAIN",
-                    submitted_at=now,
-                    expires_at=now + timedelta(days=15),
-                    invite_failed_attempts=0,
-                )
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection(
+                address.hostname, address.port, timeout=30
             )
+            with lock:
+                conns.append(conn)
+        tag = uuid.uuid4().hex
+        trigger = f"trigger.{tag}"
+        opened, _ = fake.expect(trigger)
+        user = members[(app.base + i) // PER_PARTNER]
+        post(conn, command_body(user, trigger, fake.url.replace("/api/", "/response/") + tag))
+        if not opened.wait(10):
+            raise RuntimeError(f"{app.label}: the form did not open")
+        answer = post(conn, submission_body(user, f"{app.prefix}{i}@customer.example"))
+        if b'"errors"' in answer:
+            raise RuntimeError(f"{app.label}: {answer[:300]!r}")
 
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
-        list(pool.map(one, range(count)))
-    elapsed = time.perf_counter() - start
-    db.dispose()
-    return count / elapsed
+        try:
+            list(pool.map(one, range(first, first + count)))
+        finally:
+            for conn in conns:
+                conn.close()
+    return time.perf_counter() - start
+
+
+def worker_settled(proc: Process, timeout: float = 300) -> None:
+    """Waits until serve's worker spends under 5% of a core (over one second)."""
+    deadline = time.monotonic() + timeout
+    last = proc.tree_cpu_seconds() - proc.cpu_seconds()
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = proc.tree_cpu_seconds() - proc.cpu_seconds()
+        if now - last < 0.05:
+            return
+        last = now
+    raise RuntimeError("serve's worker stayed busy")
+
+
+def stored(url: str, prefix: str) -> int:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        n = conn.execute(
+            text("SELECT count(*) FROM preregistrations WHERE email_norm LIKE :p"),
+            {"p": f"{prefix}%"},
+        ).scalar_one()
+    engine.dispose()
+    return int(n)
+
+
+def start_throughput_baseline(
+    url: str, slack_url: str, workdir: Path, partner: int
+) -> tuple[Process, str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "SLACK_API_URL": slack_url,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "PORT": str(port),
+        "BASELINE_DATABASE_URL": url,
+        "BASELINE_PARTNER_ID": str(partner),
+    }
+    proc = Process([sys.executable, "-m", "bench.baseline_app"], env, workdir / "baseline.log")
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/healthz", proc)
+    return proc, base
+
+
+def run(backend: str, args: argparse.Namespace, workdir: Path) -> list[App]:
+    scratch: AbstractContextManager[str] = (
+        scratch_postgres() if backend == "postgres" else scratch_sqlite(workdir)
+    )
+    fake = VisibleSlack().start()
+    with scratch as url:
+        upgrade(url)
+        db = Database(url)
+        admin = Admin(db, SystemClock())
+        servers = 2 if args.before else 1
+        stride = (args.count // PER_PARTNER + 1) * PER_PARTNER  # units per server, whole partners
+        for i, member in enumerate(members_for(stride * servers)):
+            admin.add_partner(f"Throughput {i}", "DE", [member], contact_email="t@bench.example")
+        partner_id = admin.add_partner(
+            "Baseline", "DE", ["UBASELINE"], contact_email="b@bench.example"
+        )
+        db.dispose()
+        env = {"PREREG_SCHEDULER": "false", "PREREG_DB_POOL_SIZE": "16"}
+        serve_proc, serve_url = start_prereg(url, fake.url, workdir, env)
+        base_proc, base_url = start_throughput_baseline(url, fake.url, workdir, partner_id)
+        apps = [
+            App("serve", serve_proc, serve_url, "e2e"),
+            App("bare Bolt", base_proc, base_url, "base"),
+        ]
+        if args.before:
+            before_proc, before_url = start_prereg(
+                url, fake.url, workdir, env, name="serve-before", source=args.before.resolve()
+            )
+            apps.append(App("serve before", before_proc, before_url, "bef", base=stride))
+        try:
+            per_round = args.count // args.rounds
+            for _ in range(args.rounds):
+                for app in apps:
+                    web, tree = app.proc.cpu_seconds(), app.proc.tree_cpu_seconds()
+                    app.seconds += run_units(fake, app, app.done, per_round, args.clients)
+                    if app.label.startswith("serve"):
+                        worker_settled(app.proc)
+                    app.web_cpu += app.proc.cpu_seconds() - web
+                    app.tree_cpu += app.proc.tree_cpu_seconds() - tree
+                    app.done += per_round
+            for app in apps:
+                found = stored(url, app.prefix)
+                if found != app.done:
+                    raise RuntimeError(f"{app.label}: {found} rows stored, expected {app.done}")
+        finally:
+            for app in apps:
+                app.proc.stop()
+            fake.stop()
+    return apps
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--count", type=int, default=800)
+    parser.add_argument("--count", type=int, default=600, help="units per app")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--before", type=Path, help="source tree of the code to compare with, run side by side"
+    )
     args = parser.parse_args()
     print("command: .venv/bin/python -m bench.throughput", *sys.argv[1:])
     workdir = Path(tempfile.mkdtemp(prefix="prereg-bench-"))
-    with scratch_postgres() as url:
-        upgrade(url)
-        db = Database(url)
-        admin = Admin(db, SystemClock())
-        for i, member in enumerate(members_for(args.count)):
-            admin.add_partner(f"Throughput {i}", "DE", [member], contact_email="t@bench.example")
-        db.dispose()
-        standin, slack_url = start_slack_standin(workdir)
-        app, base_url = start_prereg(url, slack_url, workdir)
-        try:
-            ours = end_to_end(url, base_url, args.clients, args.count)
-            rss = app.peak_rss_mib()
-        finally:
-            app.stop()
-            standin.stop()
-        plain = plain_inserts(url, args.clients, args.count)
-    print(f"clients: {args.clients}, rows: {args.count}, PostgreSQL")
-    print(f"end to end (signed view_submission -> stored row): {ours:8.1f} per second")
-    print(f"plain INSERT, one transaction per row:             {plain:8.1f} per second")
-    print(f"ratio: prereg-bot reaches {ours / plain:.2f} of the plain INSERT rate")
-    print(f"peak RSS of serve (web and worker processes): {rss:.0f} MiB")
+    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    extra = (
+        " | before units/s | this / before | CPU before: web / web+worker" if args.before else ""
+    )
+    print(
+        "| backend | serve units/s | bare Bolt units/s | ratio "
+        f"| CPU per unit: serve web / web+worker / bare{extra} |"
+    )
+    print("|---" * (8 if args.before else 5) + "|")
+    for backend in backends:
+        apps = run(backend, args, workdir)
+        ours, base = apps[0], apps[1]
+        rate, base_rate = ours.done / ours.seconds, base.done / base.seconds
+        row = (
+            f"| {backend} | {rate:.1f} | {base_rate:.1f} | {rate / base_rate:.2f}x "
+            f"| {ours.web_cpu / ours.done * 1000:.2f} / {ours.tree_cpu / ours.done * 1000:.2f} "
+            f"/ {base.web_cpu / base.done * 1000:.2f} ms"
+        )
+        if args.before:
+            old = apps[2]
+            old_rate = old.done / old.seconds
+            row += (
+                f" | {old_rate:.1f} | {rate / old_rate:.2f}x "
+                f"| {old.web_cpu / old.done * 1000:.2f} / {old.tree_cpu / old.done * 1000:.2f} ms"
+            )
+        print(row + " |", flush=True)
     return 0
 
 

@@ -38,7 +38,7 @@ from store import desk as desk_store
 from store import directory as directory_store
 from store import partners as partner_store
 from store import preregistrations as prereg_store
-from store.models import QUOTA_STATUSES, Preregistration
+from store.models import Preregistration
 
 INFO_WORKING_DAYS = 5
 """An unanswered request for information expires after this many working days."""
@@ -358,28 +358,28 @@ class Desk:
     def program(
         self, sort: str = "quota", offset: int = 0, limit: int = 50
     ) -> tuple[list[ProgramRow], int]:
-        """Partners with quota use, counts by status and last activity; one page of them."""
+        """Partners with quota use, counts by status and last activity; one page of them.
+        The database sorts and pages by quota use; counts by status and the last activity are
+        read for the page's partners only."""
         now = self.clock.now()
         with self.db.session() as s:
-            counts = desk_store.counts_by_partner(s)
-            lapsed = desk_store.lapsed_by_partner(s, now)
-            last = desk_store.last_activity_by_partner(s)
+            page, total = desk_store.program_page(s, now, sort == "quota", offset, limit)
+            ids = [p.id for p in page]
+            counts = desk_store.counts_by_partner(s, ids)
+            last = desk_store.last_activity_by_partner(s, ids)
             rows = [
                 ProgramRow(
                     p.id,
                     p.name,
                     p.country,
-                    sum(counts.get(p.id, {}).get(st, 0) for st in QUOTA_STATUSES)
-                    - lapsed.get(p.id, 0),
+                    int(p.used),
                     self.rules.quota_limit,
                     counts.get(p.id, {}),
                     last.get(p.id),
                 )
-                for p in desk_store.partners(s)
+                for p in page
             ]
-        if sort == "quota":
-            rows.sort(key=lambda r: (-r.quota_used, r.name))
-        return rows[offset : offset + limit], len(rows)
+        return rows, total
 
     # --- internals -------------------------------------------------------------------------
 

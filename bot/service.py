@@ -178,9 +178,8 @@ class PreregistrationService:
                 if not (partner.contact_email or partner.contact_mobile):
                     raise refusal("no_reserved_contact")
                 self.validate_form(form, partner.country)
-                partner_store.lock_partner(s, partner.id)
-                if not partner_store.is_active(s, partner.id):  # deactivated while we waited
-                    raise refusal("partner_inactive")
+                if not partner_store.lock_active_partner(s, partner.id):
+                    raise refusal("partner_inactive")  # deactivated while we waited
                 # A concurrent retry of this submission may have committed while we waited.
                 replayed = self._replayed(s, request_key)
                 if replayed is not None:

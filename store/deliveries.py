@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Insert, case, exists, func, select, update
+from sqlalchemy import ColumnElement, Connection, Insert, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from store.models import Delivery
 
@@ -98,6 +98,21 @@ class Candidate:
     preregistration_id: int | None
 
 
+def leased_first(session: Session, now: datetime) -> list[tuple[int, int]]:
+    """(preregistration, its first notice leased at `now`) for each preregistration that has a
+    notice being sent: a later notice of it waits for that one."""
+    stmt = (
+        select(Delivery.preregistration_id, func.min(Delivery.id))
+        .where(
+            Delivery.status == "pending",
+            Delivery.claimed_until >= now,
+            Delivery.preregistration_id.is_not(None),
+        )
+        .group_by(Delivery.preregistration_id)
+    )
+    return [(int(p), int(first)) for p, first in session.execute(stmt)]
+
+
 def due_candidates(
     session: Session,
     *,
@@ -114,15 +129,15 @@ def due_candidates(
     this process is pacing (bot/outbox/delivery.py), so the ones behind them are seen."""
     stmt = select(Delivery.id, Delivery.kind, Delivery.preregistration_id).where(*_free(now))
     if ordered:
-        earlier = aliased(Delivery)
-        stmt = stmt.where(
-            ~exists().where(
-                earlier.preregistration_id == Delivery.preregistration_id,
-                earlier.id < Delivery.id,
-                earlier.status == "pending",
-                earlier.claimed_until >= now,
+        # The leased notices first (a few: those being sent right now, ix_deliveries_leased),
+        # then a plain ordered scan of ix_deliveries_due that stops at `limit`. One statement
+        # with NOT EXISTS let PostgreSQL, its estimate of pending rows stale after a burst
+        # (10,000 digests), probe every pending row for every candidate.
+        for preregistration_id, first in leased_first(session, now):
+            stmt = stmt.where(  # (a notice of no preregistration never waits)
+                Delivery.preregistration_id.is_distinct_from(preregistration_id)
+                | (Delivery.id <= first)
             )
-        )
     if kinds is not None:
         stmt = stmt.where(Delivery.kind.in_(list(kinds)))
     if exclude_kinds:
@@ -156,7 +171,12 @@ def claim(
         .values(claimed_until=lease_until, claim_token=token, attempts=Delivery.attempts + 1)
         .execution_options(synchronize_session=False)
     )
-    claimed = select(Delivery).where(Delivery.claim_token == token).order_by(Delivery.id)
+    # By id first: claim_token has no index, and the outbox keeps every sent notice.
+    claimed = (
+        select(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.claim_token == token)
+        .order_by(Delivery.id)
+    )
     return list(session.scalars(claimed.execution_options(populate_existing=True)))
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
-from store.models import LIVE_STATUSES, AuditEvent, Partner, Preregistration
+from store.models import LIVE_STATUSES, QUOTA_STATUSES, AuditEvent, Partner, Preregistration
 
 
 def same_domain(
@@ -78,10 +78,13 @@ def info_due_between(
     return list(session.scalars(stmt))
 
 
-def counts_by_partner(session: Session) -> dict[int, dict[str, int]]:
-    """partner id -> status -> rows (ix_preregistrations_partner_status covers it)."""
-    stmt = select(Preregistration.partner_id, Preregistration.status, func.count()).group_by(
-        Preregistration.partner_id, Preregistration.status
+def counts_by_partner(session: Session, partner_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """partner id -> status -> rows, for the given partners (ix_preregistrations_partner_status
+    covers it)."""
+    stmt = (
+        select(Preregistration.partner_id, Preregistration.status, func.count())
+        .where(Preregistration.partner_id.in_(list(partner_ids)))
+        .group_by(Preregistration.partner_id, Preregistration.status)
     )
     found: dict[int, dict[str, int]] = {}
     for partner_id, status, n in session.execute(stmt):
@@ -89,27 +92,47 @@ def counts_by_partner(session: Session) -> dict[int, dict[str, int]]:
     return found
 
 
-def lapsed_by_partner(session: Session, now: datetime) -> dict[int, int]:
-    """Preregistered rows past their validity that the sweep has not expired yet, per partner."""
-    stmt = (
-        select(Preregistration.partner_id, func.count())
+def program_page(
+    session: Session, now: datetime, by_quota: bool, offset: int, limit: int
+) -> tuple[list[Row[tuple[int, str, str, int]]], int]:
+    """One page of (id, name, country, quota used) of the partners, by quota use (most first,
+    then name) or by name, and how many partners there are. Quota use: rows in QUOTA_STATUSES
+    (ix_preregistrations_quota, an index-only scan of the live rows) less those preregistered
+    whose validity has ended but the sweep has not expired yet (ix_preregistrations_expiring).
+    Sorted and paged in the database: only the page comes back."""
+    quota = (
+        select(Preregistration.partner_id, func.count().label("n"))
+        .where(Preregistration.status.in_(QUOTA_STATUSES))
+        .group_by(Preregistration.partner_id)
+        .subquery()
+    )
+    lapsed = (
+        select(Preregistration.partner_id, func.count().label("n"))
         .where(Preregistration.status == "preregistered", Preregistration.expires_at <= now)
         .group_by(Preregistration.partner_id)
+        .subquery()
     )
-    return {pid: int(n) for pid, n in session.execute(stmt)}
+    used = (func.coalesce(quota.c.n, 0) - func.coalesce(lapsed.c.n, 0)).label("used")
+    stmt = (
+        select(Partner.id, Partner.name, Partner.country, used)
+        .outerjoin(quota, quota.c.partner_id == Partner.id)
+        .outerjoin(lapsed, lapsed.c.partner_id == Partner.id)
+        .order_by(*((used.desc(), Partner.name) if by_quota else (Partner.name,)))
+        .offset(offset)
+        .limit(limit)
+    )
+    total = session.scalar(select(func.count()).select_from(Partner)) or 0
+    return list(session.execute(stmt)), int(total)
 
 
-def last_activity_by_partner(session: Session) -> dict[int, datetime]:
+def last_activity_by_partner(session: Session, partner_ids: Sequence[int]) -> dict[int, datetime]:
+    """The latest audit event of each of the given partners."""
     stmt = (
         select(AuditEvent.partner_id, func.max(AuditEvent.at))
-        .where(AuditEvent.partner_id.is_not(None))
+        .where(AuditEvent.partner_id.in_(list(partner_ids)))
         .group_by(AuditEvent.partner_id)
     )
     return {pid: at for pid, at in session.execute(stmt)}
-
-
-def partners(session: Session) -> list[Partner]:
-    return list(session.scalars(select(Partner).order_by(Partner.name)))
 
 
 def report_rows(session: Session, since: datetime) -> list[tuple]:

@@ -38,6 +38,8 @@ ALL_STATUSES = (
 )
 
 _LIVE_SQL = "status IN ('under_review', 'action_required', 'preregistered', 'associated')"
+_QUOTA_SQL = "status IN ('under_review', 'action_required', 'preregistered')"
+_ENDED_SQL = "status IN ('deleted', 'expired', 'rejected') AND erased_at IS NULL"
 
 
 class Base(DeclarativeBase):
@@ -234,6 +236,25 @@ class Preregistration(Base):
         Index("ix_preregistrations_email_hash", "email_hash"),
         Index("ix_preregistrations_email_domain", "email_domain", "submitted_at"),
         Index(
+            "ix_preregistrations_retention",
+            text("coalesce(deleted_at, expired_at, decided_at)"),
+            postgresql_where=text(_ENDED_SQL),
+            sqlite_where=text(_ENDED_SQL),
+        ),
+        Index(
+            "ix_preregistrations_quota",
+            "partner_id",
+            postgresql_where=text(_QUOTA_SQL),
+            sqlite_where=text(_QUOTA_SQL),
+        ),
+        Index(
+            "ix_preregistrations_review_queue",
+            "submitted_at",
+            "id",
+            postgresql_where=text("status = 'under_review'"),
+            sqlite_where=text("status = 'under_review'"),
+        ),
+        Index(
             "ix_preregistrations_info_due",
             "info_due_at",
             postgresql_where=text("status = 'action_required'"),
@@ -286,6 +307,13 @@ class Delivery(Base):
         Index(
             "ix_deliveries_due",
             "next_attempt_at",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_deliveries_leased",
+            "claimed_until",
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),

@@ -145,6 +145,19 @@ def lock_partner(session: Session, partner_id: int) -> None:
     )
 
 
+def lock_active_partner(session: Session, partner_id: int) -> bool:
+    """`lock_partner`, and whether the partner is active as read under that lock, in one round
+    trip (UPDATE ... RETURNING)."""
+    active = session.scalar(
+        update(Partner)
+        .where(Partner.id == partner_id)
+        .values(lock_version=Partner.lock_version + 1)
+        .returning(Partner.active)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(active)
+
+
 def set_notice_channel(session: Session, partner_id: int, channel_id: str | None) -> None:
     session.execute(
         update(Partner).where(Partner.id == partner_id).values(notice_channel_id=channel_id)

@@ -15,7 +15,8 @@ ENDED_STATUSES = ("deleted", "expired", "rejected")
 
 
 def ended_before_ids(session: Session, cutoff: datetime, limit: int) -> list[int]:
-    """Ended, not yet erased preregistrations whose end lies before `cutoff`."""
+    """Ended, not yet erased preregistrations whose end lies before `cutoff`, longest ended
+    first."""
     ended_at = func.coalesce(
         Preregistration.deleted_at, Preregistration.expired_at, Preregistration.decided_at
     )
@@ -26,7 +27,9 @@ def ended_before_ids(session: Session, cutoff: datetime, limit: int) -> list[int
             Preregistration.erased_at.is_(None),
             ended_at < cutoff,
         )
-        .order_by(Preregistration.id)
+        # In the order of ix_preregistrations_retention (migration 0009), so PostgreSQL reads
+        # the index up to `limit`: ordered by id it scanned the whole table in id order.
+        .order_by(ended_at, Preregistration.id)
         .limit(limit)
     )
     return list(session.scalars(stmt))

@@ -238,3 +238,40 @@ def test_notices_of_different_subjects_go_out_concurrently_one_subject_in_order(
     assert report.sent == 8 and report.retried == 0
     for pid in ids:
         assert [step for p, step in order if p == pid] == ["first", "second"]
+
+
+def test_a_later_notice_waits_while_an_earlier_one_of_its_subject_is_leased(
+    db, clock, service, admin
+):
+    """The ordered candidates (store/deliveries.py): a notice whose preregistration has an
+    earlier notice leased right now is left out; an earlier notice is not held by a later
+    one's lease; once the lease has run out the order no longer holds anything back. (First
+    written as NOT (subject = x AND id > y), which SQL's NULL logic made true for no notice
+    without a subject: the Approve click's, held back by any lease.)"""
+    admin.add_partner("Acme", "DE", ["UACME1"], contact_email="desk@acme.example")
+    a, b = (
+        service.preregister("UACME1", form(email=f"w{i}@customer.de")).preregistration.id
+        for i in range(2)
+    )
+    with db.session() as s:
+        s.query(delivery_store.Delivery).delete()
+        for key, pid in (("a1", a), ("a2", a), ("b1", b), ("b2", b), ("none", None)):
+            delivery_store.enqueue(
+                s, kind="note", dedupe_key=key, payload={}, now=T0, preregistration_id=pid
+            )
+        ids = {d.dedupe_key: d.id for d in s.query(delivery_store.Delivery)}
+        leased = delivery_store.claim(
+            s, [ids["a1"], ids["b2"]], now=T0, lease_until=T0 + LEASE, token="t1"
+        )
+        assert len(leased) == 2
+    with db.session() as s:
+        free = {c.id for c in delivery_store.due_candidates(s, now=T0, limit=10)}
+        later = {
+            c.id
+            for c in delivery_store.due_candidates(
+                s, now=T0 + LEASE + timedelta(seconds=1), limit=10
+            )
+        }
+    # a2 waits for a1; b1 comes before the leased b2; a notice of no preregistration never waits
+    assert free == {ids["b1"], ids["none"]}
+    assert later == set(ids.values())
