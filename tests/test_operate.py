@@ -343,10 +343,26 @@ def test_a_failing_migration_is_one_line(tmp_path, tried):
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
         conn.execute("INSERT INTO alembic_version VALUES ('0099_from_the_future')")
-    tried()
-    done = cli(f"sqlite:///{path}", "partner", "list")
-    assert done.returncode == 1
-    assert "database migration failed" in one_line(done)
+    for command in (("partner", "list"), ("serve",)):  # serve migrates in a child process
+        tried()
+        done = cli(f"sqlite:///{path}", *command, PORT=str(free_port()), **SERVE_ENV)
+        assert done.returncode == 1, (command, done.stderr)
+        assert one_line(done).startswith("prereg-bot: database migration failed: ")
+
+
+@pytest.mark.reliability("fault", "serve with the database unreachable or not a database URL")
+def test_serve_on_an_unusable_database_is_one_line(tmp_path, tried):
+    """serve prepares its database in a child process (issue 15); what it meets there is the
+    same one line and exit code as before."""
+    tried(2)
+    down = cli(
+        f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/prereg", "serve", **SERVE_ENV
+    )
+    assert down.returncode == 1
+    assert one_line(down).startswith("prereg-bot: cannot use the database ")
+    bad = cli("nonsense://", "serve", **SERVE_ENV)
+    assert bad.returncode == 2
+    assert one_line(bad).startswith("prereg-bot: DATABASE_URL is not a database URL")
 
 
 @pytest.mark.reliability("fault", "serve on a port already taken")

@@ -11,9 +11,10 @@ import argparse
 import errno
 import json
 import logging
+import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timedelta
 from importlib import metadata
@@ -356,13 +357,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     command = args.command
     if command == "serve":
         settings.require(*serve_required(settings))
-        _prepare_database(settings.database_url)
+        _apart(_prepare_database, settings.database_url)
         return _serve(settings)
     if command == "socket":
         from bot.entry.server import socket_mode
 
         settings.require(*socket_required(settings))
-        _prepare_database(settings.database_url)
+        _apart(_prepare_database, settings.database_url)
         return socket_mode(settings)
     if command == "sweep":
         at = _sweep_instant(args)
@@ -403,6 +404,50 @@ def _check_port(port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("0.0.0.0", port))
+
+
+def _apart(work: Callable[[str], None], arg: str) -> None:
+    """Runs `work(arg)` in a short-lived child process, so that what it imports does not stay
+    in this long-lived one: the start-up migration's Alembic, Mako and Pygments (~11 MB, in
+    the web process and in the worker forked from it; issue 15). The child's ConfigError or
+    Failure is raised here, with its one line; anything else it meets too, as the line this
+    command would print for it."""
+    if not hasattr(os, "fork"):
+        work(arg)
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its outcome goes down the pipe
+        os.close(reader)
+        outcome = ["", ""]
+        try:
+            work(arg)
+        except (ConfigError, Failure) as exc:
+            outcome = [type(exc).__name__, str(exc)]
+        except BaseException as exc:  # noqa: BLE001 - told to the parent, which says it
+            outcome = ["Failure", _unexpected(exc) if isinstance(exc, Exception) else "interrupted"]
+        finally:
+            os.write(writer, json.dumps(outcome).encode())
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as told:
+        said = told.read()
+    _, status = os.waitpid(pid, 0)
+    if not said:
+        raise Failure(f"database migration failed: its process ended ({_ended(status)})")
+    kind, message = json.loads(said)
+    if kind == "ConfigError":
+        raise ConfigError(message)
+    if kind == "Failure":
+        raise Failure(message)
+
+
+def _ended(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {os.WTERMSIG(status)}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
 
 
 def _prepare_database(url: str) -> None:

@@ -11,10 +11,25 @@ from contextlib import contextmanager
 
 from bot.entry.worker import BackgroundWorker
 from bot.settings import Settings, serve_required, socket_required
-from bot.wiring.app import Services, build_bolt_app, build_web, create_services
-from store.migrate import upgrade
+from bot.wiring.app import (
+    Services,
+    build_bolt_app,
+    build_web,
+    create_services,
+    import_surfaces,
+)
 
 log = logging.getLogger(__name__)
+
+SHARED_WITH_WORKER = (
+    "slack_bolt",
+    "bot.web.app",
+    "bot.web.invite_pages",
+    "store.slack_events",
+    "waitress",
+)
+"""Imported before the worker is forked, so the two processes share their pages instead of
+each having its own copy (bot/entry/worker.py)."""
 
 
 def _interrupt(*_: object) -> None:
@@ -25,10 +40,10 @@ def _interrupt(*_: object) -> None:
 def running(settings: Settings, *required: str) -> Iterator[Services]:
     """The process's services with its background work running (the worker process and, on
     PostgreSQL, the member-cache watch); all of it stopped on the way out."""
-    settings.require(*required)
-    upgrade(settings.database_url)
+    settings.require(*required)  # the database was migrated before (bot/entry/cli.py)
+    import_surfaces()
     worker = BackgroundWorker(settings)
-    worker.start()
+    worker.start(SHARED_WITH_WORKER)  # forked before any thread starts (bot/entry/worker.py)
     services = create_services(settings, wake=worker.wake)
     if services.member_watch is not None:
         services.member_watch.start()

@@ -12,13 +12,20 @@ INVITE_SECRET while the restarted `serve` ran a second worker on the new setting
 the kernel sends the worker SIGTERM when its parent dies (PR_SET_PDEATHSIG); everywhere a
 watchdog thread sees the parent gone (`os.getppid()` changes when the worker is reparented)
 within a second. Either way the worker stops claiming at once, lets the sends in flight
-finish for at most `SHUTDOWN_GRACE` seconds, then exits.
+finish for at most `SHUTDOWN_GRACE` seconds, then exits; the first stop request arms
+SIGALRM for the end of that grace, so the kernel ends the worker then whatever state it is
+in (`StopRequest`: why a threading.Event deadlocked it).
 
-The worker is a spawned interpreter, with multiprocessing's resource tracker beside it, which
-exits by itself once the worker, the last holder of its pipe, is gone. Forking it after the
-shared imports (issue 15: 148 -> 118 MiB PSS) was tried and undone this session: under the full
-suite a forked worker outlived a kill -9 of `serve`. The worker names itself `prereg-worker`
-(/proc/PID/comm, what `ps` and `top` show).
+The worker is forked, not spawned, when `serve` starts it (issue 15): forked before the web
+process starts any thread and after it has imported everything the worker uses, the worker
+shares those pages with it copy-on-write instead of importing them again into a second
+interpreter, and no multiprocessing resource tracker (a third interpreter, started by every
+spawn) is needed. `gc.freeze()` before the fork keeps the collector from touching, and so
+copying, the shared objects. A worker started again after it died is spawned: the web process
+runs threads by then, and forking a threaded process can leave the child holding a lock that
+no thread of it will ever release. That spawned worker brings the resource tracker with it,
+which exits by itself once the worker, the last holder of its pipe, is gone. Either way the
+worker names itself `prereg-worker` (/proc/PID/comm, what `ps` and `top` show).
 """
 
 from __future__ import annotations
@@ -26,12 +33,17 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import gc
+import importlib
 import logging
+import math
 import multiprocessing
 import os
+import select
 import signal
 import sys
 import threading
+from collections.abc import Iterable
 from multiprocessing.context import BaseContext
 from typing import Any
 
@@ -68,23 +80,73 @@ def _signal_on_parent_death(signum: int) -> bool:
     return _prctl(PR_SET_PDEATHSIG, signum)
 
 
-def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
+class StopRequest:
+    """The worker's order to stop: given by its SIGTERM handler, by the parent watchdog, any
+    number of times, even while an earlier giving is still running.
+
+    Linux sends the parent-death signal once for each of the dead parent's threads the worker
+    is handed to as they exit, so a kill -9 of `serve` is a burst of SIGTERMs. Handling them
+    with a `threading.Event` deadlocked the worker: a handler's `set()` ran inside an earlier
+    handler's `set()`, which held the Event's lock (a plain, non-reentrant Lock) in the same
+    thread, and the parent watchdog then blocked on that lock too. So this takes no lock: a
+    flag and a byte down a pipe that `wait()` selects on.
+
+    The first request arms the hard deadline: `signal.alarm`, whose SIGALRM (default action:
+    terminate) ends the process `grace` seconds later in the kernel, whatever the interpreter
+    is doing then (a lock that is never released, a send that never returns, a start-up that
+    has not reached its wait yet).
+    """
+
+    def __init__(self, grace: float) -> None:
+        self._grace = max(1, math.ceil(grace))
+        self._requested = False
+        self._reader, self._writer = os.pipe()
+        os.set_blocking(self._writer, False)
+
+    def arm(self) -> None:
+        """Makes sure SIGALRM ends the process: default action, not blocked. Call in the main
+        thread before any other thread starts (they inherit the signal mask)."""
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
+
+    def set(self, *_: object) -> None:
+        """Safe in a signal handler (and in one that interrupted itself)."""
+        if not self._requested:
+            self._requested = True
+            signal.alarm(self._grace)
+        with contextlib.suppress(BlockingIOError):  # a full pipe has been told already
+            os.write(self._writer, b"\0")
+
+    def is_set(self) -> bool:
+        return self._requested
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Whether a stop was requested, waiting up to `timeout` seconds (None: until then)."""
+        if not self._requested:
+            select.select([self._reader], [], [], timeout)
+        return self._requested
+
+
+def stop_on_signals(grace: float) -> StopRequest:
+    """The worker's stop request, given by SIGTERM and SIGINT. Call in the main thread before
+    any other thread starts."""
+    stop = StopRequest(grace)
+    stop.arm()
+    signal.signal(signal.SIGTERM, stop.set)
+    signal.signal(signal.SIGINT, stop.set)
+    return stop
+
+
+def _watch_parent(parent_pid: int, stop: StopRequest) -> None:
     """Stops the worker once its parent is gone: `os.getppid()` no longer names it."""
 
     def watch() -> None:
         while not stop.wait(PARENT_CHECK_SECONDS):
             if os.getppid() != parent_pid:
-                log.warning("the serve process is gone; the worker stops")
                 stop.set()
+                log.warning("the serve process is gone; the worker stops")
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def _exit_after(seconds: float) -> None:
-    """Ends the process after `seconds` whatever still runs (a send stuck on a slow relay)."""
-    timer = threading.Timer(seconds, os._exit, args=(0,))
-    timer.daemon = True
-    timer.start()
 
 
 def worker_main(settings: Settings, wake: Any, niceness: int, parent_pid: int = 0) -> None:
@@ -92,9 +154,7 @@ def worker_main(settings: Settings, wake: Any, niceness: int, parent_pid: int = 
     from bot.entry.scheduler import start_scheduler
     from bot.wiring.app import create_services
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_on_signals(SHUTDOWN_GRACE)
     parent_pid = parent_pid or os.getppid()
     _signal_on_parent_death(signal.SIGTERM)
     if os.getppid() != parent_pid:  # the parent died before the kernel was asked to tell
@@ -108,8 +168,7 @@ def worker_main(settings: Settings, wake: Any, niceness: int, parent_pid: int = 
     services.deliverer.start()
     scheduler = start_scheduler(services) if settings.run_scheduler else None
     log.info("background worker running (deliveries%s)", ", sweep" if scheduler else "")
-    stop.wait()
-    _exit_after(SHUTDOWN_GRACE)
+    stop.wait()  # then SIGALRM ends the process SHUTDOWN_GRACE seconds on, if nothing else has
     if scheduler is not None:
         scheduler.shutdown(wait=False)
     services.deliverer.stop()
@@ -142,11 +201,24 @@ class PipeWake:
                 pass
 
 
+def _threads() -> int:
+    """Threads this process runs, the interpreter's and any a C library started."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
+def _can_fork() -> bool:
+    """Forking is safe while this process runs no other thread (and exists only on POSIX)."""
+    return hasattr(os, "fork") and threading.active_count() == 1 and _threads() == 1
+
+
 class BackgroundWorker:
     """Starts the worker process and starts it again if it dies.
 
-    The worker is a spawned interpreter: forking it (issue 15's footprint) left a worker alive
-    after `serve` was killed -9 under load in the full suite, so it is not done."""
+    Call `start()` before the process starts any thread, so the worker is forked (see the
+    module's docstring); it is spawned otherwise."""
 
     def __init__(self, settings: Settings, niceness: int = NICENESS) -> None:
         self.wake = PipeWake(multiprocessing.get_context("spawn"))
@@ -156,8 +228,17 @@ class BackgroundWorker:
         self._stopping = threading.Event()
         self._monitor: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._spawn(multiprocessing.get_context("spawn"))
+    def start(self, preload: Iterable[str] = ()) -> None:
+        """`preload`: modules the web process will import anyway, imported before the fork so
+        that both processes share them."""
+        if _can_fork():
+            for module in ("bot.entry.scheduler", "bot.wiring.app", *preload):
+                importlib.import_module(module)
+            gc.collect()
+            gc.freeze()  # the collector leaves the objects shared with the worker alone
+            self._spawn(multiprocessing.get_context("fork"))
+        else:
+            self._spawn(multiprocessing.get_context("spawn"))
         self._monitor = threading.Thread(target=self._watch, name="worker-monitor", daemon=True)
         self._monitor.start()
 
@@ -177,7 +258,7 @@ class BackgroundWorker:
                     "background worker exited (%s); starting it again", self._process.exitcode
                 )
                 mark_dead(self._process.pid)
-                self._spawn(multiprocessing.get_context("spawn"))
+                self._spawn(multiprocessing.get_context("spawn"))  # threads run here now
 
     def stop(self) -> None:
         self._stopping.set()

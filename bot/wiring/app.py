@@ -146,6 +146,13 @@ def make_slack_clients(
 WORKER_POOL_SIZE = 8  # the delivery threads, the sweep and a spare
 
 
+def import_surfaces() -> None:
+    """Imports every surface module of handlers/ (and what they import: QR codes, mail), as
+    `register` and `register_senders` will: `serve` does so before it forks its worker, so
+    that the two processes share those pages (bot/entry/worker.py)."""
+    handlers._modules()
+
+
 def create_services(
     settings: Settings,
     clock: Clock | None = None,

@@ -1,0 +1,46 @@
+"""What `serve`'s long-lived processes keep in memory (issue 15).
+
+Alembic, with Mako and Pygments, is needed for the start-up migration only: it runs in a
+short-lived child process, and `/readyz` reads the schema's revision without it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from alembic.script import ScriptDirectory
+
+from store.migrate import alembic_config
+from store.readiness import code_heads
+
+SERVE_STARTS = """
+import importlib, sys
+from bot.entry import cli
+from bot.entry.server import SHARED_WITH_WORKER
+from bot.web.health import Readiness
+from bot.wiring.app import import_surfaces
+from store.db import Database
+
+cli._apart(cli._prepare_database, sys.argv[1])  # as `serve` does before it starts
+import_surfaces()
+for name in ("bot.entry.scheduler", "bot.wiring.app", *SHARED_WITH_WORKER):
+    importlib.import_module(name)
+db = Database(sys.argv[1])
+print("ready" if Readiness(db).problem() is None else "not ready")
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("alembic", "mako", "pygments")))
+"""
+
+
+def test_serve_keeps_no_alembic_after_migrating_and_answering_readyz(tmp_path):
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_STARTS, url], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["ready", "[]"]
+
+
+def test_readiness_finds_the_head_alembic_finds():
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert code_heads() == frozenset(script.get_heads())
