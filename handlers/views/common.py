@@ -11,21 +11,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.i18n import N_, _
+from bot.i18n import _
 from bot.models import PreregView
+from bot.rules import STATUS_WORDS
 from handlers.mrkdwn import escape, format_date, format_when, mention, truncate
 
 VALUE_ACTION = "value"
 
-STATUS_LABELS = {
-    "under_review": N_("Under review"),
-    "action_required": N_("Action required"),
-    "preregistered": N_("Preregistered"),
-    "associated": N_("Associated"),
-    "rejected": N_("Rejected"),
-    "expired": N_("Expired"),
-    "deleted": N_("Deleted"),
-}
+STATUS_LABELS = STATUS_WORDS  # the statuses in their order, as people say them
 STATUS_EMOJI = {
     "under_review": ":hourglass_flowing_sand:",
     "action_required": ":leftwards_arrow_with_hook:",
