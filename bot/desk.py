@@ -46,6 +46,8 @@ INFO_REMINDER_BEFORE = timedelta(days=1)
 SIMILAR_WINDOW = timedelta(days=90)
 SIMILAR_LIMIT = 8
 REVIEWABLE = ("under_review", "action_required")
+QUEUE_DUE_SOON = timedelta(hours=24)
+"""How close a review deadline is before the managers' queue marks it "due soon"."""
 """Statuses in which a case has a reviewer (the manager who took it)."""
 TEXT_LIMIT = 1000
 
@@ -62,6 +64,15 @@ def clean_text(raw: str | None, field_name: str, missing: str) -> str:
             {field_name: _("The text is too long (at most {n} characters).").format(n=TEXT_LIMIT)}
         )
     return text
+
+
+def review_urgency(due_at: datetime | None, now: datetime) -> str | None:
+    """How the managers' queue marks a review deadline: "overdue", "due_soon" or None."""
+    if due_at is None:
+        return None
+    if due_at <= now:
+        return "overdue"
+    return "due_soon" if due_at - now <= QUEUE_DUE_SOON else None
 
 
 def info_round(asked_at: datetime | None) -> int:

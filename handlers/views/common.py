@@ -154,6 +154,18 @@ def next_step(p: PreregView) -> str:
     return _("You'll get the invitation link and QR code in a DM to share with the customer.")
 
 
+def queue_case(p: PreregView) -> str:
+    """A case in a review queue: who, for which partner, when submitted and when due."""
+    case = _("*{customer}* ({email}) for *{partner}*").format(
+        customer=escape(truncate(p.full_name, 80)),
+        email=escape(p.email),
+        partner=escape(p.partner_name),
+    )
+    submitted = _("Submitted {when}").format(when=when(p.submitted_at))
+    due = " · " + _("due {when}").format(when=when(p.review_due_at)) if p.review_due_at else ""
+    return f"{case}\n{submitted}{due}"
+
+
 def review_why(p: PreregView) -> str:
     """Why review, in the reader's language: the stored reason is the English of the same
     fact (countries differ), so it is only shown when the countries are not known."""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.desk import ProgramRow, Similar, SimilarRow
+from bot.desk import ProgramRow, Similar, SimilarRow, review_urgency
 from bot.i18n import _, ngettext
 from bot.models import PreregView
 from handlers.mrkdwn import escape, mention, truncate
@@ -24,6 +24,7 @@ from handlers.views.common import (
     header,
     md,
     plain,
+    queue_case,
     section,
     status_label,
     when,
@@ -360,22 +361,14 @@ def answer_in_thread(p: PreregView) -> dict[str, Any]:
 
 
 def _queue_item(p: PreregView, now: datetime) -> list[dict[str, Any]]:
-    mark = ""
-    if p.review_due_at is not None:
-        if p.review_due_at <= now:
-            mark = " · :red_circle: " + _b(_("overdue"))
-        elif (p.review_due_at - now).total_seconds() <= 24 * 3600:
-            mark = " · :large_orange_circle: " + _b(_("due soon"))
-    due = " · " + _("due {when}").format(when=when(p.review_due_at)) if p.review_due_at else ""
+    mark = {
+        "overdue": " · :red_circle: " + _b(_("overdue")),
+        "due_soon": " · :large_orange_circle: " + _b(_("due soon")),
+    }.get(review_urgency(p.review_due_at, now) or "", "")
     who = " · " + _("{reviewer} has it").format(reviewer=mention(p.reviewer)) if p.reviewer else ""
-    case = _("*{customer}* ({email}) for *{partner}*").format(
-        customer=escape(truncate(p.full_name, 80)),
-        email=escape(p.email),
-        partner=escape(p.partner_name),
-    )
-    submitted = _("Submitted {when}").format(when=when(p.submitted_at))
+    case = queue_case(p)
     return [
-        section(f"{case}\n{submitted}{due}{mark}{who}", block_id=f"queue_{p.id}"),
+        section(f"{case}{mark}{who}", block_id=f"queue_{p.id}"),
         {
             "type": "actions",
             "block_id": f"queue_actions_{p.id}",

@@ -15,6 +15,7 @@ from handlers.views.common import (
     divider,
     header,
     md,
+    queue_case,
     review_why,
     section,
     status_label,
@@ -74,14 +75,7 @@ def _manager_home(queue: Sequence[PreregView], manager_channel: str | None) -> l
         return blocks
     blocks.append(context(_("{n} waiting, oldest first.").format(n=len(queue)) + where))
     for p in queue[:HOME_QUEUE_LIMIT]:
-        due = " · " + _("due {when}").format(when=when(p.review_due_at)) if p.review_due_at else ""
-        case = _("*{customer}* ({email}) for *{partner}*").format(
-            customer=escape(truncate(p.full_name, 80)),
-            email=escape(p.email),
-            partner=escape(p.partner_name),
-        )
-        submitted = _("Submitted {when}").format(when=when(p.submitted_at))
-        blocks.append(section(f"{case}\n{submitted}{due}\n{review_why(p)}"))
+        blocks.append(section(f"{queue_case(p)}\n{review_why(p)}"))
     return blocks
 
 
