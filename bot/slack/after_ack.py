@@ -116,8 +116,15 @@ def _log_only(error: BaseException, body: dict[str, Any]) -> None:
     log.error("unhandled error in work after the ack", exc_info=error)
 
 
-def _log_and_say_nothing(error: BaseException, body: dict[str, Any]) -> None:
-    _log_only(error, body)
+def _named_like(
+    listener: Callable[[Args], None], work: Callable[..., None]
+) -> Callable[[Args], None]:
+    """The listener under its work's name and doc, for Bolt's logs. Not functools.wraps: its
+    `__wrapped__` would make Bolt read the work's parameters instead of `args`."""
+    listener.__name__ = work.__name__
+    listener.__qualname__ = work.__qualname__
+    listener.__doc__ = work.__doc__
+    return listener
 
 
 class AfterAck:
@@ -125,9 +132,7 @@ class AfterAck:
         self.executor = executor
         self.report: Reporter = _log_only
         """Told of a failure after the ack; handlers/errors.py sets the one that tells the user."""
-        self.explain: Callable[[BaseException, dict[str, Any]], dict[str, Any] | None] = (
-            _log_and_say_nothing
-        )
+        self.explain: Callable[[BaseException, dict[str, Any]], dict[str, Any] | None] = _log_only
         """Logs a failure of work that answers in the ack and returns the message telling the
         user, if any (handlers/errors.py sets it: "busy, try again" for a busy database)."""
         self.prepare: Callable[[Any], None] = lambda _context: None
@@ -153,10 +158,7 @@ class AfterAck:
             else:
                 held.add(*job)
 
-        listener.__name__ = work.__name__
-        listener.__qualname__ = work.__qualname__
-        listener.__doc__ = work.__doc__
-        return listener
+        return _named_like(listener, work)
 
     def answering(self, work: Callable[..., None]) -> Callable[[Args], None]:
         """A listener whose work's first `respond` goes in the ack if it comes within
@@ -182,10 +184,7 @@ class AfterAck:
             else:
                 held.signal(reply.written)
 
-        listener.__name__ = work.__name__
-        listener.__qualname__ = work.__qualname__
-        listener.__doc__ = work.__doc__
-        return listener
+        return _named_like(listener, work)
 
     @contextmanager
     def holding(self) -> Iterator[Held]:
