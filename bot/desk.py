@@ -233,7 +233,9 @@ class Desk:
         while True:
             with self.db.session() as s:
                 ids = desk_store.info_due_between(s, None, now, batch)
-                for pid in ids:
+            for pid in ids:
+                # a transaction per row, as in the service's expire_due (partner row locks)
+                with self.db.session() as s:
                     if prereg_store.transition(
                         s, pid, ("action_required",), status="expired", expired_at=now
                     ):

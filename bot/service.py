@@ -588,7 +588,11 @@ class PreregistrationService:
         while True:
             with self.db.session() as s:
                 ids = prereg_store.due_to_expire_ids(s, now, batch)
-                for pid in ids:
+            for pid in ids:
+                # A transaction per row: the expiry takes its partner's row lock (the quota
+                # count's trigger, migration 0010); one per batch would hold many partners'
+                # locks, in no set order, while submissions and other sweeps wait on them.
+                with self.db.session() as s:
                     row = prereg_store.get(s, pid)
                     if row is not None and self._expire_row(s, row, now):
                         expired.append(PreregView.of(row, row.partner))

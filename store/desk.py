@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy import Row, func, or_, select, union_all, update
 from sqlalchemy.orm import Session, joinedload
 
-from store.models import LIVE_STATUSES, QUOTA_STATUSES, AuditEvent, Partner, Preregistration
+from store.models import LIVE_STATUSES, AuditEvent, Partner, Preregistration
 
 
 def same_domain(
@@ -96,33 +96,42 @@ def program_page(
     session: Session, now: datetime, by_quota: bool, offset: int, limit: int
 ) -> tuple[list[Row[tuple[int, str, str, int]]], int]:
     """One page of (id, name, country, quota used) of the partners, by quota use (most first,
-    then name) or by name, and how many partners there are. Quota use: rows in QUOTA_STATUSES
-    (ix_preregistrations_quota, an index-only scan of the live rows) less those preregistered
-    whose validity has ended but the sweep has not expired yet (ix_preregistrations_expiring).
-    Sorted and paged in the database: only the page comes back."""
-    quota = (
-        select(Preregistration.partner_id, func.count().label("n"))
-        .where(Preregistration.status.in_(QUOTA_STATUSES))
-        .group_by(Preregistration.partner_id)
-        .subquery()
-    )
+    then name) or by name, and how many partners there are. Quota use: the partner's
+    `quota_held` (rows in QUOTA_STATUSES, kept by triggers) less its claims whose validity has
+    ended but that the sweep has not expired yet ("lapsed", a few at most: read from
+    ix_preregistrations_expiring). Both orders are read from an index and stop at the page:
+    by quota, the partners without lapsed claims in ix_partners_quota order (quota_held DESC,
+    name) up to the page's end, merged with the few that have lapsed claims, their use
+    corrected; by name, the unique index on the name."""
     lapsed = (
         select(Preregistration.partner_id, func.count().label("n"))
         .where(Preregistration.status == "preregistered", Preregistration.expires_at <= now)
         .group_by(Preregistration.partner_id)
         .subquery()
     )
-    used = (func.coalesce(quota.c.n, 0) - func.coalesce(lapsed.c.n, 0)).label("used")
-    stmt = (
-        select(Partner.id, Partner.name, Partner.country, used)
-        .outerjoin(quota, quota.c.partner_id == Partner.id)
-        .outerjoin(lapsed, lapsed.c.partner_id == Partner.id)
-        .order_by(*((used.desc(), Partner.name) if by_quota else (Partner.name,)))
-        .offset(offset)
-        .limit(limit)
-    )
+    if by_quota:
+        held = Partner.quota_held.label("used")
+        plain = (
+            select(Partner.id, Partner.name, Partner.country, held)
+            .where(Partner.id.not_in(select(lapsed.c.partner_id)))
+            .order_by(Partner.quota_held.desc(), Partner.name)
+            .limit(offset + limit)
+            .subquery()
+        )
+        corrected = select(
+            Partner.id, Partner.name, Partner.country, (Partner.quota_held - lapsed.c.n)
+        ).join(lapsed, lapsed.c.partner_id == Partner.id)
+        merged = union_all(select(plain), corrected).subquery()
+        stmt = select(merged).order_by(merged.c.used.desc(), merged.c.name)
+    else:
+        used = (Partner.quota_held - func.coalesce(lapsed.c.n, 0)).label("used")
+        stmt = (
+            select(Partner.id, Partner.name, Partner.country, used)
+            .outerjoin(lapsed, lapsed.c.partner_id == Partner.id)
+            .order_by(Partner.name)
+        )
     total = session.scalar(select(func.count()).select_from(Partner)) or 0
-    return list(session.execute(stmt)), int(total)
+    return list(session.execute(stmt.offset(offset).limit(limit))), int(total)
 
 
 def last_activity_by_partner(session: Session, partner_ids: Sequence[int]) -> dict[int, datetime]:

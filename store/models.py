@@ -62,8 +62,14 @@ class Partner(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     language: Mapped[str | None] = mapped_column(String(8))
     """Of the partner's channel posts and invitation emails (bot/i18n.py); None: English."""
+    quota_held: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The partner's preregistrations in QUOTA_STATUSES, lapsed claims included. Written only by
+    the database's triggers (migration 0010), read by the program overview's sort; R4 counts
+    the rows themselves (store/preregistrations.py `count_in_quota`)."""
 
     members: Mapped[list[PartnerMember]] = relationship(back_populates="partner")
+
+    __table_args__ = (Index("ix_partners_quota", text("quota_held DESC"), "name"),)
 
 
 class PartnerMember(Base):
