@@ -10,6 +10,7 @@ review deadline itself, which the service sets).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -154,14 +155,50 @@ class Digest:
         return not any(self.counts.get(s) for s in QUOTA_STATUSES)
 
 
+DIGEST_SETTLE = timedelta(minutes=10)
+"""A partner created this recently is asked about again on every sweep: its transaction may
+have been open while a later partner committed, so its id can lie below ids already asked."""
+
+
+class DigestProgress:
+    """How far the day's digests are known to be recorded: every partner with an id up to
+    `through` has its digest of `day` in the outbox (this process's or another's). Kept as long
+    as the process (bot/wiring's Services), so an idle sweep asks only about the partners above
+    it (those added since) instead of probing the outbox once per partner. Only a shortcut: the
+    outbox's dedupe key stays the guard against a digest recorded twice."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._day: date | None = None
+        self._through = 0
+
+    def start(self, day: date) -> int:
+        """The id after which to ask: 0 on a day not seen yet."""
+        with self._lock:
+            return self._through if self._day == day else 0
+
+    def done(self, day: date, through: int) -> None:
+        with self._lock:
+            if self._day != day:
+                self._day, self._through = day, through
+            else:
+                self._through = max(self._through, through)
+
+
 class ScheduledWork:
     def __init__(
-        self, db: Database, clock: Clock, policy: SchedulePolicy | None = None, batch: int = 500
+        self,
+        db: Database,
+        clock: Clock,
+        policy: SchedulePolicy | None = None,
+        batch: int = 500,
+        digests: DigestProgress | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.policy = policy or SchedulePolicy()
         self.batch = batch
+        self.digests = digests or DigestProgress()
 
     def enqueue_due(self, now: datetime | None = None) -> ScheduleReport:
         """Records every reminder, escalation and digest due at `now` that is not yet recorded."""
@@ -281,9 +318,14 @@ class ScheduledWork:
         if day is None:
             return 0
         added = 0
-        after_id = 0
+        after_id = start = self.digests.start(day)
+        settled: int | None = None
         while True:
             with self.db.session() as s:
+                if settled is None:
+                    # read before asking: every partner up to it is asked about below, and
+                    # its transaction has long ended (DIGEST_SETTLE)
+                    settled = schedule_store.last_partner_created_before(s, now - DIGEST_SETTLE)
                 ids = schedule_store.partners_without_notice(
                     s,
                     key_prefix=f"{notices.DIGEST}:",
@@ -304,6 +346,7 @@ class ScheduledWork:
                         now=now,
                     )
             if len(ids) < self.batch:
+                self.digests.done(day, max(start, settled))
                 return added
             after_id = ids[-1]
 

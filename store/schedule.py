@@ -96,6 +96,16 @@ def partners_without_notice(
     return list(session.scalars(stmt))
 
 
+def last_partner_created_before(session: Session, before: datetime) -> int:
+    """The highest id of a partner created before `before`, 0 if none. Ids grow with creation,
+    so the primary key read backwards stops at the first such partner: it reads only the
+    partners created since."""
+    stmt = (
+        select(Partner.id).where(Partner.created_at < before).order_by(Partner.id.desc()).limit(1)
+    )
+    return int(session.scalar(stmt) or 0)
+
+
 def count_expiring_between(
     session: Session, partner_id: int, start: datetime, end: datetime
 ) -> int:

@@ -61,7 +61,10 @@ class SweepReport:
 
 def scheduled_work(services: Services) -> ScheduledWork:
     return ScheduledWork(
-        services.db, services.clock, SchedulePolicy.from_settings(services.settings)
+        services.db,
+        services.clock,
+        SchedulePolicy.from_settings(services.settings),
+        digests=services.digests,
     )
 
 

@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
@@ -27,6 +27,7 @@ from bot.member_cache import MemberCache
 from bot.outbox.delivery import Deliverer, SenderRegistry, WakeSignal
 from bot.pacing import Pacer
 from bot.rules import RuleSettings
+from bot.schedule import DigestProgress
 from bot.service import PreregistrationService
 from bot.settings import Settings
 from bot.slack.actors import actor_key
@@ -72,6 +73,8 @@ class Services:
     """slack-sdk's store of the installations' tokens; distributed mode only."""
     member_watch: DirectoryWatch | None = None
     """Keeps the service's member cache fresh; started by `serve` and `socket`."""
+    digests: DigestProgress = field(default_factory=DigestProgress)
+    """How far the day's digests are recorded, as this process's sweeps have seen."""
 
 
 def make_client(
