@@ -38,7 +38,6 @@ ALL_STATUSES = (
 )
 
 _LIVE_SQL = "status IN ('under_review', 'action_required', 'preregistered', 'associated')"
-_QUOTA_SQL = "status IN ('under_review', 'action_required', 'preregistered')"
 _ENDED_SQL = "status IN ('deleted', 'expired', 'rejected') AND erased_at IS NULL"
 
 
@@ -246,12 +245,6 @@ class Preregistration(Base):
             text("coalesce(deleted_at, expired_at, decided_at)"),
             postgresql_where=text(_ENDED_SQL),
             sqlite_where=text(_ENDED_SQL),
-        ),
-        Index(
-            "ix_preregistrations_quota",
-            "partner_id",
-            postgresql_where=text(_QUOTA_SQL),
-            sqlite_where=text(_QUOTA_SQL),
         ),
         Index(
             "ix_preregistrations_review_queue",

@@ -97,6 +97,7 @@ def test_0010_backfills_keeps_and_takes_away_the_quota_count(fresh_url):  # noqa
     )
     assert _execute(fresh_url, (held, {}))[0] == [("A", 2), ("B", 1)]
     assert _trigger_names(fresh_url) == set(TRIGGERS)
+    assert "ix_preregistrations_quota" not in _index_names(fresh_url, "preregistrations")
 
     engine = create_engine(fresh_url)
     try:
@@ -109,19 +110,20 @@ def test_0010_backfills_keeps_and_takes_away_the_quota_count(fresh_url):  # noqa
     assert "quota_held" not in _columns(fresh_url)
     assert _trigger_names(fresh_url) == set()
     assert "ix_partners_quota" not in _index_names(fresh_url)
+    assert "ix_preregistrations_quota" in _index_names(fresh_url, "preregistrations")
     _execute(fresh_url, *_claims(a, "down", "preregistered"))  # writes work without the column
 
 
-def _index_names(url: str) -> set[str]:
+def _index_names(url: str, table: str = "partners") -> set[str]:
     engine = create_engine(url)
     query = (
-        "SELECT indexname FROM pg_indexes WHERE tablename = 'partners'"
+        "SELECT indexname FROM pg_indexes WHERE tablename = :t"
         if engine.dialect.name == "postgresql"
-        else "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'partners'"
+        else "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :t"
     )
     try:
         with engine.connect() as conn:
-            return set(conn.execute(text(query)).scalars())
+            return set(conn.execute(text(query), {"t": table}).scalars())
     finally:
         engine.dispose()
 
@@ -130,3 +132,5 @@ def test_the_models_have_the_counter_and_its_index():
     partners = Base.metadata.tables["partners"]
     assert "quota_held" in partners.c
     assert "ix_partners_quota" in {i.name for i in partners.indexes}
+    rows = Base.metadata.tables["preregistrations"]
+    assert "ix_preregistrations_quota" not in {i.name for i in rows.indexes}

@@ -60,7 +60,7 @@ def test_0009_adds_the_indexes_and_takes_them_away_again(fresh_url):
     before = _indexes(fresh_url)
     assert all(not (NEW[t] & before[t]) for t in NEW)
 
-    upgrade(fresh_url)
+    upgrade(fresh_url, "0009_scale")
     after = _indexes(fresh_url)
     assert all(NEW[t] <= after[t] for t in NEW)
 
@@ -98,4 +98,5 @@ def test_0009_orders_the_due_index_by_id_too(fresh_url):
 
 def test_the_models_name_the_same_indexes():
     for table, names in NEW.items():
+        names = names - {"ix_preregistrations_quota"}  # dropped again by 0010
         assert names <= {i.name for i in Base.metadata.tables[table].indexes}
