@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Row, func, or_, select, union_all, update
 from sqlalchemy.orm import Session, joinedload
@@ -118,9 +119,18 @@ def program_page(
             .limit(offset + limit)
             .subquery()
         )
+
+        # one key probe of partners per partner with lapsed claims: a join let PostgreSQL
+        # hash every partner
+        def of_partner(column: Any) -> Any:
+            return select(column).where(Partner.id == lapsed.c.partner_id).scalar_subquery()
+
         corrected = select(
-            Partner.id, Partner.name, Partner.country, (Partner.quota_held - lapsed.c.n)
-        ).join(lapsed, lapsed.c.partner_id == Partner.id)
+            lapsed.c.partner_id,
+            of_partner(Partner.name),
+            of_partner(Partner.country),
+            of_partner(Partner.quota_held) - lapsed.c.n,
+        )
         merged = union_all(select(plain), corrected).subquery()
         stmt = select(merged).order_by(merged.c.used.desc(), merged.c.name)
     else:
