@@ -63,6 +63,22 @@ _EVERYONE_PARTNER = (
 )
 
 
+SUBMITTER_COLUMNS = (*_PARTNER_COLUMNS, Partner.active)
+"""The partner as the preregistration path reads it: the columns of a PartnerView and `active`."""
+
+_EVERYONE_SUBMITTER = (
+    select(*SUBMITTER_COLUMNS)
+    .join(Workspace, Workspace.partner_id == Partner.id)
+    .where(_EVERYONE_OF_ORG)
+)
+
+
+def submitter_of_org(conn: Connection, org: str) -> Row[Any] | None:
+    """The partner of the workspace `org` when everyone there may preregister for it, with the
+    columns of SUBMITTER_COLUMNS."""
+    return conn.execute(_EVERYONE_SUBMITTER, {"org": org}).first()
+
+
 def partner_row_for_member(
     conn: Connection, slack_user_id: str, org: str | None = None
 ) -> Row[Any] | None:
