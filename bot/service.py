@@ -283,23 +283,14 @@ class PreregistrationService:
         else:
             values["status"] = "preregistered"
             values["expires_at"] = now + self.rules.validity
-        row_id = prereg_store.insert_row(conn, values)
-        audit.record(
-            conn,
-            at=now,
-            actor=user,
-            action="preregister",
-            result=values["status"],
-            preregistration_id=row_id,
-            partner_id=partner.id,
-            detail={"country": country},
-        )
-        view = PreregView.new(row_id, values, partner)
-        if view.status == "under_review":
-            self._notify(conn, notices.REVIEW_REQUEST, view, now)
-        else:
-            self._notify_invitation(conn, view, now)
-        return Outcome(view, created=True)
+        if values["status"] == "under_review":
+            kind = notices.REVIEW_REQUEST
+        else:  # R8: yes emails the customer; no hands the partner the link and QR code
+            kind = notices.INVITATION_EMAIL if form.send_invitation else notices.INVITATION_SHARE
+        # the row, its audit event and its notice (one round trip on PostgreSQL)
+        row_id = prereg_store.insert_claim(conn, values, {"country": country}, kind)
+        logs.bind(preregistration_id=row_id)
+        return Outcome(PreregView.new(row_id, values, partner), created=True)
 
     def _after_conflict(
         self,
@@ -844,9 +835,7 @@ class PreregistrationService:
         logs.bind(partner_id=partner.id)
         return partner
 
-    def _notify(
-        self, s: Session | Connection, kind: str, row: Preregistration | PreregView, now: datetime
-    ) -> None:
+    def _notify(self, s: Session, kind: str, row: Preregistration, now: datetime) -> None:
         logs.bind(preregistration_id=row.id)
         deliveries.enqueue(
             s,
@@ -857,9 +846,7 @@ class PreregistrationService:
             preregistration_id=row.id,
         )
 
-    def _notify_invitation(
-        self, s: Session | Connection, row: Preregistration | PreregView, now: datetime
-    ) -> None:
+    def _notify_invitation(self, s: Session, row: Preregistration, now: datetime) -> None:
         """R8: yes emails the customer; no hands the partner the link and QR code."""
         kind = notices.INVITATION_EMAIL if row.send_invitation else notices.INVITATION_SHARE
         self._notify(s, kind, row, now)

@@ -7,12 +7,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    String,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, joinedload
 
+from store import audit, deliveries
 from store.models import (
     LIVE_STATUSES,
     QUOTA_STATUSES,
+    AuditEvent,
+    Delivery,
     DirectoryAccount,
     Partner,
     PartnerMember,
@@ -20,10 +36,17 @@ from store.models import (
 )
 from store.partners import SUBMITTER_COLUMNS, submitter_of_org
 
+
+def _among(statuses: Sequence[str]) -> list[Any]:
+    """The statuses as SQL literals, for an IN list written into the statement once instead
+    of an expanding parameter that every execution renders again (these are constants)."""
+    return [literal_column(f"'{status}'") for status in statuses]
+
+
 # count_in_quota's condition (see there), partner and time bound; built once.
 _IN_QUOTA = (
     (Preregistration.__table__.c.partner_id == bindparam("partner_id"))
-    & Preregistration.__table__.c.status.in_(QUOTA_STATUSES)
+    & Preregistration.__table__.c.status.in_(_among(QUOTA_STATUSES))
     & or_(
         Preregistration.__table__.c.status != "preregistered",
         Preregistration.__table__.c.expires_at.is_(None),
@@ -61,7 +84,7 @@ _ID_BY_REQUEST_KEY = select(Preregistration.id).where(
 )
 _LIVE_ID_FOR_EMAIL = select(Preregistration.id).where(
     Preregistration.email_norm == bindparam("email_norm"),
-    Preregistration.status.in_(LIVE_STATUSES),
+    Preregistration.status.in_(_among(LIVE_STATUSES)),
 )
 
 
@@ -82,7 +105,7 @@ def live_for_email(session: Session, email_norm: str) -> Preregistration | None:
 # bench/throughput.py). These are built once and executed on the session's connection.
 
 _TABLE = Preregistration.__table__
-_ONE_ROW = select(literal(1).label("one")).subquery("one_row")
+_ONE_ROW = select(literal_column("1").label("one")).subquery("one_row")
 _REPLAY_ID = select(_TABLE.c.id).where(_TABLE.c.request_key == bindparam("key")).scalar_subquery()
 
 _SUBMITTER = select(_REPLAY_ID.label("replay_id"), *SUBMITTER_COLUMNS).select_from(
@@ -151,7 +174,7 @@ _CLAIM_READS = select(
 ).select_from(
     _ONE_ROW.outerjoin(
         _LIVE,
-        (_LIVE.c.email_norm == bindparam("email_norm")) & _LIVE.c.status.in_(LIVE_STATUSES),
+        (_LIVE.c.email_norm == bindparam("email_norm")) & _LIVE.c.status.in_(_among(LIVE_STATUSES)),
     ).outerjoin(_DIRECTORY, _DIRECTORY.c.email_norm == bindparam("email_norm"))
 )
 
@@ -183,10 +206,121 @@ def claim_reads(
 
 _INSERT = insert(_TABLE).returning(_TABLE.c.id)
 
+CLAIM_COLUMNS = (
+    "partner_id",
+    "full_name",
+    "email",
+    "email_norm",
+    "email_domain",
+    "mobile",
+    "send_invitation",
+    "association_type",
+    "customer_country",
+    "submitted_by",
+    "submitted_at",
+    "request_key",
+    "invite_failed_attempts",
+    "status",
+    "review_reason",
+    "review_due_at",
+    "expires_at",
+)
+"""The columns a new claim is inserted with (`insert_claim`'s values); every other one is
+NULL or its default."""
 
-def insert_row(conn: Connection, values: Mapping[str, Any]) -> int:
-    """A new preregistration from its column values (Core, no unit of work); its id."""
-    return int(conn.execute(_INSERT, dict(values)).scalar_one())
+
+def _pg_insert_claim() -> Any:
+    """PostgreSQL: the row, its audit event and its notice in one statement (data-modifying
+    CTEs; the foreign keys are checked at the statement's end), answering the row's id."""
+    audit_table, outbox = AuditEvent.__table__, Delivery.__table__
+    new = (
+        insert(_TABLE)
+        .values({name: bindparam(f"v_{name}", type_=_TABLE.c[name].type) for name in CLAIM_COLUMNS})
+        .returning(_TABLE.c.id)
+        .cte("new_row")
+    )
+    at = bindparam("v_submitted_at", type_=_TABLE.c.submitted_at.type)
+    audit_row = (
+        insert(audit_table)
+        .from_select(
+            ["at", "actor", "action", "result", "preregistration_id", "partner_id", "detail"],
+            select(
+                at,
+                bindparam("v_submitted_by", type_=audit_table.c.actor.type),
+                literal_column("'preregister'"),
+                bindparam("v_status", type_=audit_table.c.result.type),
+                new.c.id,
+                bindparam("v_partner_id", type_=audit_table.c.partner_id.type),
+                bindparam("audit_detail", type_=audit_table.c.detail.type),
+            ),
+        )
+        .cte("audit_row")
+    )
+    kind = bindparam("notice_kind", type_=String())
+    notice = (
+        pg_insert(outbox)
+        .from_select(
+            [
+                "kind",
+                "dedupe_key",
+                "payload",
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "preregistration_id",
+                "created_at",
+            ],
+            select(
+                kind,
+                kind + literal_column("':'") + cast(new.c.id, String()),
+                func.json_build_object(literal_column("'preregistration_id'"), new.c.id),
+                literal_column("'pending'"),
+                literal_column("0"),
+                at,
+                new.c.id,
+                at,
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .cte("notice_row")
+    )
+    return select(new.c.id).add_cte(audit_row, notice)
+
+
+_PG_INSERT_CLAIM = _pg_insert_claim()
+
+
+def insert_claim(
+    conn: Connection, values: Mapping[str, Any], audit_detail: dict[str, Any], notice_kind: str
+) -> int:
+    """A new claim (`values`: CLAIM_COLUMNS), its audit event ("preregister", by the submitter,
+    with its status as the result) and its notice (`notice_kind`, keyed by kind and row id,
+    store.deliveries.enqueue's row). One round trip on PostgreSQL; three Core statements on
+    SQLite, which has no data-modifying CTEs. Returns the row's id."""
+    if conn.dialect.name == "postgresql":
+        params = {f"v_{name}": values[name] for name in CLAIM_COLUMNS}
+        params.update(audit_detail=audit_detail, notice_kind=notice_kind)
+        return int(conn.execute(_PG_INSERT_CLAIM, params).scalar_one())
+    row_id = int(conn.execute(_INSERT, {name: values[name] for name in CLAIM_COLUMNS}).scalar_one())
+    audit.record(
+        conn,
+        at=values["submitted_at"],
+        actor=values["submitted_by"],
+        action="preregister",
+        result=values["status"],
+        preregistration_id=row_id,
+        partner_id=values["partner_id"],
+        detail=audit_detail,
+    )
+    deliveries.enqueue(
+        conn,
+        kind=notice_kind,
+        dedupe_key=f"{notice_kind}:{row_id}",
+        payload={"preregistration_id": row_id},
+        now=values["submitted_at"],
+        preregistration_id=row_id,
+    )
+    return row_id
 
 
 def latest_for_partner_email(

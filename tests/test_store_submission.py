@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from store import audit, deliveries
 from store import directory as directory_store
 from store import partners as partner_store
 from store import preregistrations as prereg_store
@@ -104,3 +105,39 @@ def test_submitter_reads_the_request_and_the_members_partner(db, admin, service)
         )
         stranger = prereg_store.submitter(conn, "USTRANGER", "TNOBODY", "V1")
         assert (stranger.replay_id, stranger.partner) == (made.preregistration.id, None)
+
+
+def test_insert_claim_writes_the_row_its_audit_event_and_its_notice(db, admin, service, clock):
+    """One statement on PostgreSQL, three on SQLite: the same rows either way."""
+    admin.add_partner("Acme", "DE", ["UACME1"], contact_email="desk@acme.example")
+    shared = service.preregister("UACME1", form(send=False), request_key="V1").preregistration
+    review = service.preregister("UACME1", form(email="fr@customer.fr", mobile="+33 6 12 34 56 78"))
+    with db.session() as s:
+        row = prereg_store.get(s, shared.id)
+        assert (row.status, row.request_key, row.email_domain) == (
+            "preregistered",
+            "V1",
+            "customer.de",
+        )
+        assert row.expires_at == shared.expires_at == clock.now() + timedelta(days=15)
+        for pid, status, kind, country in (
+            (shared.id, "preregistered", "invitation_share", "DE"),
+            (review.preregistration.id, "under_review", "review_request", "FR"),
+        ):
+            [event] = audit.events_for(s, pid)
+            assert (event.actor, event.action, event.result, event.partner_id, event.detail) == (
+                "UACME1",
+                "preregister",
+                status,
+                row.partner_id,
+                {"country": country},
+            )
+            assert event.at == clock.now()
+            [notice] = deliveries.for_preregistration(s, pid)
+            assert (notice.kind, notice.dedupe_key, notice.payload) == (
+                kind,
+                f"{kind}:{pid}",
+                {"preregistration_id": pid},
+            )
+            assert (notice.status, notice.attempts, notice.claimed_until) == ("pending", 0, None)
+            assert notice.next_attempt_at == notice.created_at == clock.now()
