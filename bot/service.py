@@ -172,8 +172,9 @@ class PreregistrationService:
             with self.db.session() as s:
                 conn = s.connection()
                 who = prereg_store.submitter(conn, slack_user_id, org_of(slack_user_id), key)
-                if who.replay_id is not None:
-                    return self._replay(s, who.replay_id)
+                replayed = self._replay(s, who.replay_id)
+                if replayed is not None:
+                    return replayed
                 if who.partner is None:
                     raise refusal("not_a_member")
                 *columns, active = who.partner
@@ -194,14 +195,15 @@ class PreregistrationService:
             raise
 
     @staticmethod
-    def _replay(s: Session, preregistration_id: int) -> Outcome:
-        """The first outcome of a request that was already recorded."""
-        existing = prereg_store.get(s, preregistration_id)
-        assert existing is not None  # rows are never deleted, only marked
+    def _replay(s: Session, preregistration_id: int | None) -> Outcome | None:
+        """The first outcome of a request found recorded (its row's id), if it was."""
+        existing = None if preregistration_id is None else prereg_store.get(s, preregistration_id)
+        if existing is None:
+            return None
         return Outcome(PreregView.of(existing, existing.partner), created=False)
 
-    @classmethod
-    def _replayed(cls, s: Session, request_key: str | None) -> Outcome | None:
+    @staticmethod
+    def _replayed(s: Session, request_key: str | None) -> Outcome | None:
         """The first outcome of this request, if it was already recorded."""
         existing = prereg_store.by_request_key(s, request_key) if request_key else None
         if existing is None:
@@ -230,8 +232,9 @@ class PreregistrationService:
             conn, key=request_key, email_norm=email_norm, partner_id=partner.id, valid_at=now
         )
         # A concurrent retry of this submission may have committed while we waited.
-        if reads.replay_id is not None:
-            return self._replay(s, reads.replay_id)
+        replayed = self._replay(s, reads.replay_id)
+        if replayed is not None:
+            return replayed
         live = reads.live
         if live is not None and self._is_lapsed(live, now):
             # a claim past its 15 days no longer blocks anyone, even before the sweep runs
