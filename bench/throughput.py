@@ -53,12 +53,16 @@ from bench.common import (
 from bench.visible import VisibleSlack
 from bot.admin import Admin
 from bot.clock import SystemClock
+from bot.errors import BUSY_MESSAGE
 from store.db import Database
 from store.migrate import upgrade
 from tests.mailbox import free_port
 from tests.slackapp import SIGNING_SECRET, sign
 
 PER_PARTNER = 90  # below R4's cap of 100
+BUSY_RETRIES = 3
+"""A submission answered "busy" (a lock wait ran past its bound, store/db.py) is submitted
+again, up to this many times, and counted: on a crowded machine a waiter can time out."""
 
 
 def command_body(user: str, trigger: str, response_url: str) -> str:
@@ -122,6 +126,7 @@ class App:
     seconds: float = 0.0
     web_cpu: float = 0.0
     tree_cpu: float = 0.0
+    busy: int = 0  # submissions answered "busy" and submitted again
 
 
 def run_units(fake: VisibleSlack, app: App, first: int, count: int, clients: int) -> float:
@@ -156,7 +161,15 @@ def run_units(fake: VisibleSlack, app: App, first: int, count: int, clients: int
         post(conn, command_body(user, trigger, fake.url.replace("/api/", "/response/") + tag))
         if not opened.wait(10):
             raise RuntimeError(f"{app.label}: the form did not open")
-        answer = post(conn, submission_body(user, f"{app.prefix}{i}@customer.example"))
+        body = submission_body(user, f"{app.prefix}{i}@customer.example")
+        answer = post(conn, body)
+        for _ in range(BUSY_RETRIES):
+            if BUSY_MESSAGE.encode() not in answer:
+                break
+            # "busy, submit again", as a person would: the same view id, so one row at most
+            with lock:
+                app.busy += 1
+            answer = post(conn, body)
         if b'"errors"' in answer:
             raise RuntimeError(f"{app.label}: {answer[:300]!r}")
 
@@ -301,6 +314,9 @@ def main() -> int:
                 f"| {old.web_cpu / old.done * 1000:.2f} / {old.tree_cpu / old.done * 1000:.2f} ms"
             )
         print(row + " |", flush=True)
+        retried = ", ".join(f"{app.label} {app.busy}" for app in apps if app.busy)
+        if retried:
+            print(f"({backend}: submissions answered busy and sent again: {retried})", flush=True)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -123,6 +124,38 @@ class PreregView:
             info_due_at=r.info_due_at,
             info_answer=r.info_answer,
             reviewer=r.reviewer,
+            partner_language=partner.language,
+        )
+
+    @classmethod
+    def new(cls, row_id: int, values: Mapping[str, Any], partner: PartnerView) -> PreregView:
+        """The row just inserted with `values` (the columns given; every other one is None)."""
+        return cls(
+            id=row_id,
+            partner_id=partner.id,
+            partner_name=partner.name,
+            full_name=values["full_name"],
+            email=values["email"],
+            mobile=values["mobile"],
+            send_invitation=values["send_invitation"],
+            association_type=values["association_type"],
+            status=values["status"],
+            customer_country=values["customer_country"],
+            partner_country=partner.country,
+            review_reason=values["review_reason"],
+            submitted_by=values["submitted_by"],
+            submitted_at=values["submitted_at"],
+            review_due_at=values["review_due_at"],
+            decided_at=None,
+            decided_by=None,
+            decision_reason=None,
+            expires_at=values["expires_at"],
+            associated_at=None,
+            deleted_at=None,
+            invited_at=None,
+            review_channel_id=None,
+            review_message_ts=None,
+            partner_contact_email=partner.contact_email,
             partner_language=partner.language,
         )
 
