@@ -705,13 +705,20 @@ class PreregistrationService:
         return Page([PreregView.of(r, partner) for r in rows], total, offset, limit)
 
     def summary(self, slack_user_id: str, horizon: timedelta = timedelta(days=7)) -> PartnerSummary:
+        """The member's partner at a glance (App Home). Someone who is no member is refused
+        after one prebuilt select, before any transaction: App Home is opened by anyone."""
         now = self.clock.now()
+        with self.db.autocommit() as conn:
+            row = partner_store.partner_row_for_member(conn, slack_user_id, org_of(slack_user_id))
+        if row is None:
+            raise refusal("not_a_member")
+        partner = PartnerView.from_row(row)
+        logs.bind(partner_id=partner.id)
         with self.db.session() as s:
-            partner = self._partner_of(s, slack_user_id)
             counts = prereg_store.counts_by_status(s, partner.id)
             soon = prereg_store.expiring_between(s, now, now + horizon, partner.id, limit=20)
             return PartnerSummary(
-                partner=PartnerView.of(partner),
+                partner=partner,
                 quota_used=prereg_store.count_in_quota(s, partner.id, now),
                 quota_limit=self.rules.quota_limit,
                 counts=counts,

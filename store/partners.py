@@ -233,8 +233,11 @@ def managers(session: Session) -> list[Manager]:
 
 def manager_contacts(conn: Connection) -> list[tuple[str, str | None]]:
     """(Slack user id, email) of every manager, oldest first: one Core select, no ORM."""
-    stmt = select(Manager.slack_user_id, Manager.email).order_by(Manager.created_at)
-    return [(user, email) for user, email in conn.execute(stmt)]
+    return [(user, email) for user, email in conn.execute(_MANAGER_CONTACTS)]
+
+
+_MANAGER_CONTACTS = select(Manager.slack_user_id, Manager.email).order_by(Manager.created_at)
+"""Built once: read on every reply that names the managers (R13)."""
 
 
 def add_manager(session: Session, slack_user_id: str, email: str | None, now: datetime) -> bool:
