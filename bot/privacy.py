@@ -198,7 +198,7 @@ def record_disclosure(
 ) -> None:
     """Audits that `actor` saw the contact details of these preregistrations (who saw what).
     One insert, atomic on its own: in autocommit, without a transaction around it."""
-    with db.autocommit() as conn:
+    with db.writing(), db.autocommit() as conn:
         audit.record(
             conn,
             at=clock.now(),
