@@ -470,7 +470,9 @@ class PreregistrationService:
     def _delete_one(self, user: str, target: int | str, now: datetime) -> DeleteResult:
         label = printable(str(target))
         not_an_email = isinstance(target, str) and email_error(target) is not None
-        with self.db.session() as s:
+        # On SQLite the transaction writes (the audit, the change) after reading: queued with
+        # the process's other writers (store/db.py `Database.writing`).
+        with self.db.writing(), self.db.session() as s:
             partner = self._partner_of(s, user)
             row = None if not_an_email else self._find_own(s, partner.id, target)
             if row is None:

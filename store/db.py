@@ -176,7 +176,7 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url, waits, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._writer = threading.Lock() if self.engine.dialect.name == "sqlite" else None
+        self._writer = threading.RLock() if self.engine.dialect.name == "sqlite" else None
 
     @property
     def is_postgres(self) -> bool:
@@ -207,8 +207,8 @@ class Database:
         database, and a writer that finds it taken polls for it in SQLite's busy handler,
         sleeping up to 100 ms between tries however soon it is freed: concurrent writers of
         one process made tails of hundreds of ms (docs/performance.md, eighth session). They
-        queue on a lock of the process instead, woken as soon as it is free. PostgreSQL locks
-        rows: nothing to do there."""
+        queue on a lock of the process instead, woken as soon as it is free (reentrant: a
+        write inside another is no deadlock). PostgreSQL locks rows: nothing to do there."""
         if self._writer is None:
             yield
             return

@@ -65,13 +65,20 @@ def live_for_email(session: Session, email_norm: str) -> Preregistration | None:
 def latest_for_partner_email(
     session: Session, partner_id: int, email_norm: str
 ) -> Preregistration | None:
-    stmt = (
-        select(Preregistration)
-        .where(Preregistration.partner_id == partner_id, Preregistration.email_norm == email_norm)
-        .order_by(Preregistration.id.desc())
-        .limit(1)
+    found = session.scalar(_LATEST_ID_FOR_PARTNER_EMAIL, {"pid": partner_id, "email": email_norm})
+    return None if found is None else get(session, found)
+
+
+# `/preregister delete <email>` asks this of every address, and mostly finds none (as above).
+_LATEST_ID_FOR_PARTNER_EMAIL = (
+    select(Preregistration.id)
+    .where(
+        Preregistration.partner_id == bindparam("pid"),
+        Preregistration.email_norm == bindparam("email"),
     )
-    return session.scalars(stmt).first()
+    .order_by(Preregistration.id.desc())
+    .limit(1)
+)
 
 
 def count_in_quota(session: Session, partner_id: int, valid_at: datetime) -> int:
