@@ -89,7 +89,7 @@ class VisibleSlack(FakeSlack):
         at = time.monotonic()
         length = int(req.headers.get("Content-Length") or 0)
         raw = req.rfile.read(length) if length else b""
-        req.rfile = io.BytesIO(raw)
+        connection, req.rfile = req.rfile, io.BytesIO(raw)
         path = urllib.parse.urlparse(req.path).path
         key = path if path.startswith("/response/") else None
         if key is None and path.endswith(("/views.open", "/views.publish", "/chat.update")):
@@ -104,6 +104,10 @@ class VisibleSlack(FakeSlack):
                 slot[1].append(at)
                 slot[0].set()
         super()._handle(req)
+        # The connection's own stream again, for its next request: left on the copy, the
+        # handler saw an end of stream and closed every connection after one call, which
+        # Slack does not do (serve keeps its connections to Slack alive, bot/slack/client.py).
+        req.rfile = connection
         with self._lock:  # nothing here reads them; keep the process small
             self.calls.clear()
             self.responses.clear()

@@ -90,7 +90,7 @@ class PreregView:
     """The partner's language setting (`/preregister language`): its invitation email's."""
 
     @classmethod
-    def of(cls, r: Preregistration, partner: Partner) -> PreregView:
+    def of(cls, r: Preregistration, partner: Partner | PartnerView) -> PreregView:
         return cls(
             id=r.id,
             partner_id=r.partner_id,

@@ -196,10 +196,11 @@ def record_disclosure(
     ids: Sequence[int],
     partner_id: int | None = None,
 ) -> None:
-    """Audits that `actor` saw the contact details of these preregistrations (who saw what)."""
-    with db.session() as s:
+    """Audits that `actor` saw the contact details of these preregistrations (who saw what).
+    One insert, atomic on its own: in autocommit, without a transaction around it."""
+    with db.writing(), db.autocommit() as conn:
         audit.record(
-            s,
+            conn,
             at=clock.now(),
             actor=actor,
             action=action,

@@ -55,7 +55,6 @@ from bot.validation import (
 )
 from bot.workdays import add_working_days
 from store import audit, deliveries
-from store import directory as directory_store
 from store import partners as partner_store
 from store import preregistrations as prereg_store
 from store import workspaces as workspace_store
@@ -322,32 +321,40 @@ class PreregistrationService:
             raise InvalidInput({"email": error})
         email_norm = normalise_email(email)
         now = self.clock.now()
-        with self.db.session() as s:
-            partner = self._partner_of(s, slack_user_id)
-            if not partner.active:
-                return self._refusal_eligibility(refusal("partner_inactive"))
-            if not (partner.contact_email or partner.contact_mobile):
-                return self._refusal_eligibility(refusal("no_reserved_contact"))
-            account = directory_store.account(s, email_norm)
-            cause = directory_refusal(account, partner.name) if account else None
-            if cause is None:
-                live = prereg_store.live_for_email(s, email_norm)
-                if live is not None and not self._is_lapsed(live, now):
-                    cause = live_claim_refusal(live.status, live.partner_id == partner.id)
-            if (
-                cause is None
-                and prereg_store.count_in_quota(s, partner.id, now) >= self.rules.quota_limit
-            ):
-                cause = quota_refusal(self.rules.quota_limit)
-            if cause is not None:
-                return self._refusal_eligibility(cause)
-            needs_review = account is not None and account.country != partner.country
-            return Eligibility(
-                allowed=True,
-                needs_review=needs_review,
-                customer_country=account.country if account is not None else None,
-                partner_country=partner.country,
+        # One autocommit statement (store/preregistrations.py `eligibility_facts`): a read,
+        # deciding nothing for good; the submission decides again in its own transaction.
+        with self.db.autocommit() as conn:
+            facts = prereg_store.eligibility_facts(
+                conn, slack_user_id, org_of(slack_user_id), email_norm, now
             )
+        if facts is None:
+            raise refusal("not_a_member")
+        logs.bind(partner_id=facts.id)
+        if not facts.active:
+            return self._refusal_eligibility(refusal("partner_inactive"))
+        if not (facts.contact_email or facts.contact_mobile):
+            return self._refusal_eligibility(refusal("no_reserved_contact"))
+        account = prereg_store.directory_account_of(facts)
+        cause = directory_refusal(account, facts.name) if account else None
+        live = facts._mapping
+        status = live[prereg_store.LIVE_PREFIX + "status"]
+        if cause is None and status is not None:
+            expires_at = live[prereg_store.LIVE_PREFIX + "expires_at"]
+            lapsed = status == "preregistered" and expires_at is not None and expires_at <= now
+            if not lapsed:
+                same = live[prereg_store.LIVE_PREFIX + "partner_id"] == facts.id
+                cause = live_claim_refusal(status, same)
+        if cause is None and live[prereg_store.QUOTA_USED] >= self.rules.quota_limit:
+            cause = quota_refusal(self.rules.quota_limit)
+        if cause is not None:
+            return self._refusal_eligibility(cause)
+        needs_review = account is not None and account.country != facts.country
+        return Eligibility(
+            allowed=True,
+            needs_review=needs_review,
+            customer_country=account.country if account is not None else None,
+            partner_country=facts.country,
+        )
 
     @staticmethod
     def _refusal_eligibility(cause: Refused) -> Eligibility:
@@ -478,7 +485,9 @@ class PreregistrationService:
     def _delete_one(self, user: str, target: int | str, now: datetime) -> DeleteResult:
         label = printable(str(target))
         not_an_email = isinstance(target, str) and email_error(target) is not None
-        with self.db.session() as s:
+        # On SQLite the transaction writes (the audit, the change) after reading: queued with
+        # the process's other writers (store/db.py `Database.writing`).
+        with self.db.writing(), self.db.session() as s:
             partner = self._partner_of(s, user)
             row = None if not_an_email else self._find_own(s, partner.id, target)
             if row is None:
@@ -693,21 +702,44 @@ class PreregistrationService:
         offset: int = 0,
         limit: int = 20,
     ) -> Page:
-        with self.db.session() as s:
-            partner = self._partner_of(s, slack_user_id)
-            rows, total = prereg_store.page_for_partner(
-                s, partner.id, statuses=statuses, offset=offset, limit=limit
+        """One page of the member's own partner's preregistrations. One autocommit statement
+        finds the partner and reads the page (no transaction, no ORM objects); an empty page
+        looks the partner up on its own, to refuse a non-member or count the total."""
+        with self.db.autocommit() as conn:
+            rows, partner_row, total = prereg_store.page_for_member(
+                conn,
+                slack_user_id,
+                org_of(slack_user_id),
+                statuses=statuses,
+                offset=offset,
+                limit=limit,
             )
-            return Page([PreregView.of(r, partner) for r in rows], total, offset, limit)
+            if partner_row is None:
+                partner_row = partner_store.partner_row_for_member(
+                    conn, slack_user_id, org_of(slack_user_id)
+                )
+                if partner_row is None:
+                    raise refusal("not_a_member")
+                total = prereg_store.count_for_partner(conn, partner_row[0], statuses)
+        partner = PartnerView.from_row(partner_row)
+        logs.bind(partner_id=partner.id)
+        return Page([PreregView.of(r, partner) for r in rows], total, offset, limit)
 
     def summary(self, slack_user_id: str, horizon: timedelta = timedelta(days=7)) -> PartnerSummary:
+        """The member's partner at a glance (App Home). Someone who is no member is refused
+        after one prebuilt select, before any transaction: App Home is opened by anyone."""
         now = self.clock.now()
+        with self.db.autocommit() as conn:
+            row = partner_store.partner_row_for_member(conn, slack_user_id, org_of(slack_user_id))
+        if row is None:
+            raise refusal("not_a_member")
+        partner = PartnerView.from_row(row)
+        logs.bind(partner_id=partner.id)
         with self.db.session() as s:
-            partner = self._partner_of(s, slack_user_id)
             counts = prereg_store.counts_by_status(s, partner.id)
             soon = prereg_store.expiring_between(s, now, now + horizon, partner.id, limit=20)
             return PartnerSummary(
-                partner=PartnerView.of(partner),
+                partner=partner,
                 quota_used=prereg_store.count_in_quota(s, partner.id, now),
                 quota_limit=self.rules.quota_limit,
                 counts=counts,

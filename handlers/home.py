@@ -23,11 +23,12 @@ def build_home(
         summary = service.summary(user)
     except Refused:
         summary = None
-    manager = service.is_manager(user)
+    contacts = service.manager_contacts()  # every manager: whether the reader is one too
+    manager = any(who == user for who, _email in contacts)
     view = views.home_view(
         summary,
         [] if manager else None,
-        service.manager_contacts(),
+        contacts,
         None,
         workspace=workspace_blocks(services, user, notice),
     )

@@ -9,6 +9,7 @@ rolled back, so nothing the caller was told failed commits later.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -175,6 +176,7 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url, waits, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = threading.RLock() if self.engine.dialect.name == "sqlite" else None
 
     @property
     def is_postgres(self) -> bool:
@@ -198,6 +200,20 @@ class Database:
         BEGIN, the statement, and COMMIT or ROLLBACK."""
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             yield conn
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around a short write on the request path. SQLite has one write lock for the whole
+        database, and a writer that finds it taken polls for it in SQLite's busy handler,
+        sleeping up to 100 ms between tries however soon it is freed: concurrent writers of
+        one process made tails of hundreds of ms (docs/performance.md, eighth session). They
+        queue on a lock of the process instead, woken as soon as it is free (reentrant: a
+        write inside another is no deadlock). PostgreSQL locks rows: nothing to do there."""
+        if self._writer is None:
+            yield
+            return
+        with self._writer:
+            yield
 
     def ping(self) -> bool:
         from sqlalchemy import text

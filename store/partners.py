@@ -22,16 +22,21 @@ _EVERYONE_OF_ORG = (
 def partner_for_member(
     session: Session, slack_user_id: str, org: str | None = None
 ) -> Partner | None:
-    stmt = (
-        select(Partner)
-        .join(PartnerMember, PartnerMember.partner_id == Partner.id)
-        .where(PartnerMember.slack_user_id == slack_user_id)
-    )
-    partner = session.scalars(stmt).first()
+    partner = session.scalars(_MEMBER_PARTNER_ORM, {"slack_user_id": slack_user_id}).first()
     if partner is None and org is not None:
-        everyone = select(Partner).join(Workspace, Workspace.partner_id == Partner.id)
-        partner = session.scalars(everyone.where(_EVERYONE_OF_ORG), {"org": org}).first()
+        partner = session.scalars(_EVERYONE_PARTNER_ORM, {"org": org}).first()
     return partner
+
+
+# Built once (see below): every change a member makes starts with this look-up.
+_MEMBER_PARTNER_ORM = (
+    select(Partner)
+    .join(PartnerMember, PartnerMember.partner_id == Partner.id)
+    .where(PartnerMember.slack_user_id == bindparam("slack_user_id"))
+)
+_EVERYONE_PARTNER_ORM = (
+    select(Partner).join(Workspace, Workspace.partner_id == Partner.id).where(_EVERYONE_OF_ORG)
+)
 
 
 _PARTNER_COLUMNS = (
@@ -256,8 +261,11 @@ def managers(session: Session) -> list[Manager]:
 
 def manager_contacts(conn: Connection) -> list[tuple[str, str | None]]:
     """(Slack user id, email) of every manager, oldest first: one Core select, no ORM."""
-    stmt = select(Manager.slack_user_id, Manager.email).order_by(Manager.created_at)
-    return [(user, email) for user, email in conn.execute(stmt)]
+    return [(user, email) for user, email in conn.execute(_MANAGER_CONTACTS)]
+
+
+_MANAGER_CONTACTS = select(Manager.slack_user_id, Manager.email).order_by(Manager.created_at)
+"""Built once: read on every reply that names the managers (R13)."""
 
 
 def add_manager(session: Session, slack_user_id: str, email: str | None, now: datetime) -> bool:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -33,6 +34,7 @@ from store.models import (
     Partner,
     PartnerMember,
     Preregistration,
+    Workspace,
 )
 from store.partners import SUBMITTER_COLUMNS, submitter_of_org
 
@@ -326,13 +328,20 @@ def insert_claim(
 def latest_for_partner_email(
     session: Session, partner_id: int, email_norm: str
 ) -> Preregistration | None:
-    stmt = (
-        select(Preregistration)
-        .where(Preregistration.partner_id == partner_id, Preregistration.email_norm == email_norm)
-        .order_by(Preregistration.id.desc())
-        .limit(1)
+    found = session.scalar(_LATEST_ID_FOR_PARTNER_EMAIL, {"pid": partner_id, "email": email_norm})
+    return None if found is None else get(session, found)
+
+
+# `/preregister delete <email>` asks this of every address, and mostly finds none (as above).
+_LATEST_ID_FOR_PARTNER_EMAIL = (
+    select(Preregistration.id)
+    .where(
+        Preregistration.partner_id == bindparam("pid"),
+        Preregistration.email_norm == bindparam("email"),
     )
-    return session.scalars(stmt).first()
+    .order_by(Preregistration.id.desc())
+    .limit(1)
+)
 
 
 def count_in_quota(session: Session, partner_id: int, valid_at: datetime) -> int:
@@ -373,32 +382,167 @@ def for_partner(
 PAGE_TOTAL = "page_total"
 
 
-def page_for_partner(
-    session: Session,
-    partner_id: int,
+# The list page of a member, their partner's columns and the total in one statement, built
+# once (bound parameters; statuses expanding): the member -> partner look-up costs no round
+# trip of its own and no statement is built per request (docs/performance.md, eighth session).
+# The member is resolved as store/partners.py `partner_row_for_member` does: a named member,
+# else anyone of a workspace whose admins let everyone preregister for its partner.
+_PAGE_PARTNER_PREFIX = "partner__"
+_MEMBER_PARTNER_ID = (
+    select(PartnerMember.partner_id)
+    .where(PartnerMember.slack_user_id == bindparam("member"))
+    .scalar_subquery()
+)
+_EVERYONE_PARTNER_ID = (
+    select(Workspace.partner_id)
+    .where(
+        Workspace.org_id == bindparam("org"),
+        Workspace.status == "installed",
+        Workspace.everyone_may_preregister.is_(True),
+        Workspace.partner_id.is_not(None),
+    )
+    .limit(1)
+    .scalar_subquery()
+)
+_PAGE_PARTNER_COLUMNS = (
+    Partner.id,
+    Partner.name,
+    Partner.country,
+    Partner.contact_email,
+    Partner.contact_mobile,
+    Partner.notice_channel_id,
+    Partner.digest_channel_id,
+    Partner.language,
+)
+"""The columns of store/partners.py `partner_row_for_member`, in its order (PartnerView)."""
+
+
+def _member_page(with_statuses: bool) -> Any:
+    table = Preregistration.__table__
+    stmt = (
+        select(
+            *table.c,
+            *(c.label(_PAGE_PARTNER_PREFIX + c.key) for c in _PAGE_PARTNER_COLUMNS),
+            func.count().over().label(PAGE_TOTAL),
+        )
+        .join(Partner, Partner.id == table.c.partner_id)
+        .where(table.c.partner_id == func.coalesce(_MEMBER_PARTNER_ID, _EVERYONE_PARTNER_ID))
+    )
+    if with_statuses:
+        stmt = stmt.where(table.c.status.in_(bindparam("statuses", expanding=True)))
+    return (
+        stmt.order_by(table.c.submitted_at.desc(), table.c.id.desc())
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+
+_MEMBER_PAGE = {True: _member_page(True), False: _member_page(False)}
+
+
+def page_for_member(
+    conn: Connection,
+    member: str,
+    org: str | None,
     *,
     statuses: Sequence[str] | None = None,
     offset: int = 0,
     limit: int = 20,
-) -> tuple[list[Row[Any]], int]:
-    """One page of the partner's preregistrations, newest first, as plain rows (attributes
-    named as Preregistration's, no ORM objects to build), and how many there are in all: one
-    round trip (a window count over the filtered rows) unless the page is empty."""
-    table = Preregistration.__table__
-    stmt = select(*table.c, func.count().over().label(PAGE_TOTAL)).where(
-        table.c.partner_id == partner_id
-    )
+) -> tuple[list[Row[Any]], tuple[Any, ...] | None, int]:
+    """One page of the preregistrations of `member`'s partner, newest first, as plain rows
+    (attributes named as Preregistration's), the partner's columns (as store/partners.py
+    `partner_row_for_member`) and the total, in one round trip. An empty page gives no partner
+    (None) and 0: the caller then looks the partner up, and counts, on its own."""
+    params: dict[str, Any] = {"member": member, "org": org, "offset": offset, "limit": limit}
     if statuses:
-        stmt = stmt.where(table.c.status.in_(statuses))
-    stmt = stmt.order_by(table.c.submitted_at.desc(), table.c.id.desc()).offset(offset)
-    rows = list(session.execute(stmt.limit(limit)))
-    if rows:
-        return rows, int(getattr(rows[0], PAGE_TOTAL))
-    return rows, count_for_partner(session, partner_id, statuses)
+        params["statuses"] = list(statuses)
+    rows = list(conn.execute(_MEMBER_PAGE[bool(statuses)], params))
+    if not rows:
+        return rows, None, 0
+    first = rows[0]._mapping
+    partner = tuple(first[_PAGE_PARTNER_PREFIX + c.key] for c in _PAGE_PARTNER_COLUMNS)
+    return rows, partner, int(first[PAGE_TOTAL])
+
+
+# `/preregister check` in one statement, built once: the member's partner, the customer's
+# directory record, the live claim on the customer and the partner's quota count (as
+# `count_in_quota`), instead of four queries in a transaction.
+ACCOUNT_PREFIX = "account__"
+LIVE_PREFIX = "live__"
+QUOTA_USED = "quota_used"
+_LIVE_CLAIM = (
+    select(
+        Preregistration.id,
+        Preregistration.status,
+        Preregistration.partner_id,
+        Preregistration.expires_at,
+    )
+    .where(
+        Preregistration.email_norm == bindparam("email_norm"),
+        Preregistration.status.in_(LIVE_STATUSES),
+    )
+    .limit(1)
+    .subquery()
+)
+_QUOTA_COUNT = (
+    select(func.count())
+    .where(
+        Preregistration.partner_id == Partner.id,
+        Preregistration.status.in_(QUOTA_STATUSES),
+        or_(
+            Preregistration.status != "preregistered",
+            Preregistration.expires_at.is_(None),
+            Preregistration.expires_at > bindparam("now"),
+        ),
+    )
+    .correlate(Partner)
+    .scalar_subquery()
+)
+_ACCOUNT_COLUMNS = tuple(DirectoryAccount.__table__.c)
+_ELIGIBILITY = (
+    select(
+        Partner.id,
+        Partner.name,
+        Partner.country,
+        Partner.active,
+        Partner.contact_email,
+        Partner.contact_mobile,
+        *(c.label(ACCOUNT_PREFIX + c.key) for c in _ACCOUNT_COLUMNS),
+        *(c.label(LIVE_PREFIX + c.key) for c in _LIVE_CLAIM.c),
+        _QUOTA_COUNT.label(QUOTA_USED),
+    )
+    .select_from(Partner)
+    .outerjoin(
+        DirectoryAccount.__table__,
+        DirectoryAccount.email_norm == bindparam("email_norm"),
+    )
+    .outerjoin(_LIVE_CLAIM, true())
+    .where(Partner.id == func.coalesce(_MEMBER_PARTNER_ID, _EVERYONE_PARTNER_ID))
+)
+
+
+def eligibility_facts(
+    conn: Connection, member: str, org: str | None, email_norm: str, now: datetime
+) -> Row[Any] | None:
+    """What `/preregister check` decides on, in one round trip; None when `member` belongs to
+    no partner. Columns: the partner's (id, name, country, active, contact_email,
+    contact_mobile), the directory record's (ACCOUNT_PREFIX + column; all None without one),
+    the live claim's (LIVE_PREFIX + id, status, partner_id, expires_at; None without one) and
+    QUOTA_USED, the partner's claims counting against its quota at `now`."""
+    params = {"member": member, "org": org, "email_norm": email_norm, "now": now}
+    return conn.execute(_ELIGIBILITY, params).first()
+
+
+def directory_account_of(facts: Row[Any]) -> DirectoryAccount | None:
+    """The directory record in `eligibility_facts`' row (a transient object), or None."""
+    m = facts._mapping
+    if m[ACCOUNT_PREFIX + "email_norm"] is None:
+        return None
+    return DirectoryAccount(**{c.key: m[ACCOUNT_PREFIX + c.key] for c in _ACCOUNT_COLUMNS})
 
 
 def count_for_partner(
-    session: Session, partner_id: int, statuses: Sequence[str] | None = None
+    session: Session | Connection, partner_id: int, statuses: Sequence[str] | None = None
 ) -> int:
     stmt = select(func.count()).where(Preregistration.partner_id == partner_id)
     if statuses:

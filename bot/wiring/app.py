@@ -40,6 +40,7 @@ from bot.slack.client import (
     RateLimitCounter,
 )
 from bot.slack.languages import ReaderLanguages
+from bot.slack.matching import direct_body_matchers
 from bot.slack.workspaces import SlackClients
 from bot.workspaces import Workspaces
 from store.db import BACKGROUND_WAITS, REQUEST_WAITS, Database
@@ -239,6 +240,7 @@ def build_bolt_app(services: Services) -> App:
     after_ack.prepare = services.languages.settle
     after_ack.budget = settings.ack_budget_ms / 1000
     handlers.register(app, services)
+    direct_body_matchers(app)  # bot/slack/matching.py: the same matching, cheaper
     return app
 
 
