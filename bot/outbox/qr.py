@@ -5,9 +5,6 @@ from __future__ import annotations
 import struct
 import zlib
 
-import qrcode
-from qrcode.constants import ERROR_CORRECT_M
-
 # Any of the eight masks gives a valid code that every reader decodes. Letting the library try
 # all eight and score them cost 3x the CPU of the whole code (~22 ms against ~7 ms), on the
 # background worker every approval and invitation goes through (docs/performance.md).
@@ -18,6 +15,11 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def qr_png(data: str, box_size: int = 8) -> bytes:
     """A PNG whose QR code encodes exactly `data` (medium error correction, 4-module border)."""
+    # Imported here, by the background worker's first code: qrcode brings Pillow (~4 MB), and
+    # the web process, which imports this module through the senders, never draws one.
+    import qrcode
+    from qrcode.constants import ERROR_CORRECT_M
+
     code = qrcode.QRCode(
         error_correction=ERROR_CORRECT_M, box_size=box_size, border=4, mask_pattern=MASK_PATTERN
     )
