@@ -41,6 +41,31 @@ def test_serve_keeps_no_alembic_after_migrating_and_answering_readyz(tmp_path):
     assert done.stdout.splitlines() == ["ready", "[]"]
 
 
+FORK_POINT = """
+import sys
+from bot.entry.server import SHARED_WITH_WORKER
+from bot.entry.worker import prepare_fork
+from bot.wiring.app import import_surfaces
+
+import_surfaces()  # as `serve` does before it forks its worker (bot/entry/server.py)
+prepare_fork(SHARED_WITH_WORKER)
+ONE_PROCESS = ("flask", "werkzeug", "waitress", "apscheduler", "qrcode", "PIL")
+print(sorted(m for m in sys.modules if m.split(".")[0] in ONE_PROCESS or m.startswith("bot.web")))
+"""
+
+
+def test_serve_forks_its_worker_before_importing_what_one_process_alone_uses():
+    """Imported before the fork, a module only one process uses costs the other the pages
+    the first one writes to (bot/entry/server.py `SHARED_WITH_WORKER`): the web modules,
+    Flask and Waitress are the web process's; APScheduler and qrcode with Pillow the
+    worker's."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_POINT], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["[]"]
+
+
 def test_readiness_finds_the_head_alembic_finds():
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     assert code_heads() == frozenset(script.get_heads())

@@ -21,15 +21,14 @@ from bot.wiring.app import (
 
 log = logging.getLogger(__name__)
 
-SHARED_WITH_WORKER = (
-    "slack_bolt",
-    "bot.web.app",
-    "bot.web.invite_pages",
-    "store.slack_events",
-    "waitress",
-)
+SHARED_WITH_WORKER = ("slack_bolt",)
 """Imported before the worker is forked, so the two processes share their pages instead of
-each having its own copy (bot/entry/worker.py)."""
+each having its own copy (bot/entry/worker.py): only what both use. What one process alone
+uses is imported after the fork, by that process: Flask, Werkzeug, Waitress and bot/web in
+the web process, APScheduler in the worker. A page either process writes after the fork
+(Python writes the reference count of every object it touches) is copied, and the original
+stays in the other process too, unused there: imported before the fork, the web modules
+cost the worker the pages the web process touched, and APScheduler the reverse."""
 
 
 def _interrupt(*_: object) -> None:
