@@ -6,6 +6,7 @@ short-lived child process, and `/readyz` reads the schema's revision without it.
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -44,27 +45,43 @@ def test_serve_keeps_no_alembic_after_migrating_and_answering_readyz(tmp_path):
 
 
 FORK_POINT = """
-import sys
+import os, sys
+from bot.entry import server, worker
+from bot.settings import Settings
 
-import pytest
-from bot.entry.server import SHARED_WITH_WORKER
-from bot.entry.worker import prepare_fork
-from bot.wiring.app import import_surfaces
-
-import_surfaces()  # as `serve` does before it forks its worker (bot/entry/server.py)
-prepare_fork(SHARED_WITH_WORKER)
 ONE_PROCESS = ("flask", "werkzeug", "waitress", "apscheduler", "qrcode", "PIL")
-print(sorted(m for m in sys.modules if m.split(".")[0] in ONE_PROCESS or m.startswith("bot.web")))
+
+
+def at_the_fork(self, context):
+    if context.get_start_method() == "fork":
+        found = [m for m in sys.modules if m.split(".")[0] in ONE_PROCESS]
+        print(sorted(found + [m for m in sys.modules if m.startswith("bot.web")]), flush=True)
+    os._exit(0)
+
+
+worker.BackgroundWorker._spawn = at_the_fork
+server.serve(Settings.from_env())
 """
 
 
-def test_serve_forks_its_worker_before_importing_what_one_process_alone_uses():
+def test_serve_forks_its_worker_before_importing_what_one_process_alone_uses(tmp_path):
     """Imported before the fork, a module only one process uses costs the other the pages
     the first one writes to (bot/entry/server.py `SHARED_WITH_WORKER`): the web modules,
     Flask and Waitress are the web process's; APScheduler and qrcode with Pillow the
     worker's."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "s",
+        "MANAGER_CHANNEL_ID": "C1",
+        "PUBLIC_BASE_URL": "http://localhost:3000",
+        "INVITE_SECRET": "x" * 32,
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_FROM": "bot@example.com",
+    }
     done = subprocess.run(
-        [sys.executable, "-c", FORK_POINT], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", FORK_POINT], capture_output=True, text=True, timeout=60, env=env
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines() == ["[]"]

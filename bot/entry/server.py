@@ -57,9 +57,9 @@ def running(settings: Settings, *required: str) -> Iterator[Services]:
 
 
 def serve(settings: Settings) -> int:
-    from waitress import create_server
-
     with running(settings, *serve_required(settings)) as services:
+        from waitress import create_server  # the web process's own: after the fork
+
         web = build_web(services)
         server = create_server(web, host="0.0.0.0", port=settings.port, threads=16)
         log.info("prereg-bot serving on port %s", settings.port)
