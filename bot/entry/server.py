@@ -17,13 +17,15 @@ from bot.wiring.app import (
     build_web,
     create_services,
     import_surfaces,
+    load_shared_data,
 )
 
 log = logging.getLogger(__name__)
 
-SHARED_WITH_WORKER = ("slack_bolt",)
+SHARED_WITH_WORKER = ("slack_bolt", "encodings.idna")
 """Imported before the worker is forked, so the two processes share their pages instead of
-each having its own copy (bot/entry/worker.py): only what both use. What one process alone
+each having its own copy (bot/entry/worker.py): only what both use (`encodings.idna`: the
+host names of their connections). What one process alone
 uses is imported after the fork, by that process: Flask, Werkzeug, Waitress and bot/web in
 the web process, APScheduler in the worker. A page either process writes after the fork
 (Python writes the reference count of every object it touches) is copied, and the original
@@ -42,6 +44,7 @@ def running(settings: Settings, *required: str) -> Iterator[Services]:
     settings.require(*required)  # the database was migrated before (bot/entry/cli.py)
     return_large_blocks()
     import_surfaces()
+    load_shared_data()
     worker = BackgroundWorker(settings)
     worker.start(SHARED_WITH_WORKER)  # forked before any thread starts (bot/entry/worker.py)
     services = create_services(settings, wake=worker.wake)
