@@ -6,13 +6,16 @@ short-lived child process, and `/readyz` reads the schema's revision without it.
 
 from __future__ import annotations
 
+import io
 import os
 import platform
 import subprocess
 import sys
 
 import pytest
+import zxingcpp
 from alembic.script import ScriptDirectory
+from PIL import Image
 
 from store.migrate import alembic_config
 from store.readiness import code_heads
@@ -151,3 +154,25 @@ def test_large_blocks_freed_by_serve_go_back_to_the_system():
         assert done.returncode == 0, done.stderr[-3000:]
         seen[mode] = done.stdout.strip()
     assert seen == {"fixed": "own mapping", "glibc's default": "heap"}
+
+
+WORKER_QR = """
+import sys
+from bot.outbox.qr import load_without_pillow, qr_png
+
+load_without_pillow()  # as the worker does when it starts (bot/entry/worker.py)
+png = qr_png("https://partners.example/invite/abc")
+print("PIL" in sys.modules)
+sys.stdout.buffer.write(png)
+"""
+
+
+def test_the_worker_draws_qr_codes_without_pillow():
+    """qrcode imports Pillow's drawers only when it can: the worker does not let it (~4 MB),
+    and its QR codes still read back."""
+    done = subprocess.run([sys.executable, "-c", WORKER_QR], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, _, png = done.stdout.partition(b"\n")
+    assert first == b"False"
+    results = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    assert [r.text for r in results] == ["https://partners.example/invite/abc"]

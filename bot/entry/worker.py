@@ -50,6 +50,7 @@ from typing import Any
 
 from bot import logs
 from bot.entry.observability import mark_dead
+from bot.outbox.qr import load_without_pillow
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,7 @@ def worker_main(settings: Settings, wake: Any, niceness: int, parent_pid: int = 
     os.nice(niceness)
     # force: a forked worker has the web process's configuration; replace it.
     logs.configure(logging.INFO, settings.log_format, process_tag="worker")
+    load_without_pillow()  # before any thread of this process imports
     services = create_services(settings, wake=wake, worker=True)
     services.deliverer.start()
     scheduler = start_scheduler(services) if settings.run_scheduler else None
