@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import io
 import os
-import platform
 import subprocess
 import sys
 
-import pytest
 import zxingcpp
 from alembic.script import ScriptDirectory
 from PIL import Image
@@ -115,45 +113,6 @@ def test_serve_forks_its_worker_before_importing_what_one_process_alone_uses(tmp
 def test_readiness_finds_the_head_alembic_finds():
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     assert code_heads() == frozenset(script.get_heads())
-
-
-LARGE_BLOCK = """
-import ctypes, sys
-from bot.entry.worker import return_large_blocks
-
-def in_heap(buffer: bytearray) -> bool:
-    address = ctypes.addressof((ctypes.c_char * len(buffer)).from_buffer(buffer))
-    for line in open("/proc/self/maps"):
-        if line.rstrip().endswith("[heap]"):
-            start, end = (int(x, 16) for x in line.split()[0].split("-"))
-            return start <= address < end
-    return False
-
-if sys.argv[1] == "fixed":
-    assert return_large_blocks()
-first = bytearray(400_000)
-del first  # glibc raises its threshold to 400 KB when this mapped block is freed, unless fixed
-second = bytearray(300_000)
-print("heap" if in_heap(second) else "own mapping")
-"""
-
-
-@pytest.mark.skipif(
-    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
-    reason="glibc's malloc",
-)
-def test_large_blocks_freed_by_serve_go_back_to_the_system():
-    """`serve` fixes glibc's threshold for mapping large blocks on their own (and unmapping
-    them when freed): left to glibc, it rises after the first such block is freed, and
-    later ones stay in the heaps of the threads that freed them."""
-    seen = {}
-    for mode in ("fixed", "glibc's default"):
-        done = subprocess.run(
-            [sys.executable, "-c", LARGE_BLOCK, mode], capture_output=True, text=True, timeout=60
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        seen[mode] = done.stdout.strip()
-    assert seen == {"fixed": "own mapping", "glibc's default": "heap"}
 
 
 WORKER_QR = """

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bot.entry.worker import BackgroundWorker, return_large_blocks
+from bot.entry.worker import BackgroundWorker
 from bot.settings import Settings, serve_required, socket_required
 from bot.wiring.app import (
     Services,
@@ -42,7 +42,6 @@ def running(settings: Settings, *required: str) -> Iterator[Services]:
     """The process's services with its background work running (the worker process and, on
     PostgreSQL, the member-cache watch); all of it stopped on the way out."""
     settings.require(*required)  # the database was migrated before (bot/entry/cli.py)
-    return_large_blocks()
     import_surfaces()
     load_shared_data()
     worker = BackgroundWorker(settings)

@@ -63,9 +63,6 @@ SHUTDOWN_GRACE = 10.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 PR_SET_NAME = 15
 PROCESS_NAME = b"prereg-worker"
-M_MMAP_THRESHOLD = -3  # <malloc.h>
-MMAP_THRESHOLD = 128 * 1024
-"""Blocks from this size up get their own mapping from glibc's malloc, unmapped when freed."""
 
 
 def _prctl(option: int, arg: int | bytes) -> bool:
@@ -75,25 +72,6 @@ def _prctl(option: int, arg: int | bytes) -> bool:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         return libc.prctl(option, arg, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def return_large_blocks() -> bool:
-    """Makes glibc's malloc map every block of `MMAP_THRESHOLD` bytes or more on its own and
-    give it back to the system when it is freed; False where that is not glibc. Call before
-    the process starts its threads (the worker forked from this one inherits it).
-
-    glibc starts with that threshold but raises it to the size of each mapped block that is
-    freed (up to 32 MiB); from then on such blocks come from the heaps, one per thread (up to
-    eight per core), and their pages stay resident after they are freed. The worker's send
-    threads (QR codes, emails, file uploads of a few hundred KB) kept about 350 KB each that
-    way (bench/footprint.py, docs/performance.md). Setting the threshold keeps it fixed."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
     except (OSError, AttributeError):
         return False
 
@@ -179,7 +157,6 @@ def worker_main(settings: Settings, wake: Any, niceness: int, parent_pid: int = 
     from bot.wiring.app import create_services
 
     stop = stop_on_signals(SHUTDOWN_GRACE)
-    return_large_blocks()  # forked, it is so already; spawned, not yet
     parent_pid = parent_pid or os.getppid()
     _signal_on_parent_death(signal.SIGTERM)
     if os.getppid() != parent_pid:  # the parent died before the kernel was asked to tell
