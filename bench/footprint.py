@@ -7,7 +7,9 @@ set size (PSS) and the resident set size (RSS) of every process of each app from
 /proc/PID/smaps_rollup. Reported: the peak of the summed PSS (each shared page counted once
 over the tree) and of the summed RSS (shared pages counted in every process), and each
 process's share at the PSS peak. `--before DIR` runs a second `serve` from another source
-tree (`git archive REV | tar -x -C DIR`) side by side, under the same load.
+tree (`git archive REV | tar -x -C DIR`) side by side, under the same load. Also reported:
+each app's first `/preregister` ack, timed as soon as the app answers /healthz (what it has
+left to import then is paid by that request; Slack gives up after 3 s).
 
     .venv/bin/python -m bench.footprint [--rows 100000] [--requests 600] [--before DIR]
 """
@@ -15,11 +17,13 @@ tree (`git archive REV | tar -x -C DIR`) side by side, under the same load.
 from __future__ import annotations
 
 import argparse
+import http.client
 import itertools
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -29,12 +33,36 @@ from bench.common import (
     Process,
     alternate,
     scratch_postgres,
+    sign,
     start_baseline,
     start_prereg,
     start_slack_standin,
 )
 
 LEVELS = (10, 50)
+
+
+def first_ack(base_url: str) -> float:
+    """Seconds to the ack of one `/preregister`, on a new connection."""
+    address = urllib.parse.urlsplit(base_url)
+    body = command_body(MEMBER)
+    conn = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    try:
+        start = time.perf_counter()
+        conn.request(
+            "POST",
+            "/slack/events",
+            body=body.encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded", **sign(body)},
+        )
+        response = conn.getresponse()
+        response.read()
+        elapsed = time.perf_counter() - start
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise RuntimeError(f"first /preregister: {response.status}")
+    return elapsed
 
 
 def settle(url: str, timeout: float = 120.0) -> int:
@@ -112,7 +140,9 @@ def main() -> int:
         # A smaller pool than the default 40: two serves and the machine's other users share
         # one PostgreSQL (max_connections 100); 12 is more than 50 clients keep busy here.
         pool = {"PREREG_DB_POOL_SIZE": "12"}
+        firsts: list[float] = []
         ours, ours_url = start_prereg(url, slack_url, workdir, pool)
+        firsts.append(first_ack(ours_url))
         contenders.append(("serve (this checkout)", ours, ours_url))
         if args.before:
             old, old_url = start_prereg(
@@ -123,8 +153,10 @@ def main() -> int:
                 name="serve-before",
                 source=args.before.resolve(),
             )
+            firsts.append(first_ack(old_url))
             contenders.append((f"serve ({args.before})", old, old_url))
         base, base_url = start_baseline(slack_url, workdir)
+        firsts.append(first_ack(base_url))
         contenders.append(("baseline Bolt app", base, base_url))
         peaks = [Peak(proc) for _, proc, _ in contenders]
         done = threading.Event()
@@ -154,16 +186,20 @@ def main() -> int:
                     settle(url)  # the worker delivers what the clicks queued, and is measured
             done.set()
             thread.join()
-            print("| app | peak PSS (summed) | RSS at that moment | peak RSS (summed) | split |")
-            print("|---|---|---|---|---|")
-            for (label, _, _), peak in zip(contenders, peaks, strict=True):
+            print(
+                "| app | peak PSS (summed) | RSS at that moment | peak RSS (summed) | split "
+                "| first /preregister ack |"
+            )
+            print("|---|---|---|---|---|---|")
+            for (label, _, _), peak, first in zip(contenders, peaks, firsts, strict=True):
                 split = ", ".join(
                     f"{name_of(pid)} {pss / 1024:.0f}/{rss / 1024:.0f}"
                     for pid, (pss, rss) in peak.split.items()
                 )
                 print(
                     f"| {label} | {peak.pss / 1024:.0f} MiB | {peak.rss / 1024:.0f} MiB "
-                    f"| {peak.rss_peak / 1024:.0f} MiB | {split} (PSS/RSS MiB) |"
+                    f"| {peak.rss_peak / 1024:.0f} MiB | {split} (PSS/RSS MiB) "
+                    f"| {first * 1000:.0f} ms |"
                 )
         finally:
             done.set()

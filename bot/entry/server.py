@@ -17,19 +17,20 @@ from bot.wiring.app import (
     build_web,
     create_services,
     import_surfaces,
+    load_shared_data,
 )
 
 log = logging.getLogger(__name__)
 
-SHARED_WITH_WORKER = (
-    "slack_bolt",
-    "bot.web.app",
-    "bot.web.invite_pages",
-    "store.slack_events",
-    "waitress",
-)
+SHARED_WITH_WORKER = ("slack_bolt", "encodings.idna")
 """Imported before the worker is forked, so the two processes share their pages instead of
-each having its own copy (bot/entry/worker.py)."""
+each having its own copy (bot/entry/worker.py): only what both use (`encodings.idna`: the
+host names of their connections). What one process alone
+uses is imported after the fork, by that process: Flask, Werkzeug, Waitress and bot/web in
+the web process, APScheduler in the worker. A page either process writes after the fork
+(Python writes the reference count of every object it touches) is copied, and the original
+stays in the other process too, unused there: imported before the fork, the web modules
+cost the worker the pages the web process touched, and APScheduler the reverse."""
 
 
 def _interrupt(*_: object) -> None:
@@ -42,6 +43,7 @@ def running(settings: Settings, *required: str) -> Iterator[Services]:
     PostgreSQL, the member-cache watch); all of it stopped on the way out."""
     settings.require(*required)  # the database was migrated before (bot/entry/cli.py)
     import_surfaces()
+    load_shared_data()
     worker = BackgroundWorker(settings)
     worker.start(SHARED_WITH_WORKER)  # forked before any thread starts (bot/entry/worker.py)
     services = create_services(settings, wake=worker.wake)
@@ -57,9 +59,9 @@ def running(settings: Settings, *required: str) -> Iterator[Services]:
 
 
 def serve(settings: Settings) -> int:
-    from waitress import create_server
-
     with running(settings, *serve_required(settings)) as services:
+        from waitress import create_server  # the web process's own: after the fork
+
         web = build_web(services)
         server = create_server(web, host="0.0.0.0", port=settings.port, threads=16)
         log.info("prereg-bot serving on port %s", settings.port)

@@ -17,11 +17,12 @@ SIGALRM for the end of that grace, so the kernel ends the worker then whatever s
 in (`StopRequest`: why a threading.Event deadlocked it).
 
 The worker is forked, not spawned, when `serve` starts it (issue 15): forked before the web
-process starts any thread and after it has imported everything the worker uses, the worker
-shares those pages with it copy-on-write instead of importing them again into a second
-interpreter, and no multiprocessing resource tracker (a third interpreter, started by every
-spawn) is needed. `gc.freeze()` before the fork keeps the collector from touching, and so
-copying, the shared objects. A worker started again after it died is spawned: the web process
+process starts any thread and after it has imported what both processes use (not what only
+one of them uses: bot/entry/server.py `SHARED_WITH_WORKER`), the worker shares those pages
+with it copy-on-write instead of importing them again into a second interpreter, and no
+multiprocessing resource tracker (a third interpreter, started by every spawn) is needed.
+`gc.freeze()` before the fork keeps the collector from touching, and so copying, the shared
+objects. A worker started again after it died is spawned: the web process
 runs threads by then, and forking a threaded process can leave the child holding a lock that
 no thread of it will ever release. That spawned worker brings the resource tracker with it,
 which exits by itself once the worker, the last holder of its pipe, is gone. Either way the
@@ -49,6 +50,7 @@ from typing import Any
 
 from bot import logs
 from bot.entry.observability import mark_dead
+from bot.outbox.qr import load_without_pillow
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -164,6 +166,7 @@ def worker_main(settings: Settings, wake: Any, niceness: int, parent_pid: int = 
     os.nice(niceness)
     # force: a forked worker has the web process's configuration; replace it.
     logs.configure(logging.INFO, settings.log_format, process_tag="worker")
+    load_without_pillow()  # before any thread of this process imports
     services = create_services(settings, wake=wake, worker=True)
     services.deliverer.start()
     scheduler = start_scheduler(services) if settings.run_scheduler else None
@@ -214,6 +217,15 @@ def _can_fork() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1 and _threads() == 1
 
 
+def prepare_fork(preload: Iterable[str] = ()) -> None:
+    """What the web process does right before it forks the worker: imports what both use
+    (`preload` and the composition root), then freezes the collector's view of it."""
+    for module in ("bot.wiring.app", *preload):
+        importlib.import_module(module)
+    gc.collect()
+    gc.freeze()  # the collector leaves the objects shared with the worker alone
+
+
 class BackgroundWorker:
     """Starts the worker process and starts it again if it dies.
 
@@ -229,13 +241,10 @@ class BackgroundWorker:
         self._monitor: threading.Thread | None = None
 
     def start(self, preload: Iterable[str] = ()) -> None:
-        """`preload`: modules the web process will import anyway, imported before the fork so
-        that both processes share them."""
+        """`preload`: modules both processes use, imported before the fork so that they share
+        them; the worker's own (the scheduler) it imports after."""
         if _can_fork():
-            for module in ("bot.entry.scheduler", "bot.wiring.app", *preload):
-                importlib.import_module(module)
-            gc.collect()
-            gc.freeze()  # the collector leaves the objects shared with the worker alone
+            prepare_fork(preload)
             self._spawn(multiprocessing.get_context("fork"))
         else:
             self._spawn(multiprocessing.get_context("spawn"))
