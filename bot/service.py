@@ -340,7 +340,18 @@ class PreregistrationService:
     # --- review (R3) -----------------------------------------------------------------------
 
     def approve(self, manager_id: str, preregistration_id: int) -> PreregView:
-        return self._decide(manager_id, preregistration_id, approve=True, reason=None)
+        return self._decide(manager_id, preregistration_id, approve=True, reason=None)[0]
+
+    def approve_holding_update(
+        self, manager_id: str, preregistration_id: int, token: str, lease: timedelta
+    ) -> tuple[PreregView, bool]:
+        """`approve`, and in the same transaction the decision's notice (the review post's
+        update, the submitter's DM) held for the caller under `token` for `lease`
+        (store/deliveries.py `hold`), so that it can update the post at once. Returns the
+        decided request and whether the notice is held (else the outbox sends it)."""
+        return self._decide(
+            manager_id, preregistration_id, approve=True, reason=None, hold=(token, lease)
+        )
 
     def reject(self, manager_id: str, preregistration_id: int, reason: str) -> PreregView:
         reason = " ".join(reason.split())
@@ -352,11 +363,17 @@ class PreregistrationService:
             )
         if len(reason) > 500:
             raise InvalidInput({"reason": _("The reason is too long (at most 500 characters).")})
-        return self._decide(manager_id, preregistration_id, approve=False, reason=reason)
+        return self._decide(manager_id, preregistration_id, approve=False, reason=reason)[0]
 
     def _decide(
-        self, manager_id: str, preregistration_id: int, *, approve: bool, reason: str | None
-    ) -> PreregView:
+        self,
+        manager_id: str,
+        preregistration_id: int,
+        *,
+        approve: bool,
+        reason: str | None,
+        hold: tuple[str, timedelta] | None = None,
+    ) -> tuple[PreregView, bool]:
         now = self.clock.now()
         action = "approve" if approve else "reject"
         try:
@@ -403,9 +420,16 @@ class PreregistrationService:
                     detail={"reason": reason} if reason else None,
                 )
                 self._notify(s, notices.REVIEW_DECIDED, row, now)
+                held = hold is not None and deliveries.hold(
+                    s,
+                    notices.review_decided_key(row.id),
+                    token=hold[0],
+                    now=now,
+                    lease_until=now + hold[1],
+                )
                 if approve:
                     self._notify_invitation(s, row, now)
-                return PreregView.of(row, row.partner)
+                return PreregView.of(row, row.partner), held
         except Refused as refused:
             self._audit_refusal(manager_id, action, refused, {"id": preregistration_id})
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import Any
 
 from slack_sdk.webhook import WebhookClient
@@ -12,7 +13,8 @@ from slack_sdk.webhook import WebhookClient
 from bot import notices
 from bot.errors import InvalidInput, NotFound, Refused
 from bot.i18n import _, use
-from bot.outbox.delivery import Job, PermanentFailure, persist
+from bot.outbox.delivery import LEASE, Job, PermanentFailure, persist
+from bot.pacing import Paced, deferrable
 from bot.slack.after_ack import after_ack
 from handlers import views
 from handlers.desk import desk_of, review_message, undecided_for_manager
@@ -60,14 +62,22 @@ def register_senders(registry: Any, services: Any) -> None:
         )
         return {"channel": reply["channel"], "ts": reply["ts"]}
 
+    def update_post(p: Any) -> str | None:
+        """The review post shows the decision. Its ts, or None when it was never posted."""
+        if not (p.review_channel_id and p.review_message_ts):
+            return None
+        with in_channel_language(services, p.review_channel_id):
+            decided = views.review_decided_message(p)
+        vendor().chat_update(channel=p.review_channel_id, ts=p.review_message_ts, **decided)
+        return str(p.review_message_ts)
+
     def send_review_decided(job: Job) -> dict[str, Any] | None:
         p = subject(job)
         result: dict[str, Any] = {}
-        if p.review_channel_id and p.review_message_ts:
-            with in_channel_language(services, p.review_channel_id):
-                decided = views.review_decided_message(p)
-            vendor().chat_update(channel=p.review_channel_id, ts=p.review_message_ts, **decided)
-            result["updated"] = p.review_message_ts
+        if p.review_message_ts and job.payload.get("post_updated") == p.review_message_ts:
+            result["updated_at_decision"] = p.review_message_ts  # by decide_click
+        elif (ts := update_post(p)) is not None:
+            result["updated"] = ts
         with in_reader_language(services, p.submitted_by, p.partner_language):
             outcome = views.review_outcome_dm(p)
 
@@ -79,12 +89,33 @@ def register_senders(registry: Any, services: Any) -> None:
             result |= or_email(services, p.partner_id, title, outcome["text"], dm)
         return result
 
+    def update_at_once(p: Any, token: str) -> None:
+        """The review post's update in the task that decided, its notice held for it: no
+        second claim and transaction before the manager sees the decision. The rest of the
+        notice (the submitter's DM) goes back to the outbox; so does all of it when the
+        update could not be sent now (paced, Slack failing): the outbox retries it at
+        Slack's pace as before. A crash here leaves the hold to expire: the outbox sends it."""
+        rest: dict[str, Any] = {"preregistration_id": p.id}
+        try:
+            with deferrable():  # nothing written yet: a paced call gives the notice back
+                ts = update_post(p)
+            if ts is not None:
+                rest["post_updated"] = ts
+        except Paced:
+            pass
+        except Exception as exc:  # noqa: BLE001 - the outbox tries it again, with its backoff
+            log.warning("the review post's update failed at once (%s); queued", type(exc).__name__)
+        services.deliverer.hand_back(notices.review_decided_key(p.id), token, rest)
+
     def decide_click(job: Job) -> dict[str, Any] | None:
         payload = job.payload
         lang = payload.get("lang")
+        token = uuid.uuid4().hex
         with use(lang if isinstance(lang, str) else None):  # the manager's, from the click
             try:
-                service.approve(str(payload["manager"]), int(payload["preregistration_id"]))
+                p, held = service.approve_holding_update(
+                    str(payload["manager"]), int(payload["preregistration_id"]), token, LEASE
+                )
             except (Refused, NotFound) as refused:
                 reply_to = payload.get("response_url")
                 if reply_to:
@@ -93,7 +124,10 @@ def register_senders(registry: Any, services: Any) -> None:
                         f":no_entry_sign: {refused.message}",
                     )
                 return {"refused": getattr(refused, "code", "not_found")}
-        services.deliverer.kick()
+        if held:
+            update_at_once(p, token)
+        else:
+            services.deliverer.kick()
         return {"approved": True}
 
     registry.register(notices.DECISION_CLICK, decide_click)
