@@ -65,6 +65,10 @@ from store.models import QUOTA_STATUSES, Partner, Preregistration
 log = logging.getLogger(__name__)
 
 
+class _SeenClick(Exception):
+    """A click already recorded (a retry of it): its transaction decides nothing."""
+
+
 def _no_address(email: str) -> dict[str, str]:
     """What an audit entry keeps of a refused customer's address: its domain, never the address
     (personal data; see docs/privacy.md)."""
@@ -343,15 +347,36 @@ class PreregistrationService:
         return self._decide(manager_id, preregistration_id, approve=True, reason=None)[0]
 
     def approve_holding_update(
-        self, manager_id: str, preregistration_id: int, token: str, lease: timedelta
-    ) -> tuple[PreregView, bool]:
+        self,
+        manager_id: str,
+        preregistration_id: int,
+        token: str,
+        lease: timedelta,
+        click_id: str | None = None,
+    ) -> tuple[PreregView, bool] | None:
         """`approve`, and in the same transaction the decision's notice (the review post's
         update, the submitter's DM) held for the caller under `token` for `lease`
         (store/deliveries.py `hold`), so that it can update the post at once. Returns the
-        decided request and whether the notice is held (else the outbox sends it)."""
-        return self._decide(
-            manager_id, preregistration_id, approve=True, reason=None, hold=(token, lease)
+        decided request and whether the notice is held (else the outbox sends it).
+
+        With `click_id` (the click decided where it arrived, not queued with
+        `queue_approval`), the click is recorded as decided in the same transaction, under
+        the key `queue_approval` uses: a retry of that click, queued or decided here, finds
+        it and decides nothing (None: this click was seen before)."""
+        click = (
+            None if click_id is None else self._click_key(manager_id, preregistration_id, click_id)
         )
+        try:
+            return self._decide(
+                manager_id,
+                preregistration_id,
+                approve=True,
+                reason=None,
+                hold=(token, lease),
+                click=click,
+            )
+        except _SeenClick:
+            return None
 
     def reject(self, manager_id: str, preregistration_id: int, reason: str) -> PreregView:
         reason = " ".join(reason.split())
@@ -373,6 +398,7 @@ class PreregistrationService:
         approve: bool,
         reason: str | None,
         hold: tuple[str, timedelta] | None = None,
+        click: str | None = None,
     ) -> tuple[PreregView, bool]:
         now = self.clock.now()
         action = "approve" if approve else "reject"
@@ -386,6 +412,14 @@ class PreregistrationService:
                             "them to do it."
                         ),
                     )
+                if click is not None and not deliveries.record_done(
+                    s,
+                    kind=notices.DECISION_CLICK,
+                    dedupe_key=click,
+                    payload={"preregistration_id": preregistration_id, "manager": manager_id},
+                    now=now,
+                ):
+                    raise _SeenClick
                 values: dict[str, object] = {
                     "decided_at": now,
                     "decided_by": manager_id,
@@ -445,9 +479,7 @@ class PreregistrationService:
             return deliveries.enqueue(
                 conn,
                 kind=notices.DECISION_CLICK,
-                dedupe_key=f"{notices.DECISION_CLICK}:{preregistration_id}:{manager_id}:{click_id}"[
-                    :200
-                ],
+                dedupe_key=self._click_key(manager_id, preregistration_id, click_id),
                 payload={
                     "preregistration_id": preregistration_id,
                     "manager": manager_id,
@@ -456,6 +488,10 @@ class PreregistrationService:
                 },
                 now=self.clock.now(),
             )
+
+    @staticmethod
+    def _click_key(manager_id: str, preregistration_id: int, click_id: str) -> str:
+        return f"{notices.DECISION_CLICK}:{preregistration_id}:{manager_id}:{click_id}"[:200]
 
     def review_queue(self, limit: int = 50) -> list[PreregView]:
         with self.db.session() as s:

@@ -56,6 +56,33 @@ def enqueue(
     return session.execute(stmt, row).first() is not None
 
 
+def record_done(
+    session: Session | Connection,
+    *,
+    kind: str,
+    dedupe_key: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Records a notice carried out at `now` by the caller itself, unless one with the same key
+    exists (queued, or done already): what keeps a retry of it from being done again.
+    Returns whether it was added."""
+    row = {
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "payload": payload,
+        "status": "sent",
+        "attempts": 1,
+        "next_attempt_at": now,
+        "sent_at": now,
+        "created_at": now,
+    }
+    stmt = _INSERT_IF_NEW[
+        session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
+    ]
+    return session.execute(stmt, row).first() is not None
+
+
 def by_key(session: Session, dedupe_key: str) -> Delivery | None:
     return session.scalars(select(Delivery).where(Delivery.dedupe_key == dedupe_key)).first()
 

@@ -164,3 +164,77 @@ def test_a_wake_up_while_a_slow_send_is_in_flight_is_claimed_at_once(db, clock):
     finally:
         release.set()
         deliverer.stop()
+
+
+def posted_for_review(app, direct) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    direct.partner()
+    direct.manager()
+    p = direct.prereg("client@customer.fr", mobile="+33 6 12 34 56 78")
+    eventually(lambda: direct.service.view(p.id).review_message_ts, what="review post")
+    return p.id, str(direct.service.view(p.id).review_message_ts)
+
+
+def decision_notice(direct, pid: int):  # type: ignore[no-untyped-def]
+    with direct.db.session() as s:
+        return eventually(
+            lambda: (
+                (d := delivery_store.by_key(s, notices.review_decided_key(pid)))
+                and d.status == "sent"
+                and d
+            ),
+            timeout=15,
+            what="decision notice sent",
+        )
+
+
+def test_a_slack_retry_of_the_click_decides_nothing_and_says_nothing(app, direct):
+    pid, ts = posted_for_review(app, direct)
+    click = {"action_ts": "1700000100.000200"}
+    for _ in range(2):  # the click, and Slack's retry of it
+        app.block_action(
+            DESK_MANAGER,
+            views.APPROVE_ACTION,
+            str(pid),
+            channel=MANAGER_CHANNEL,
+            message_ts=ts,
+            extra_action=click,
+        )
+    decision_notice(direct, pid)
+    eventually(lambda: dms_to(app, MEMBER), what="the submitter's DM")
+    assert len(app.fake.calls_to("chat.update")) == 1 and len(dms_to(app, MEMBER)) == 1
+    assert app.fake.responses == []  # no "already decided" for a retry
+
+
+def test_two_managers_at_once_give_one_decision_and_already_decided_to_the_other(app, direct):
+    pid, ts = posted_for_review(app, direct)
+    direct.manager("UMANAGER2", "eco2@vendor.example")
+    go = threading.Barrier(2)
+
+    def click(user: str) -> None:
+        go.wait()
+        app.block_action(
+            user, views.APPROVE_ACTION, str(pid), channel=MANAGER_CHANNEL, message_ts=ts
+        )
+
+    threads = [threading.Thread(target=click, args=(u,)) for u in (DESK_MANAGER, "UMANAGER2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    [note] = app.fake.wait_for_response(1)
+    assert "already decided" in note["text"]
+    decision_notice(direct, pid)
+    assert len(app.fake.calls_to("chat.update")) == 1
+    assert direct.status(pid) == "preregistered"
+
+
+def test_a_click_queued_for_the_worker_is_decided_and_its_post_updated_in_one_task(app, direct):
+    """The durable way (the web process found the database busy): the worker's task that
+    decides the click updates the post too. Before: a second notice, claimed later, did."""
+    pid, ts = posted_for_review(app, direct)
+    assert direct.service.queue_approval(DESK_MANAGER, pid, "1700000100.000300", None)
+    notice = decision_notice(direct, pid)  # the worker finds the click on its own
+    assert notice.result["updated_at_decision"] == ts
+    [update] = app.fake.calls_to("chat.update")
+    assert update.args["ts"] == ts
+    assert direct.status(pid) == "preregistered"
