@@ -379,6 +379,17 @@ class PreregistrationService:
             return None
 
     def reject(self, manager_id: str, preregistration_id: int, reason: str) -> PreregView:
+        return self.reject_holding_update(manager_id, preregistration_id, reason)[0]
+
+    def reject_holding_update(
+        self,
+        manager_id: str,
+        preregistration_id: int,
+        reason: str,
+        hold: tuple[str, timedelta] | None = None,
+    ) -> tuple[PreregView, bool]:
+        """`reject`; with `hold` (token, lease), the decision's notice held for the caller as
+        in `approve_holding_update`. Returns the request and whether the notice is held."""
         reason = " ".join(reason.split())
         if not reason:
             raise InvalidInput({"reason": _("Give a reason for the rejection.")})
@@ -388,7 +399,7 @@ class PreregistrationService:
             )
         if len(reason) > 500:
             raise InvalidInput({"reason": _("The reason is too long (at most 500 characters).")})
-        return self._decide(manager_id, preregistration_id, approve=False, reason=reason)[0]
+        return self._decide(manager_id, preregistration_id, approve=False, reason=reason, hold=hold)
 
     def _decide(
         self,

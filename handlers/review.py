@@ -3,6 +3,7 @@ buttons for registered managers only, the reason modal, and the notices that fol
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import uuid
@@ -214,8 +215,9 @@ def register(app: Any, services: Any) -> None:
             return
         values = (view.get("state") or {}).get("values") or {}
         reason = ((values.get("reason") or {}).get(views.VALUE_ACTION) or {}).get("value") or ""
+        token = uuid.uuid4().hex
         try:
-            service.reject(user, pid, reason)
+            p, held = service.reject_holding_update(user, pid, reason, (token, LEASE))
         except InvalidInput as invalid:
             message = invalid.errors.get("reason") or next(iter(invalid.errors.values()))
             ack(response_action="errors", errors={"reason": message})
@@ -224,4 +226,8 @@ def register(app: Any, services: Any) -> None:
             ack(response_action="errors", errors={"reason": refused.message})
             return
         ack()
-        services.deliverer.kick()
+        if held:  # the post's update on the after-ack pool, as for Approve
+            run = contextvars.copy_context().run
+            after_ack.executor.submit(run, _update_at_once, services, p, token, pacer)
+        else:
+            services.deliverer.kick()

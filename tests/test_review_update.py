@@ -6,6 +6,7 @@ fails or paces the update."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -238,3 +239,19 @@ def test_a_click_queued_for_the_worker_is_decided_and_its_post_updated_in_one_ta
     [update] = app.fake.calls_to("chat.update")
     assert update.args["ts"] == ts
     assert direct.status(pid) == "preregistered"
+
+
+def test_a_rejection_updates_the_post_from_the_web_process_and_the_outbox_sends_the_dm(app, direct):
+    pid, ts = posted_for_review(app, direct)
+    values = {"reason": {views.VALUE_ACTION: {"type": "plain_text_input", "value": "Not ours"}}}
+    meta = json.dumps({"id": pid})
+    response = app.view_submission(
+        DESK_MANAGER, views.REJECT_CALLBACK, values, private_metadata=meta
+    )
+    assert response.status_code == 200 and not response.content
+    [update] = app.fake.wait_for("chat.update")
+    assert update.args["ts"] == ts
+    notice = decision_notice(direct, pid)
+    assert notice.result["updated_at_decision"] == ts
+    eventually(lambda: dms_to(app, MEMBER), what="the submitter's DM")
+    assert len(app.fake.calls_to("chat.update")) == 1 and len(dms_to(app, MEMBER)) == 1
