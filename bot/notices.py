@@ -20,3 +20,8 @@ INFO_REMINDER = "info_reminder"  # {preregistration_id}: the day before an unans
 INFO_EXPIRED = "info_expired"  # {preregistration_id}: unanswered for 5 working days
 REVIEW_REFRESH = "review_refresh"  # {preregistration_id}: re-render the review post (reviewer)
 WEEKLY_REPORT = "weekly_report"  # {date, as_of}: report and chart to the manager channel
+
+
+def review_decided_key(preregistration_id: int) -> str:
+    """The dedupe key of a request's REVIEW_DECIDED notice (there is one decision per request)."""
+    return f"{REVIEW_DECIDED}:{preregistration_id}"

@@ -18,6 +18,7 @@ from typing import Any
 
 from bot import notices
 from bot.clock import Clock
+from bot.desk import info_round
 from bot.models import PartnerView, PreregView
 from store import deliveries
 from store import partners as partner_store
@@ -34,12 +35,20 @@ def reminder_key(preregistration_id: int, days: int) -> str:
     return f"{notices.EXPIRY_REMINDER}:{preregistration_id}:{days}"
 
 
-def review_due_soon_key(preregistration_id: int) -> str:
-    return f"{notices.REVIEW_DUE_SOON}:{preregistration_id}"
+def _review_key(kind: str, preregistration_id: int, round_: int) -> str:
+    """One notice of `kind` per review round: a request sent back and resubmitted gets a new
+    deadline, and its notices anew (round: bot/desk.py `info_round`; 0, no suffix, for the
+    first submission, so keys recorded before rounds counted still hold)."""
+    base = f"{kind}:{preregistration_id}"
+    return f"{base}:{round_}" if round_ else base
 
 
-def review_overdue_key(preregistration_id: int) -> str:
-    return f"{notices.REVIEW_OVERDUE}:{preregistration_id}"
+def review_due_soon_key(preregistration_id: int, round_: int = 0) -> str:
+    return _review_key(notices.REVIEW_DUE_SOON, preregistration_id, round_)
+
+
+def review_overdue_key(preregistration_id: int, round_: int = 0) -> str:
+    return _review_key(notices.REVIEW_OVERDUE, preregistration_id, round_)
 
 
 def digest_key(partner_id: int, day: date, member: str | None = None) -> str:
@@ -283,12 +292,13 @@ class ScheduledWork:
         self,
         now: datetime,
         kind: str,
-        key: Callable[[int], str],
+        key: Callable[[int, int], str],
         after: datetime | None,
         until: datetime,
         blocking_kinds: list[str],
     ) -> int:
-        """Records `kind` for reviews due in (after, until] that have none of `blocking_kinds`."""
+        """Records `kind` for reviews due in (after, until] that have none of `blocking_kinds`
+        in their current round."""
         added = 0
         while True:
             with self.db.session() as s:
@@ -299,11 +309,11 @@ class ScheduledWork:
                     key_prefixes=[f"{k}:" for k in blocking_kinds],
                     limit=self.batch,
                 )
-                for pid in ids:
+                for pid, asked_at in ids:
                     added += deliveries.enqueue(
                         s,
                         kind=kind,
-                        dedupe_key=key(pid),
+                        dedupe_key=key(pid, info_round(asked_at)),
                         payload={"preregistration_id": pid},
                         now=now,
                         preregistration_id=pid,

@@ -64,6 +64,10 @@ from store.models import QUOTA_STATUSES, Partner, Preregistration
 log = logging.getLogger(__name__)
 
 
+class _SeenClick(Exception):
+    """A click already recorded (a retry of it): its transaction decides nothing."""
+
+
 def _no_address(email: str) -> dict[str, str]:
     """What an audit entry keeps of a refused customer's address: its domain, never the address
     (personal data; see docs/privacy.md)."""
@@ -363,9 +367,52 @@ class PreregistrationService:
     # --- review (R3) -----------------------------------------------------------------------
 
     def approve(self, manager_id: str, preregistration_id: int) -> PreregView:
-        return self._decide(manager_id, preregistration_id, approve=True, reason=None)
+        return self._decide(manager_id, preregistration_id, approve=True, reason=None)[0]
+
+    def approve_holding_update(
+        self,
+        manager_id: str,
+        preregistration_id: int,
+        token: str,
+        lease: timedelta,
+        click_id: str | None = None,
+    ) -> tuple[PreregView, bool] | None:
+        """`approve`, and in the same transaction the decision's notice (the review post's
+        update, the submitter's DM) held for the caller under `token` for `lease`
+        (store/deliveries.py `hold`), so that it can update the post at once. Returns the
+        decided request and whether the notice is held (else the outbox sends it).
+
+        With `click_id` (the click decided where it arrived, not queued with
+        `queue_approval`), the click is recorded as decided in the same transaction, under
+        the key `queue_approval` uses: a retry of that click, queued or decided here, finds
+        it and decides nothing (None: this click was seen before)."""
+        click = (
+            None if click_id is None else self._click_key(manager_id, preregistration_id, click_id)
+        )
+        try:
+            return self._decide(
+                manager_id,
+                preregistration_id,
+                approve=True,
+                reason=None,
+                hold=(token, lease),
+                click=click,
+            )
+        except _SeenClick:
+            return None
 
     def reject(self, manager_id: str, preregistration_id: int, reason: str) -> PreregView:
+        return self.reject_holding_update(manager_id, preregistration_id, reason)[0]
+
+    def reject_holding_update(
+        self,
+        manager_id: str,
+        preregistration_id: int,
+        reason: str,
+        hold: tuple[str, timedelta] | None = None,
+    ) -> tuple[PreregView, bool]:
+        """`reject`; with `hold` (token, lease), the decision's notice held for the caller as
+        in `approve_holding_update`. Returns the request and whether the notice is held."""
         reason = " ".join(reason.split())
         if not reason:
             raise InvalidInput({"reason": _("Give a reason for the rejection.")})
@@ -375,11 +422,18 @@ class PreregistrationService:
             )
         if len(reason) > 500:
             raise InvalidInput({"reason": _("The reason is too long (at most 500 characters).")})
-        return self._decide(manager_id, preregistration_id, approve=False, reason=reason)
+        return self._decide(manager_id, preregistration_id, approve=False, reason=reason, hold=hold)
 
     def _decide(
-        self, manager_id: str, preregistration_id: int, *, approve: bool, reason: str | None
-    ) -> PreregView:
+        self,
+        manager_id: str,
+        preregistration_id: int,
+        *,
+        approve: bool,
+        reason: str | None,
+        hold: tuple[str, timedelta] | None = None,
+        click: str | None = None,
+    ) -> tuple[PreregView, bool]:
         now = self.clock.now()
         action = "approve" if approve else "reject"
         try:
@@ -392,6 +446,14 @@ class PreregistrationService:
                             "them to do it."
                         ),
                     )
+                if click is not None and not deliveries.record_done(
+                    s,
+                    kind=notices.DECISION_CLICK,
+                    dedupe_key=click,
+                    payload={"preregistration_id": preregistration_id, "manager": manager_id},
+                    now=now,
+                ):
+                    raise _SeenClick
                 values: dict[str, object] = {
                     "decided_at": now,
                     "decided_by": manager_id,
@@ -426,9 +488,16 @@ class PreregistrationService:
                     detail={"reason": reason} if reason else None,
                 )
                 self._notify(s, notices.REVIEW_DECIDED, row, now)
+                held = hold is not None and deliveries.hold(
+                    s,
+                    notices.review_decided_key(row.id),
+                    token=hold[0],
+                    now=now,
+                    lease_until=now + hold[1],
+                )
                 if approve:
                     self._notify_invitation(s, row, now)
-                return PreregView.of(row, row.partner)
+                return PreregView.of(row, row.partner), held
         except Refused as refused:
             self._audit_refusal(manager_id, action, refused, {"id": preregistration_id})
             raise
@@ -444,9 +513,7 @@ class PreregistrationService:
             return deliveries.enqueue(
                 conn,
                 kind=notices.DECISION_CLICK,
-                dedupe_key=f"{notices.DECISION_CLICK}:{preregistration_id}:{manager_id}:{click_id}"[
-                    :200
-                ],
+                dedupe_key=self._click_key(manager_id, preregistration_id, click_id),
                 payload={
                     "preregistration_id": preregistration_id,
                     "manager": manager_id,
@@ -455,6 +522,10 @@ class PreregistrationService:
                 },
                 now=self.clock.now(),
             )
+
+    @staticmethod
+    def _click_key(manager_id: str, preregistration_id: int, click_id: str) -> str:
+        return f"{notices.DECISION_CLICK}:{preregistration_id}:{manager_id}:{click_id}"[:200]
 
     def review_queue(self, limit: int = 50) -> list[PreregView]:
         with self.db.session() as s:

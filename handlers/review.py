@@ -3,16 +3,19 @@ buttons for registered managers only, the reason modal, and the notices that fol
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
+import uuid
 from typing import Any
 
 from slack_sdk.webhook import WebhookClient
 
 from bot import notices
-from bot.errors import InvalidInput, NotFound, Refused
+from bot.errors import Busy, InvalidInput, NotFound, Refused
 from bot.i18n import _, use
-from bot.outbox.delivery import Job, PermanentFailure, persist
+from bot.outbox.delivery import LEASE, Job, PermanentFailure, persist
+from bot.pacing import Paced, Pacer, deferrable
 from bot.slack.after_ack import after_ack
 from handlers import views
 from handlers.desk import desk_of, review_message, undecided_for_manager
@@ -28,12 +31,48 @@ def _tell(respond: Any, text: str) -> None:
     respond({"response_type": "ephemeral", "replace_original": False, "text": text})
 
 
+def _vendor(services: Any) -> Any:
+    """The vendor's workspace, where MANAGER_CHANNEL_ID is."""
+    return services.slack.for_org(None)
+
+
+def _update_post(services: Any, p: Any) -> str | None:
+    """The review post shows the decision. Its ts, or None when it was never posted."""
+    if not (p.review_channel_id and p.review_message_ts):
+        return None
+    with in_channel_language(services, p.review_channel_id):
+        decided = views.review_decided_message(p)
+    _vendor(services).chat_update(channel=p.review_channel_id, ts=p.review_message_ts, **decided)
+    return str(p.review_message_ts)
+
+
+def _update_at_once(services: Any, p: Any, token: str, pacer: Pacer | None = None) -> None:
+    """The review post's update by the task that decided, its notice held for it: no claim
+    and transaction of the outbox's before the manager sees the decision. The rest of the
+    notice (the submitter's DM) goes back to the outbox; so does all of it when the update
+    cannot be sent now (over Slack's pace, Slack failing): the outbox sends it at Slack's
+    pace as before. A crash here leaves the hold to expire: the outbox sends it then.
+    `pacer`: for a client that is not paced itself (the web process's)."""
+    rest: dict[str, Any] = {"preregistration_id": p.id}
+    try:
+        client = _vendor(services)
+        if pacer is None or pacer.take(client.token or "", "chat.update", None) is None:
+            with deferrable():  # nothing written yet: a paced call gives the notice back
+                ts = _update_post(services, p)
+            if ts is not None:
+                rest["post_updated"] = ts
+    except Paced:
+        pass
+    except Exception as exc:  # noqa: BLE001 - the outbox tries it again, with its backoff
+        log.warning("the review post's update failed at once (%s); queued", type(exc).__name__)
+    services.deliverer.hand_back(notices.review_decided_key(p.id), token, rest)
+
+
 def register_senders(registry: Any, services: Any) -> None:
     service = services.service
 
     def vendor() -> Any:
-        """The vendor's workspace, where MANAGER_CHANNEL_ID is."""
-        return services.slack.for_org(None)
+        return _vendor(services)
 
     def subject(job: Job) -> Any:
         pid = job.payload.get("preregistration_id")
@@ -63,11 +102,10 @@ def register_senders(registry: Any, services: Any) -> None:
     def send_review_decided(job: Job) -> dict[str, Any] | None:
         p = subject(job)
         result: dict[str, Any] = {}
-        if p.review_channel_id and p.review_message_ts:
-            with in_channel_language(services, p.review_channel_id):
-                decided = views.review_decided_message(p)
-            vendor().chat_update(channel=p.review_channel_id, ts=p.review_message_ts, **decided)
-            result["updated"] = p.review_message_ts
+        if p.review_message_ts and job.payload.get("post_updated") == p.review_message_ts:
+            result["updated_at_decision"] = p.review_message_ts  # by _update_at_once
+        elif (ts := _update_post(services, p)) is not None:
+            result["updated"] = ts
         with in_reader_language(services, p.submitted_by, p.partner_language):
             outcome = views.review_outcome_dm(p)
 
@@ -82,9 +120,12 @@ def register_senders(registry: Any, services: Any) -> None:
     def decide_click(job: Job) -> dict[str, Any] | None:
         payload = job.payload
         lang = payload.get("lang")
+        token = uuid.uuid4().hex
         with use(lang if isinstance(lang, str) else None):  # the manager's, from the click
             try:
-                service.approve(str(payload["manager"]), int(payload["preregistration_id"]))
+                decided = service.approve_holding_update(
+                    str(payload["manager"]), int(payload["preregistration_id"]), token, LEASE
+                )
             except (Refused, NotFound) as refused:
                 reply_to = payload.get("response_url")
                 if reply_to:
@@ -93,7 +134,10 @@ def register_senders(registry: Any, services: Any) -> None:
                         f":no_entry_sign: {refused.message}",
                     )
                 return {"refused": getattr(refused, "code", "not_found")}
-        services.deliverer.kick()
+        if decided is not None and decided[1]:
+            _update_at_once(services, decided[0], token)
+        else:
+            services.deliverer.kick()
         return {"approved": True}
 
     registry.register(notices.DECISION_CLICK, decide_click)
@@ -103,6 +147,27 @@ def register_senders(registry: Any, services: Any) -> None:
 
 def register(app: Any, services: Any) -> None:
     service = services.service
+    pacer = Pacer()  # this process's chat.update calls for decisions (the worker paces its own)
+
+    def decide_now(manager: str, pid: int, click_id: str, respond: Any) -> bool:
+        """An Approve click decided where it arrived, right after the ack (the after-ack
+        pool): the decision, then the review post's update, no queue and no worker between
+        them. False when the database is busy: the click is then queued for the worker
+        (`decide_click`), the durable way. The click is recorded with the decision, so a
+        Slack retry of it decides nothing, here or in the worker."""
+        token = uuid.uuid4().hex
+        try:
+            decided = service.approve_holding_update(manager, pid, token, LEASE, click_id)
+        except Busy:
+            return False
+        except (Refused, NotFound) as refused:
+            _tell(respond, f":no_entry_sign: {refused.message}")
+            return True
+        if decided is not None and decided[1]:
+            _update_at_once(services, decided[0], token, pacer)
+        elif decided is not None:
+            services.deliverer.kick()
+        return True
 
     @app.action(views.APPROVE_ACTION)
     @after_ack
@@ -121,8 +186,9 @@ def register(app: Any, services: Any) -> None:
             )
             return
         click_id = str(action.get("action_ts") or body.get("trigger_id") or "")
-        service.queue_approval(context["actor"], pid, click_id, body.get("response_url"))
-        services.deliverer.kick()
+        if not decide_now(context["actor"], pid, click_id, respond):
+            service.queue_approval(context["actor"], pid, click_id, body.get("response_url"))
+            services.deliverer.kick()
 
     @app.action(views.REJECT_ACTION)
     @after_ack
@@ -149,8 +215,9 @@ def register(app: Any, services: Any) -> None:
             return
         values = (view.get("state") or {}).get("values") or {}
         reason = ((values.get("reason") or {}).get(views.VALUE_ACTION) or {}).get("value") or ""
+        token = uuid.uuid4().hex
         try:
-            service.reject(user, pid, reason)
+            p, held = service.reject_holding_update(user, pid, reason, (token, LEASE))
         except InvalidInput as invalid:
             message = invalid.errors.get("reason") or next(iter(invalid.errors.values()))
             ack(response_action="errors", errors={"reason": message})
@@ -159,4 +226,8 @@ def register(app: Any, services: Any) -> None:
             ack(response_action="errors", errors={"reason": refused.message})
             return
         ack()
-        services.deliverer.kick()
+        if held:  # the post's update on the after-ack pool, as for Approve
+            run = contextvars.copy_context().run
+            after_ack.executor.submit(run, _update_at_once, services, p, token, pacer)
+        else:
+            services.deliverer.kick()

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Insert, case, func, select, update
+from sqlalchemy import ColumnElement, Connection, Insert, case, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from store.models import Delivery
 
@@ -53,6 +53,33 @@ def enqueue(
         session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
     ]
     # RETURNING, not rowcount: with an implicit RETURNING psycopg reports rowcount -1.
+    return session.execute(stmt, row).first() is not None
+
+
+def record_done(
+    session: Session | Connection,
+    *,
+    kind: str,
+    dedupe_key: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Records a notice carried out at `now` by the caller itself, unless one with the same key
+    exists (queued, or done already): what keeps a retry of it from being done again.
+    Returns whether it was added."""
+    row = {
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "payload": payload,
+        "status": "sent",
+        "attempts": 1,
+        "next_attempt_at": now,
+        "sent_at": now,
+        "created_at": now,
+    }
+    stmt = _INSERT_IF_NEW[
+        session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
+    ]
     return session.execute(stmt, row).first() is not None
 
 
@@ -178,6 +205,60 @@ def claim(
         .order_by(Delivery.id)
     )
     return list(session.scalars(claimed.execution_options(populate_existing=True)))
+
+
+def hold(
+    session: Session, dedupe_key: str, *, token: str, now: datetime, lease_until: datetime
+) -> bool:
+    """Claims the notice `dedupe_key`, just recorded in this transaction, for the caller to send
+    right after it commits (one claim and one transaction fewer than the outbox's own). Not
+    held when an earlier notice of its preregistration is due or being sent: it goes after
+    that one, through the outbox, as it would have. If the caller dies, the lease expires and
+    the outbox sends it. Returns whether it was held."""
+    earlier = aliased(Delivery)
+    before = exists().where(
+        earlier.preregistration_id == Delivery.preregistration_id,
+        earlier.id < Delivery.id,
+        earlier.status == "pending",
+        (earlier.next_attempt_at <= now) | (earlier.claimed_until >= now),
+    )
+    stmt = (
+        update(Delivery)
+        .where(
+            Delivery.dedupe_key == dedupe_key,
+            Delivery.status == "pending",
+            Delivery.claimed_until.is_(None),
+            ~before,
+        )
+        .values(claimed_until=lease_until, claim_token=token, attempts=Delivery.attempts + 1)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).first() is not None
+
+
+def hand_back(
+    conn: Connection | Session, dedupe_key: str, token: str, payload: dict[str, Any]
+) -> bool:
+    """Gives a held notice (`hold`) back to the outbox with `payload` (what is left to do),
+    due at once; the hold does not count as an attempt. One conditional UPDATE."""
+    stmt = (
+        update(Delivery)
+        .where(
+            Delivery.dedupe_key == dedupe_key,
+            Delivery.claim_token == token,
+            Delivery.status == "pending",
+        )
+        .values(
+            payload=payload,
+            claimed_until=None,
+            claim_token=None,
+            attempts=case((Delivery.attempts > 0, Delivery.attempts - 1), else_=0),
+        )
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return conn.execute(stmt).first() is not None
 
 
 def renew(session: Session, held: dict[int, str], *, lease_until: datetime) -> set[int]:

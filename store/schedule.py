@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, exists, func, literal, select
+from sqlalchemy import BigInteger, ColumnElement, String, case, cast, exists, func, literal, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from store.models import Delivery, Partner, Preregistration
 
@@ -55,6 +58,32 @@ def expiring_without_notice(
     return list(session.scalars(stmt))
 
 
+class epoch_seconds(FunctionElement[int]):  # noqa: N801 - used like a SQL function
+    """Whole seconds since 1970 of a naive-UTC timestamp column, as Python's
+    `int(dt.timestamp())` gives them (floor), on PostgreSQL and SQLite alike."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(epoch_seconds, "postgresql")
+def _epoch_pg(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
+    return f"CAST(FLOOR(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_sqlite(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
+    return f"CAST(STRFTIME('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+def _round_suffix(asked_at: ColumnElement[Any]) -> ColumnElement[str]:
+    """'' for a request never sent back, else ':' || its round (bot/desk.py `info_round`)."""
+    return case(
+        (asked_at.is_(None), literal("", String)),
+        else_=literal(":", String) + cast(epoch_seconds(asked_at), String),
+    )
+
+
 def reviews_without_notice(
     session: Session,
     *,
@@ -62,24 +91,30 @@ def reviews_without_notice(
     until: datetime,
     key_prefixes: Sequence[str],
     limit: int,
-) -> list[int]:
-    """Ids of rows under review whose deadline is in (after, until] (no lower bound when
-    `after` is None) with no notice under any `prefix || id`. Served by
-    ix_preregistrations_review_due."""
+) -> list[tuple[int, datetime | None]]:
+    """(id, info_asked_at) of rows under review whose deadline is in (after, until] (no lower
+    bound when `after` is None) with no notice under any `prefix || id || round` of their
+    current round (a request sent back and resubmitted has a new deadline: its round is the
+    last sending-back; none for the first). Served by ix_preregistrations_review_due."""
+    suffix = _round_suffix(Preregistration.info_asked_at)
+    keys = [
+        literal(prefix, String) + cast(Preregistration.id, String) + suffix
+        for prefix in key_prefixes
+    ]
     conditions = [
         Preregistration.status == "under_review",
         Preregistration.review_due_at <= until,
-        *(_no_notice(Preregistration.id, prefix, ()) for prefix in key_prefixes),
+        ~exists().where(Delivery.dedupe_key.in_(keys)),
     ]
     if after is not None:
         conditions.append(Preregistration.review_due_at > after)
     stmt = (
-        select(Preregistration.id)
+        select(Preregistration.id, Preregistration.info_asked_at)
         .where(*conditions)
         .order_by(Preregistration.review_due_at, Preregistration.id)
         .limit(limit)
     )
-    return list(session.scalars(stmt))
+    return [(pid, asked) for pid, asked in session.execute(stmt)]
 
 
 def partners_without_notice(

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from bot import notices
 from bot.clock import FixedClock
+from bot.desk import Desk
 from bot.models import PreregView
 from bot.outbox.delivery import Job
 from bot.rules import RuleSettings
@@ -228,6 +229,33 @@ def test_r3_decided_review_is_not_escalated(service, partners, work, admin, db):
     service.approve("UMGR1", p.id)
     report = work.enqueue_due(p.review_due_at + DAY)
     assert (report.review_due_soon, report.review_overdue) == (0, 0)
+
+
+def test_r3_a_request_sent_back_and_resubmitted_gets_its_renewed_deadline_noticed_once(
+    db, clock, service, partners, work, admin
+):
+    """The renewed deadline after a resubmission is noticed (due soon, then overdue) once, as
+    the first one was. Before: the keys were per request, so the first round's notices
+    silenced the second round's."""
+    admin.add_manager("UMGR1")
+    desk = Desk(service)
+    p = preregister(service, mobile=FR_MOBILE)
+    assert work.enqueue_due(p.review_due_at - timedelta(hours=1)).review_due_soon == 1
+    assert work.enqueue_due(p.review_due_at + timedelta(hours=1)).review_overdue == 1
+
+    clock.set(p.review_due_at + timedelta(hours=2))
+    desk.send_back("UMGR1", p.id, "Which company is this for?")
+    clock.set(p.review_due_at + DAY)
+    again = desk.resubmit(ACME, p.id, form(email="ceo@customer.de", mobile=FR_MOBILE), "Acme")
+    assert again.status == "under_review" and again.review_due_at > p.review_due_at
+    due = again.review_due_at
+    assert work.enqueue_due(clock.now()).review_overdue == 0  # the new deadline is ahead
+
+    soon = [work.enqueue_due(due - timedelta(hours=h)).review_due_soon for h in (3, 1)]
+    overdue = [work.enqueue_due(due + timedelta(hours=h)).review_overdue for h in (1, 5)]
+    assert (soon, overdue) == ([1, 0], [1, 0])
+    assert len(recorded(db, notices.REVIEW_DUE_SOON)) == 2
+    assert len(recorded(db, notices.REVIEW_OVERDUE)) == 2
 
 
 def test_r3_due_soon_hours_are_configurable(db, clock, service, partners):

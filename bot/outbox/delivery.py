@@ -37,7 +37,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -186,36 +186,50 @@ class Deliverer:
         self._paced: dict[Key, _Queue] = {}  # pace bucket -> the notices waiting for it
         self._claiming = threading.Lock()
         self._wake = wake if wake is not None else threading.Event()
+        self._kicked = threading.Event()  # the wake, relayed to the delivering thread
+        self._stirs: set[threading.Event] = set()  # one per deliver_due running here
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def deliver_due(self, now: datetime | None = None, batch: int = CANDIDATES) -> DeliveryReport:
         """Sends every notice due at `now`, until none is left (a sent notice may record
         another); safe to run in several threads and processes at once. Claims fill free
-        slots as sends finish, and the leases of this call's sends are renewed meanwhile."""
+        slots as sends finish, and the leases of this call's sends are renewed meanwhile.
+        A wake-up (`kick`, or the web process's) while it waits on its sends makes it claim
+        at once: an Approve click does not wait for a slow email in flight to finish."""
         outcomes: list[str] = []
         mine: dict[Future[str], tuple[int, str]] = {}  # future -> (notice id, claim token)
         heartbeat = self.lease.total_seconds() / 3
-        with ThreadPoolExecutor(sum(lane.slots for lane in self.lanes), "prereg-send") as pool:
-            renew_at = time.monotonic() + heartbeat
-            while True:
-                if not self._stop.is_set():
-                    for job, token in self._claim_or_wait(now, batch, bool(mine)):
-                        mine[pool.submit(self._send_claimed, job, token)] = (job.id, token)
-                if not mine:
-                    pause = self._until_next_turn()
-                    if pause is None or self._stop.is_set():
-                        break
-                    self._stop.wait(pause)
-                    continue
-                timeout = max(0.0, renew_at - time.monotonic())
-                done, _ = wait(mine, timeout=timeout, return_when=FIRST_COMPLETED)
-                for future in done:
-                    del mine[future]
-                    outcomes.append(future.result())
-                if mine and time.monotonic() >= renew_at:
-                    self._renew(dict(mine.values()))
-                    renew_at = time.monotonic() + heartbeat
+        stir = threading.Event()  # set by a send finishing, a wake-up, or stop()
+        with self._claiming:
+            self._stirs.add(stir)
+        try:
+            with ThreadPoolExecutor(sum(lane.slots for lane in self.lanes), "prereg-send") as pool:
+                renew_at = time.monotonic() + heartbeat
+                while True:
+                    stir.clear()  # before claiming: what comes after is seen by the wait
+                    if not self._stop.is_set():
+                        for job, token in self._claim_or_wait(now, batch, bool(mine)):
+                            future = pool.submit(self._send_claimed, job, token)
+                            future.add_done_callback(lambda _: stir.set())
+                            mine[future] = (job.id, token)
+                    if not mine:
+                        pause = self._until_next_turn()
+                        if pause is None or self._stop.is_set():
+                            break
+                        stir.wait(pause)
+                        continue
+                    if not any(future.done() for future in mine):
+                        stir.wait(max(0.0, renew_at - time.monotonic()))
+                    for future in [future for future in mine if future.done()]:
+                        del mine[future]
+                        outcomes.append(future.result())
+                    if mine and time.monotonic() >= renew_at:
+                        self._renew(dict(mine.values()))
+                        renew_at = time.monotonic() + heartbeat
+        finally:
+            with self._claiming:
+                self._stirs.discard(stir)
         return DeliveryReport(
             outcomes.count("sent"), outcomes.count("retry"), outcomes.count("failed")
         )
@@ -390,6 +404,19 @@ class Deliverer:
         log.info("sent %s (attempt %d)", job.dedupe_key, job.attempt)
         return "sent"
 
+    def hand_back(self, dedupe_key: str, token: str, payload: dict[str, Any]) -> bool:
+        """Gives a notice a sender held (store/deliveries.py `hold`) back to the outbox with
+        `payload`, what is left of it to send, and wakes the sending. If the database cannot
+        take it now, the hold's lease expires and the outbox sends the whole notice again."""
+        try:
+            with self.db.autocommit() as conn:
+                given = delivery_store.hand_back(conn, dedupe_key, token, payload)
+        except OperationalError as exc:
+            log.warning("could not hand %s back; it goes after its lease: %s", dedupe_key, exc)
+            return False
+        self.kick()
+        return given
+
     # --- a background worker, woken right after a request records a notice ---------------
 
     def kick(self) -> None:
@@ -398,24 +425,47 @@ class Deliverer:
         self._wake.set()
 
     def start(self, idle_seconds: float = 5.0) -> None:
-        if self._thread is not None:
+        """Two threads: one waits for wake-ups and passes each on at once, to a run in
+        progress as well (`_relay`); the other runs `deliver_due` when told, or every
+        `idle_seconds`."""
+        if self._threads:
             return
-        self._thread = threading.Thread(
-            target=self._run, args=(idle_seconds,), name="prereg-delivery", daemon=True
-        )
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._relay, name="prereg-wake", daemon=True),
+            threading.Thread(
+                target=self._run, args=(idle_seconds,), name="prereg-delivery", daemon=True
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        self._kicked.set()
+        self._stir()
+        for thread in self._threads:
+            thread.join(10)
+        self._threads = []
+
+    def _stir(self) -> None:
+        """Makes every `deliver_due` running here claim now."""
+        with self._claiming:
+            for stir in self._stirs:
+                stir.set()
+
+    def _relay(self) -> None:
+        while not self._stop.is_set():
+            if not self._wake.wait(1.0):
+                continue
+            self._wake.clear()
+            self._kicked.set()  # a run starting or about to end runs again
+            self._stir()  # a run waiting on its sends claims now
 
     def _run(self, idle_seconds: float) -> None:
         while not self._stop.is_set():
-            self._wake.wait(idle_seconds)
-            self._wake.clear()
+            self._kicked.wait(idle_seconds)
+            self._kicked.clear()
             if self._stop.is_set():
                 return
             try:
