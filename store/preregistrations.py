@@ -36,7 +36,7 @@ from store.models import (
     Preregistration,
     Workspace,
 )
-from store.partners import SUBMITTER_COLUMNS, submitter_of_org
+from store.partners import PARTNER_COLUMNS, SUBMITTER_COLUMNS, submitter_of_org
 
 
 def _among(statuses: Sequence[str]) -> list[Any]:
@@ -404,17 +404,6 @@ _EVERYONE_PARTNER_ID = (
     .limit(1)
     .scalar_subquery()
 )
-_PAGE_PARTNER_COLUMNS = (
-    Partner.id,
-    Partner.name,
-    Partner.country,
-    Partner.contact_email,
-    Partner.contact_mobile,
-    Partner.notice_channel_id,
-    Partner.digest_channel_id,
-    Partner.language,
-)
-"""The columns of store/partners.py `partner_row_for_member`, in its order (PartnerView)."""
 
 
 def _member_page(with_statuses: bool) -> Any:
@@ -422,7 +411,7 @@ def _member_page(with_statuses: bool) -> Any:
     stmt = (
         select(
             *table.c,
-            *(c.label(_PAGE_PARTNER_PREFIX + c.key) for c in _PAGE_PARTNER_COLUMNS),
+            *(c.label(_PAGE_PARTNER_PREFIX + c.key) for c in PARTNER_COLUMNS),
             func.count().over().label(PAGE_TOTAL),
         )
         .join(Partner, Partner.id == table.c.partner_id)
@@ -460,7 +449,7 @@ def page_for_member(
     if not rows:
         return rows, None, 0
     first = rows[0]._mapping
-    partner = tuple(first[_PAGE_PARTNER_PREFIX + c.key] for c in _PAGE_PARTNER_COLUMNS)
+    partner = tuple(first[_PAGE_PARTNER_PREFIX + c.key] for c in PARTNER_COLUMNS)
     return rows, partner, int(first[PAGE_TOTAL])
 
 
