@@ -45,17 +45,23 @@ def _among(statuses: Sequence[str]) -> list[Any]:
     return [literal_column(f"'{status}'") for status in statuses]
 
 
-# count_in_quota's condition (see there), partner and time bound; built once.
-_IN_QUOTA = (
-    (Preregistration.__table__.c.partner_id == bindparam("partner_id"))
-    & Preregistration.__table__.c.status.in_(_among(QUOTA_STATUSES))
-    & or_(
-        Preregistration.__table__.c.status != "preregistered",
-        Preregistration.__table__.c.expires_at.is_(None),
-        Preregistration.__table__.c.expires_at > bindparam("valid_at"),
+def _in_quota(partner_id: Any, valid_at: str) -> Any:
+    """count_in_quota's condition (see there) for `partner_id` (a bound parameter or a
+    correlated column), valid at the bound parameter named `valid_at`."""
+    t = Preregistration.__table__
+    return (
+        (t.c.partner_id == partner_id)
+        & t.c.status.in_(_among(QUOTA_STATUSES))
+        & or_(
+            t.c.status != "preregistered",
+            t.c.expires_at.is_(None),
+            t.c.expires_at > bindparam(valid_at),
+        )
     )
-)
-_COUNT_IN_QUOTA = select(func.count()).where(_IN_QUOTA)
+
+
+# Built once: the submission's reads and count_in_quota run it on every claim.
+_COUNT_IN_QUOTA = select(func.count()).where(_in_quota(bindparam("partner_id"), "valid_at"))
 
 
 def get(
@@ -474,18 +480,7 @@ _LIVE_CLAIM = (
     .subquery()
 )
 _QUOTA_COUNT = (
-    select(func.count())
-    .where(
-        Preregistration.partner_id == Partner.id,
-        Preregistration.status.in_(QUOTA_STATUSES),
-        or_(
-            Preregistration.status != "preregistered",
-            Preregistration.expires_at.is_(None),
-            Preregistration.expires_at > bindparam("now"),
-        ),
-    )
-    .correlate(Partner)
-    .scalar_subquery()
+    select(func.count()).where(_in_quota(Partner.id, "now")).correlate(Partner).scalar_subquery()
 )
 _ACCOUNT_COLUMNS = tuple(DirectoryAccount.__table__.c)
 _ELIGIBILITY = (
