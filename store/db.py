@@ -74,14 +74,18 @@ BACKGROUND_WAITS = Waits(lock=10.0, statement=60.0, busy=30.0)
 and their batches are larger, but a lock held for good still ends in an error and a retry
 instead of a thread stuck forever."""
 
-# PostgreSQL's SQLSTATEs: lock_not_available (lock_timeout), query_canceled (statement_timeout).
-_PG_BUSY = frozenset({"55P03", "57014"})
+# PostgreSQL's SQLSTATEs: lock_not_available (lock_timeout), query_canceled (statement_timeout),
+# deadlock_detected (the victim of two transactions locking partners in opposite orders, which
+# the quota counter's triggers made possible: its transaction is rolled back whole, as on a
+# timeout, so "try again" is the true answer).
+_PG_BUSY = frozenset({"55P03", "57014", "40P01"})
 _SQLITE_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 
 class DatabaseBusy(OperationalError):
-    """A statement gave up waiting for a lock (or ran too long). Its transaction is rolled
-    back: nothing of it commits. An OperationalError, so code that retries those retries this."""
+    """A statement gave up waiting for a lock (or ran too long, or lost a deadlock). Its
+    transaction is rolled back: nothing of it commits. An OperationalError, so code that
+    retries those retries this."""
 
 
 def is_busy(error: BaseException) -> bool:
