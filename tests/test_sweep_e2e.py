@@ -388,7 +388,12 @@ def test_two_sweep_processes_at_once_send_each_notice_exactly_once(pg_only_url, 
             sent = s.scalars(select(Delivery.dedupe_key).where(Delivery.status == "sent")).all()
         assert set(per_key) <= set(sent)
         assert sum(r["notices sent"] for r in reports) == len(sent)
-        assert all(r["notices sent"] > 0 for r in reports), reports  # they really overlapped
+        # They really overlapped: each process did part of the due work (expiries commit one
+        # row at a time, so one process may spend its pass expiring while the other sends).
+        assert all(sum(r.values()) > 0 for r in reports), reports
+        assert all(0 < r["expired"] < 2 * partners for r in reports) or all(
+            r["notices sent"] > 0 for r in reports
+        ), reports
     finally:
         fake_slack.latency = 0.0
         w.db.dispose()
