@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from store.db import Database, make_engine, normalise_url
 
@@ -36,8 +36,22 @@ def upgrade(url: str, revision: str = "head") -> None:
         engine.dispose()
 
 
+def downgrade(url: str, revision: str) -> None:
+    """Back to `revision` (the migration tests step each migration down and up again). A plain
+    engine: SQLite's batch mode rebuilds tables, which its foreign keys (on in make_engine)
+    would refuse."""
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, revision)
+    finally:
+        engine.dispose()
+
+
 def upgrade_database(db: Database) -> None:
     upgrade(db.url)
 
 
-__all__ = ["upgrade", "upgrade_database", "alembic_config", "make_engine"]
+__all__ = ["upgrade", "downgrade", "upgrade_database", "alembic_config", "make_engine"]

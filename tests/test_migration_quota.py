@@ -4,10 +4,9 @@ models say the same as the migration."""
 
 from __future__ import annotations
 
-from alembic import command
 from sqlalchemy import create_engine, text
 
-from store.migrate import alembic_config, upgrade
+from store.migrate import downgrade, upgrade
 from store.models import Base
 from tests.conftest import T0
 from tests.test_migration_scale import fresh_url  # noqa: F401  (the fixture)
@@ -99,14 +98,7 @@ def test_0010_backfills_keeps_and_takes_away_the_quota_count(fresh_url):  # noqa
     assert _trigger_names(fresh_url) == set(TRIGGERS)
     assert "ix_preregistrations_quota" not in _index_names(fresh_url, "preregistrations")
 
-    engine = create_engine(fresh_url)
-    try:
-        with engine.begin() as conn:
-            cfg = alembic_config(fresh_url)
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0009_scale")
-    finally:
-        engine.dispose()
+    downgrade(fresh_url, "0009_scale")
     assert "quota_held" not in _columns(fresh_url)
     assert _trigger_names(fresh_url) == set()
     assert "ix_partners_quota" not in _index_names(fresh_url)

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
 from sqlalchemy import create_engine, text
 
-from store.migrate import alembic_config, upgrade
+from store.migrate import downgrade, upgrade
 from store.models import Base
 from tests.conftest import PG_ADMIN_URL
 from tests.pgdb import create_database, drop_database
@@ -64,14 +63,7 @@ def test_0009_adds_the_indexes_and_takes_them_away_again(fresh_url):
     after = _indexes(fresh_url)
     assert all(NEW[t] <= after[t] for t in NEW)
 
-    engine = create_engine(fresh_url)
-    try:
-        with engine.begin() as conn:
-            cfg = alembic_config(fresh_url)
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0008_language")
-    finally:
-        engine.dispose()
+    downgrade(fresh_url, "0008_language")
     assert _indexes(fresh_url) == before
 
 
