@@ -413,20 +413,26 @@ _EVERYONE_PARTNER_ID = (
 
 
 def _member_page(with_statuses: bool) -> Any:
+    """The member's partner id is a one-row CTE, so the page and its total both use it; the
+    total is a count of its own (an index-only scan of partner and status), not a window over
+    the page's rows: `count(*) OVER ()` made the database read and sort every matching row
+    with all its columns, where the page alone needs only the first `offset + limit`."""
     table = Preregistration.__table__
+    me = select(func.coalesce(_MEMBER_PARTNER_ID, _EVERYONE_PARTNER_ID).label("id")).cte("me")
+    rows = table.alias("counted")
+    counted = select(func.count()).where(rows.c.partner_id == me.c.id).correlate(None)
     stmt = (
-        select(
-            *table.c,
-            *(c.label(_PAGE_PARTNER_PREFIX + c.key) for c in PARTNER_COLUMNS),
-            func.count().over().label(PAGE_TOTAL),
-        )
+        select(*table.c, *(c.label(_PAGE_PARTNER_PREFIX + c.key) for c in PARTNER_COLUMNS))
         .join(Partner, Partner.id == table.c.partner_id)
-        .where(table.c.partner_id == func.coalesce(_MEMBER_PARTNER_ID, _EVERYONE_PARTNER_ID))
+        .where(table.c.partner_id == me.c.id)
     )
     if with_statuses:
         stmt = stmt.where(table.c.status.in_(bindparam("statuses", expanding=True)))
+        counted = counted.where(rows.c.status.in_(bindparam("statuses", expanding=True)))
+    total = counted.scalar_subquery().label(PAGE_TOTAL)
     return (
-        stmt.order_by(table.c.submitted_at.desc(), table.c.id.desc())
+        stmt.add_columns(total)
+        .order_by(table.c.submitted_at.desc(), table.c.id.desc())
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
