@@ -68,6 +68,10 @@ from tests.slackapp import sign
 MEMBER = "UBENCH1"
 MANAGER = "UBENCHMGR"
 LEVELS = (1, 10, 50)
+HOME_MEMBER = "UBENCHHOME"
+HOME_MANAGER = "UBENCHMGRHOME"
+"""App Home of a member and of a manager: one such user per client (`{prefix}{n}`), seeded, so
+each client's `views.publish` is told apart by its user."""
 
 
 class VisibleSlack(FakeSlack):
@@ -125,17 +129,20 @@ def review_ts(n: int) -> str:
     return f"1700000000.{n:06d}"
 
 
-def seed(url: str, rows: int, approvals: int) -> tuple[int, int, str]:
+def seed(url: str, rows: int, approvals: int, homes: int = 1) -> tuple[int, int, str]:
     """`rows` preregistrations (history and live, 50 a partner), the bench partner with 90 live
-    rows and its member, a manager, one request under review and `approvals` more under review,
+    rows and its member (and `homes` more, for App Home), a manager (and `homes` more), one
+    request under review and `approvals` more under review,
     each with a review post (REVIEW_CHANNEL, review_ts(n)) for the Approve surface. Works on
     SQLite and PostgreSQL (rows in batches of 10,000). Returns (review id, live row id of the
     bench partner, one of its emails)."""
     upgrade(url)
     db = Database(url)
     admin = Admin(db, SystemClock())
-    admin.add_partner("Bench partner", "DE", [MEMBER], contact_email="desk@bench.example")
-    admin.add_manager(MANAGER)
+    members = [MEMBER, *(f"{HOME_MEMBER}{n}" for n in range(homes))]
+    admin.add_partner("Bench partner", "DE", members, contact_email="desk@bench.example")
+    for manager in (MANAGER, *(f"{HOME_MANAGER}{n}" for n in range(homes))):
+        admin.add_manager(manager)
     db.dispose()
     now = datetime.now(UTC)
     engine = create_engine(url)
@@ -288,11 +295,12 @@ Builder = Callable[[str, str], tuple[str, str, str]]
 
 
 def surfaces(
-    review: int, email: str, approvals: Callable[[], int]
+    review: int, email: str, approvals: Callable[[], int], homes: int = max(LEVELS)
 ) -> list[tuple[str, Builder, Builder]]:
     """(name, serve's request, the bare app's request); names starting with `/preregister `
     followed by a word are the surfaces the bare app can answer in its ack. `approvals()` gives
-    the number of the next seeded request under review to approve."""
+    the number of the next seeded request under review to approve; `homes` the members and
+    managers seeded for App Home (at least the clients of a level)."""
 
     def cmd(text: str) -> Builder:
         return lambda url, trig: (*command(text, url, trig), urllib.parse.urlsplit(url).path)
@@ -311,8 +319,17 @@ def surfaces(
         user = f"UHOME{uuid.uuid4().hex[:8].upper()}"  # one key per request
         return (*home_opened(user), user)
 
-    def member_home(url: str, trig: str) -> tuple[str, str, str]:
-        return (*home_opened(MEMBER), MEMBER)
+    def own_home(prefix: str) -> Builder:
+        """App Home opened by the client's own seeded user of `prefix` (one per client
+        thread, so no two requests in flight wait for one user's `views.publish`)."""
+        local, numbers = threading.local(), itertools.count()
+
+        def build(url: str, trig: str) -> tuple[str, str, str]:
+            if not hasattr(local, "user"):
+                local.user = f"{prefix}{next(numbers) % homes}"
+            return (*home_opened(local.user), local.user)
+
+        return build
 
     def approve(url: str, trig: str) -> tuple[str, str, str]:
         n = approvals()
@@ -340,6 +357,8 @@ def surfaces(
         ("list page click", click("customers_page_next", page), respond),
         ("Show contact details", click("customers_toggle_contacts", shown), respond),
         ("App Home opened (a stranger)", home, home),
+        ("App Home opened (a partner's member)", own_home(HOME_MEMBER), own_home(HOME_MEMBER)),
+        ("App Home opened (a manager)", own_home(HOME_MANAGER), own_home(HOME_MANAGER)),
         ("Reject button (reason form)", click("review_reject", str(review), True, MANAGER), modal),
         ("Approve button (worker's chat.update)", approve, approve_bare),
     ]
@@ -435,6 +454,7 @@ def report(
     review: int,
     email: str,
     args: argparse.Namespace,
+    homes: int,
 ) -> None:
     """One table row per surface and level; apps[0] is the bare Bolt app answering on
     response_url, apps[1] the bare app answering in the ack, apps[2] this checkout's serve,
@@ -460,7 +480,7 @@ def report(
         return n
 
     for level in map(int, args.levels.split(",")):
-        for name, ours_req, base_req in surfaces(review, email, next_approval):
+        for name, ours_req, base_req in surfaces(review, email, next_approval, homes):
             worker = name.startswith("Approve")
             if args.only not in name or (worker and level != 1):
                 continue
@@ -539,7 +559,8 @@ def main() -> int:
     scratch = scratch_postgres() if args.backend == "postgres" else scratch_sqlite(workdir)
     with scratch as url:
         started = time.monotonic()
-        review, _, email = seed(url, args.rows, args.approvals)
+        homes = max([*map(int, args.levels.split(",")), *LEVELS])
+        review, _, email = seed(url, args.rows, args.approvals, homes)
         print(f"seeded {args.rows:,} rows on {args.backend} in {time.monotonic() - started:.1f}s")
         env = {"PREREG_SCHEDULER": "false", "PREREG_DB_POOL_SIZE": str(args.pool)}
         ours, ours_url = start_prereg(url, fake.url, workdir, env)
@@ -554,7 +575,7 @@ def main() -> int:
                 start_prereg(url, fake.url, workdir, env, name="serve-before", source=source)
             )
         try:
-            report(fake, apps, url, review, email, args)
+            report(fake, apps, url, review, email, args, homes)
         finally:
             for proc, _ in apps:
                 proc.stop()
