@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, union_all, update
+from sqlalchemy import Row, bindparam, func, literal_column, or_, select, union_all, update
 from sqlalchemy.orm import Session, joinedload
 
 from store.models import LIVE_STATUSES, AuditEvent, Partner, Preregistration
@@ -93,20 +93,18 @@ def counts_by_partner(session: Session, partner_ids: Sequence[int]) -> dict[int,
     return found
 
 
-def program_page(
-    session: Session, now: datetime, by_quota: bool, offset: int, limit: int
-) -> tuple[list[Row[tuple[int, str, str, int]]], int]:
-    """One page of (id, name, country, quota used) of the partners, by quota use (most first,
-    then name) or by name, and how many partners there are. Quota use: the partner's
-    `quota_held` (rows in QUOTA_STATUSES, kept by triggers) less its claims whose validity has
-    ended but that the sweep has not expired yet ("lapsed", a few at most: read from
-    ix_preregistrations_expiring). Both orders are read from an index and stop at the page:
-    by quota, the partners without lapsed claims in ix_partners_quota order (quota_held DESC,
-    name) up to the page's end, merged with the few that have lapsed claims, their use
-    corrected; by name, the unique index on the name."""
+def _program_statement(by_quota: bool) -> Any:
+    """The program page's select, built once (bound `now`, `end` = offset + limit, `offset`,
+    `limit`): building it took more CPU than SQLite running it (docs/performance.md, ninth
+    session). The lapsed claims' status is written into the SQL, not bound, as the partial
+    index ix_preregistrations_expiring (`status = 'preregistered'`) requires of a query that
+    is to use it."""
     lapsed = (
         select(Preregistration.partner_id, func.count().label("n"))
-        .where(Preregistration.status == "preregistered", Preregistration.expires_at <= now)
+        .where(
+            Preregistration.status == literal_column("'preregistered'"),
+            Preregistration.expires_at <= bindparam("now"),
+        )
         .group_by(Preregistration.partner_id)
         .subquery()
     )
@@ -116,7 +114,7 @@ def program_page(
             select(Partner.id, Partner.name, Partner.country, held)
             .where(Partner.id.not_in(select(lapsed.c.partner_id)))
             .order_by(Partner.quota_held.desc(), Partner.name)
-            .limit(offset + limit)
+            .limit(bindparam("end"))
             .subquery()
         )
 
@@ -140,8 +138,27 @@ def program_page(
             .outerjoin(lapsed, lapsed.c.partner_id == Partner.id)
             .order_by(Partner.name)
         )
-    total = session.scalar(select(func.count()).select_from(Partner)) or 0
-    return list(session.execute(stmt.offset(offset).limit(limit))), int(total)
+    return stmt.offset(bindparam("offset")).limit(bindparam("limit"))
+
+
+_PROGRAM_PAGE = {True: _program_statement(True), False: _program_statement(False)}
+_PARTNER_COUNT = select(func.count()).select_from(Partner)
+
+
+def program_page(
+    session: Session, now: datetime, by_quota: bool, offset: int, limit: int
+) -> tuple[list[Row[tuple[int, str, str, int]]], int]:
+    """One page of (id, name, country, quota used) of the partners, by quota use (most first,
+    then name) or by name, and how many partners there are. Quota use: the partner's
+    `quota_held` (rows in QUOTA_STATUSES, kept by triggers) less its claims whose validity has
+    ended but that the sweep has not expired yet ("lapsed", a few at most: read from
+    ix_preregistrations_expiring). Both orders are read from an index and stop at the page:
+    by quota, the partners without lapsed claims in ix_partners_quota order (quota_held DESC,
+    name) up to the page's end, merged with the few that have lapsed claims, their use
+    corrected; by name, the unique index on the name."""
+    params = {"now": now, "end": offset + limit, "offset": offset, "limit": limit}
+    total = session.scalar(_PARTNER_COUNT) or 0
+    return list(session.execute(_PROGRAM_PAGE[by_quota], params)), int(total)
 
 
 def last_activity_by_partner(session: Session, partner_ids: Sequence[int]) -> dict[int, datetime]:
