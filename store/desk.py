@@ -79,16 +79,18 @@ def info_due_between(
     return list(session.scalars(stmt))
 
 
+_COUNTS_BY_PARTNER = (
+    select(Preregistration.partner_id, Preregistration.status, func.count())
+    .where(Preregistration.partner_id.in_(bindparam("ids", expanding=True)))
+    .group_by(Preregistration.partner_id, Preregistration.status)
+)
+
+
 def counts_by_partner(session: Session, partner_ids: Sequence[int]) -> dict[int, dict[str, int]]:
     """partner id -> status -> rows, for the given partners (ix_preregistrations_partner_status
     covers it)."""
-    stmt = (
-        select(Preregistration.partner_id, Preregistration.status, func.count())
-        .where(Preregistration.partner_id.in_(list(partner_ids)))
-        .group_by(Preregistration.partner_id, Preregistration.status)
-    )
     found: dict[int, dict[str, int]] = {}
-    for partner_id, status, n in session.execute(stmt):
+    for partner_id, status, n in session.execute(_COUNTS_BY_PARTNER, {"ids": list(partner_ids)}):
         found.setdefault(partner_id, {})[status] = int(n)
     return found
 
@@ -161,14 +163,16 @@ def program_page(
     return list(session.execute(_PROGRAM_PAGE[by_quota], params)), int(total)
 
 
+_LAST_ACTIVITY = (
+    select(AuditEvent.partner_id, func.max(AuditEvent.at))
+    .where(AuditEvent.partner_id.in_(bindparam("ids", expanding=True)))
+    .group_by(AuditEvent.partner_id)
+)
+
+
 def last_activity_by_partner(session: Session, partner_ids: Sequence[int]) -> dict[int, datetime]:
     """The latest audit event of each of the given partners."""
-    stmt = (
-        select(AuditEvent.partner_id, func.max(AuditEvent.at))
-        .where(AuditEvent.partner_id.in_(list(partner_ids)))
-        .group_by(AuditEvent.partner_id)
-    )
-    return {pid: at for pid, at in session.execute(stmt)}
+    return {pid: at for pid, at in session.execute(_LAST_ACTIVITY, {"ids": list(partner_ids)})}
 
 
 def report_rows(session: Session, since: datetime) -> list[tuple]:

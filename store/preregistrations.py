@@ -600,19 +600,27 @@ def reviews_due_before(
     return list(session.scalars(stmt))
 
 
+# The review queue's reads, built once. The status is written into the SQL, not bound: only
+# then may the database use the partial index ix_preregistrations_review_queue (`status =
+# 'under_review'`), which SQLite now reads the queue from, in its order.
+_UNDER_REVIEW = Preregistration.status == literal_column("'under_review'")
+_REVIEW_QUEUE = (
+    select(Preregistration)
+    .options(joinedload(Preregistration.partner))
+    .where(_UNDER_REVIEW)
+    .order_by(Preregistration.submitted_at, Preregistration.id)
+    .limit(bindparam("limit"))
+)
+_COUNT_UNDER_REVIEW = select(func.count()).where(_UNDER_REVIEW)
+
+
 def review_queue(session: Session, limit: int = 50) -> list[Preregistration]:
-    stmt = (
-        select(Preregistration)
-        .where(Preregistration.status == "under_review")
-        .order_by(Preregistration.submitted_at, Preregistration.id)
-        .limit(limit)
-    )
-    return list(session.scalars(stmt))
+    """The oldest requests under review, each with its partner (one query, not one a row)."""
+    return list(session.scalars(_REVIEW_QUEUE, {"limit": limit}))
 
 
 def count_under_review(session: Session) -> int:
-    stmt = select(func.count()).where(Preregistration.status == "under_review")
-    return int(session.scalar(stmt) or 0)
+    return int(session.scalar(_COUNT_UNDER_REVIEW) or 0)
 
 
 def transition(
