@@ -358,13 +358,18 @@ def count_in_quota(session: Session, partner_id: int, valid_at: datetime) -> int
     )
 
 
+_COUNTS_BY_STATUS = (
+    select(Preregistration.status, func.count())
+    .where(Preregistration.partner_id == bindparam("partner_id"))
+    .group_by(Preregistration.status)
+)
+
+
 def counts_by_status(session: Session, partner_id: int) -> dict[str, int]:
-    stmt = (
-        select(Preregistration.status, func.count())
-        .where(Preregistration.partner_id == partner_id)
-        .group_by(Preregistration.status)
-    )
-    return {status: int(n) for status, n in session.execute(stmt)}
+    return {
+        status: int(n)
+        for status, n in session.execute(_COUNTS_BY_STATUS, {"partner_id": partner_id})
+    }
 
 
 def for_partner(
@@ -553,6 +558,22 @@ def all_rows(session: Session, partner_id: int | None = None) -> list[Preregistr
     return list(session.scalars(stmt))
 
 
+def _expiring(of_partner: bool, limited: bool) -> Any:
+    stmt = select(Preregistration).where(
+        Preregistration.status == "preregistered",
+        Preregistration.expires_at >= bindparam("start"),
+        Preregistration.expires_at < bindparam("end"),
+    )
+    if of_partner:
+        stmt = stmt.where(Preregistration.partner_id == bindparam("partner_id"))
+    stmt = stmt.order_by(Preregistration.expires_at)
+    return stmt.limit(bindparam("limit")) if limited else stmt
+
+
+# Built once (App Home reads it on every opening): (for one partner, limited) -> select.
+_EXPIRING = {(p, n): _expiring(p, n) for p in (False, True) for n in (False, True)}
+
+
 def expiring_between(
     session: Session,
     start: datetime,
@@ -563,17 +584,9 @@ def expiring_between(
     """Preregistered rows whose validity ends in [start, end).
 
     Served by the partial index ix_preregistrations_expiring."""
-    stmt = select(Preregistration).where(
-        Preregistration.status == "preregistered",
-        Preregistration.expires_at >= start,
-        Preregistration.expires_at < end,
-    )
-    if partner_id is not None:
-        stmt = stmt.where(Preregistration.partner_id == partner_id)
-    stmt = stmt.order_by(Preregistration.expires_at)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return list(session.scalars(stmt))
+    stmt = _EXPIRING[partner_id is not None, limit is not None]
+    params = {"start": start, "end": end, "partner_id": partner_id, "limit": limit}
+    return list(session.scalars(stmt, params))
 
 
 def due_to_expire_ids(session: Session, now: datetime, limit: int = 500) -> list[int]:
