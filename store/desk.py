@@ -98,12 +98,13 @@ def counts_by_partner(session: Session, partner_ids: Sequence[int]) -> dict[int,
 def _program_statement(by_quota: bool) -> Any:
     """The program page's select, built once (bound `now`, `end` = offset + limit, `offset`,
     `limit`): building it took more CPU than SQLite running it (docs/performance.md, ninth
-    session). The lapsed claims' status is written into the SQL, not bound, as the partial
-    index ix_preregistrations_expiring (`status = 'preregistered'`) requires of a query that
-    is to use it. They are grouped by `partner_id + 0`, not by the column: SQLite otherwise
-    read the whole table in ix_preregistrations_partner_status order (to group without a
-    sort) instead of the few lapsed claims from the partial index, 20x slower at 3,000 rows
-    and growing with the table (PostgreSQL reads the partial index either way)."""
+    session). The lapsed claims' status is written into the SQL, not bound, so that the
+    condition of the partial index ix_preregistrations_expiring (`status = 'preregistered'`)
+    is seen by any plan (PostgreSQL's generic plan of a prepared statement cannot match a
+    bound value against it). They are grouped by `partner_id + 0`, not by the column: SQLite
+    otherwise read the whole table in ix_preregistrations_partner_status order (to group
+    without a sort) instead of the few lapsed claims from the partial index, 20x slower at
+    3,000 rows and growing with the table (PostgreSQL reads the partial index either way)."""
     partner = Preregistration.partner_id + literal_column("0")
     lapsed = (
         select(partner.label("partner_id"), func.count().label("n"))

@@ -613,9 +613,10 @@ def reviews_due_before(
     return list(session.scalars(stmt))
 
 
-# The review queue's reads, built once. The status is written into the SQL, not bound: only
-# then may the database use the partial index ix_preregistrations_review_queue (`status =
-# 'under_review'`), which SQLite now reads the queue from, in its order.
+# The review queue's reads, built once. The status is written into the SQL, not bound, so
+# that the condition of the partial index ix_preregistrations_review_queue (`status =
+# 'under_review'`) is seen by any plan (PostgreSQL's generic plan of a prepared statement
+# cannot match a bound value against it).
 _UNDER_REVIEW = Preregistration.status == literal_column("'under_review'")
 _REVIEW_QUEUE = (
     select(Preregistration)
