@@ -68,22 +68,38 @@ from tests.slackapp import sign
 MEMBER = "UBENCH1"
 MANAGER = "UBENCHMGR"
 LEVELS = (1, 10, 50)
+HOME_MEMBER = "UBENCHHOME"
+"""A member's App Home: one such member per client (`{prefix}{n}`), seeded, so each client's
+`views.publish` is told apart by its user. A manager's App Home is opened by MANAGER from every
+client (each manager is a contact on the other surfaces: more would change them), its
+publishes answered in order (VisibleSlack)."""
 
 
 class VisibleSlack(FakeSlack):
     """The fake Slack, noting when each visible answer arrives: by response_url path, by
-    views.open trigger_id, by views.publish user, by chat.update ts."""
+    views.open trigger_id, by views.publish user, by chat.update ts. Requests waiting on one
+    key (one manager's App Home opened by several clients at once: a publish names only the
+    user) are answered in the order they were sent."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.waiting: dict[str, tuple[threading.Event, list[float]]] = {}
+        self.waiting: dict[str, list[tuple[threading.Event, list[float]]]] = {}
         self.guard = threading.Lock()
 
     def expect(self, key: str) -> tuple[threading.Event, list[float]]:
-        slot = (threading.Event(), [])
+        slot: tuple[threading.Event, list[float]] = (threading.Event(), [])
         with self.guard:
-            self.waiting[key] = slot
+            self.waiting.setdefault(key, []).append(slot)
         return slot
+
+    def forget(self, key: str, slot: tuple[threading.Event, list[float]]) -> None:
+        """An answer that came in the ack: nothing to wait for at the stand-in."""
+        with self.guard:
+            waiting = self.waiting.get(key, [])
+            if slot in waiting:
+                waiting.remove(slot)
+            if not waiting:
+                self.waiting.pop(key, None)
 
     def _handle(self, req: Any) -> None:
         at = time.monotonic()
@@ -99,7 +115,10 @@ class VisibleSlack(FakeSlack):
             key = args.get("trigger_id") or args.get("user_id") or args.get("ts")
         if key:
             with self.guard:
-                slot = self.waiting.pop(key, None)
+                waiting = self.waiting.get(key)
+                slot = waiting.pop(0) if waiting else None
+                if waiting == []:
+                    del self.waiting[key]
             if slot is not None:
                 slot[1].append(at)
                 slot[0].set()
@@ -125,16 +144,17 @@ def review_ts(n: int) -> str:
     return f"1700000000.{n:06d}"
 
 
-def seed(url: str, rows: int, approvals: int) -> tuple[int, int, str]:
+def seed(url: str, rows: int, approvals: int, homes: int = 1) -> tuple[int, int, str]:
     """`rows` preregistrations (history and live, 50 a partner), the bench partner with 90 live
-    rows and its member, a manager, one request under review and `approvals` more under review,
-    each with a review post (REVIEW_CHANNEL, review_ts(n)) for the Approve surface. Works on
-    SQLite and PostgreSQL (rows in batches of 10,000). Returns (review id, live row id of the
-    bench partner, one of its emails)."""
+    rows and its member (and `homes` more, for App Home), a manager, one request under review
+    and `approvals` more under review, each with a review post (REVIEW_CHANNEL, review_ts(n))
+    for the Approve surface. Works on SQLite and PostgreSQL (rows in batches of 10,000).
+    Returns (review id, live row id of the bench partner, one of its emails)."""
     upgrade(url)
     db = Database(url)
     admin = Admin(db, SystemClock())
-    admin.add_partner("Bench partner", "DE", [MEMBER], contact_email="desk@bench.example")
+    members = [MEMBER, *(f"{HOME_MEMBER}{n}" for n in range(homes))]
+    admin.add_partner("Bench partner", "DE", members, contact_email="desk@bench.example")
     admin.add_manager(MANAGER)
     db.dispose()
     now = datetime.now(UTC)
@@ -288,11 +308,12 @@ Builder = Callable[[str, str], tuple[str, str, str]]
 
 
 def surfaces(
-    review: int, email: str, approvals: Callable[[], int]
+    review: int, email: str, approvals: Callable[[], int], homes: int = max(LEVELS)
 ) -> list[tuple[str, Builder, Builder]]:
     """(name, serve's request, the bare app's request); names starting with `/preregister `
     followed by a word are the surfaces the bare app can answer in its ack. `approvals()` gives
-    the number of the next seeded request under review to approve."""
+    the number of the next seeded request under review to approve; `homes` the members seeded
+    for App Home (at least the clients of a level)."""
 
     def cmd(text: str) -> Builder:
         return lambda url, trig: (*command(text, url, trig), urllib.parse.urlsplit(url).path)
@@ -311,8 +332,20 @@ def surfaces(
         user = f"UHOME{uuid.uuid4().hex[:8].upper()}"  # one key per request
         return (*home_opened(user), user)
 
-    def member_home(url: str, trig: str) -> tuple[str, str, str]:
-        return (*home_opened(MEMBER), MEMBER)
+    def manager_home(url: str, trig: str) -> tuple[str, str, str]:
+        return (*home_opened(MANAGER), MANAGER)
+
+    def own_home(prefix: str) -> Builder:
+        """App Home opened by the client's own seeded user of `prefix` (one per client
+        thread, so no two requests in flight wait for one user's `views.publish`)."""
+        local, numbers = threading.local(), itertools.count()
+
+        def build(url: str, trig: str) -> tuple[str, str, str]:
+            if not hasattr(local, "user"):
+                local.user = f"{prefix}{next(numbers) % homes}"
+            return (*home_opened(local.user), local.user)
+
+        return build
 
     def approve(url: str, trig: str) -> tuple[str, str, str]:
         n = approvals()
@@ -340,6 +373,8 @@ def surfaces(
         ("list page click", click("customers_page_next", page), respond),
         ("Show contact details", click("customers_toggle_contacts", shown), respond),
         ("App Home opened (a stranger)", home, home),
+        ("App Home opened (a partner's member)", own_home(HOME_MEMBER), own_home(HOME_MEMBER)),
+        ("App Home opened (a manager)", manager_home, manager_home),
         ("Reject button (reason form)", click("review_reject", str(review), True, MANAGER), modal),
         ("Approve button (worker's chat.update)", approve, approve_bare),
     ]
@@ -378,7 +413,8 @@ def measure(
                 conns.append(conn)
         tag = uuid.uuid4().hex
         body, ctype, key = builder(fake.url.replace("/api/", "/response/") + tag, f"trigger.{tag}")
-        event, arrivals = fake.expect(key)
+        slot = fake.expect(key)
+        event, arrivals = slot
         headers = {"Content-Type": ctype, **sign(body)}
         start = time.monotonic()
         conn.request("POST", "/slack/events", body=body.encode(), headers=headers)
@@ -388,8 +424,7 @@ def measure(
         if response.status != 200:
             raise RuntimeError(f"{response.status}: {answer[:200]!r}")
         if carries_message(answer):
-            with fake.guard:
-                fake.waiting.pop(key, None)
+            fake.forget(key, slot)
             return acked - start
         if not event.wait(10):
             raise RuntimeError(f"no visible answer for {key}")
@@ -435,6 +470,7 @@ def report(
     review: int,
     email: str,
     args: argparse.Namespace,
+    homes: int,
 ) -> None:
     """One table row per surface and level; apps[0] is the bare Bolt app answering on
     response_url, apps[1] the bare app answering in the ack, apps[2] this checkout's serve,
@@ -460,7 +496,7 @@ def report(
         return n
 
     for level in map(int, args.levels.split(",")):
-        for name, ours_req, base_req in surfaces(review, email, next_approval):
+        for name, ours_req, base_req in surfaces(review, email, next_approval, homes):
             worker = name.startswith("Approve")
             if args.only not in name or (worker and level != 1):
                 continue
@@ -539,7 +575,8 @@ def main() -> int:
     scratch = scratch_postgres() if args.backend == "postgres" else scratch_sqlite(workdir)
     with scratch as url:
         started = time.monotonic()
-        review, _, email = seed(url, args.rows, args.approvals)
+        homes = max([*map(int, args.levels.split(",")), *LEVELS])
+        review, _, email = seed(url, args.rows, args.approvals, homes)
         print(f"seeded {args.rows:,} rows on {args.backend} in {time.monotonic() - started:.1f}s")
         env = {"PREREG_SCHEDULER": "false", "PREREG_DB_POOL_SIZE": str(args.pool)}
         ours, ours_url = start_prereg(url, fake.url, workdir, env)
@@ -554,7 +591,7 @@ def main() -> int:
                 start_prereg(url, fake.url, workdir, env, name="serve-before", source=source)
             )
         try:
-            report(fake, apps, url, review, email, args)
+            report(fake, apps, url, review, email, args, homes)
         finally:
             for proc, _ in apps:
                 proc.stop()

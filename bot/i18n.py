@@ -15,11 +15,12 @@ from __future__ import annotations
 import contextvars
 import gettext
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as babel_date
@@ -37,6 +38,8 @@ HTML_LANGS = {"en": "en", "zh": "zh-CN"}
 """The `lang` attribute (and Content-Language) of pages and emails in each language."""
 
 _lang: contextvars.ContextVar[str] = contextvars.ContextVar("lang", default=DEFAULT)
+
+T = TypeVar("T")
 
 
 @cache
@@ -87,6 +90,23 @@ def _(message: str) -> str:
     return translations(_lang.get()).gettext(message)
 
 
+def per_language(build: Callable[[], T]) -> Callable[[], T]:
+    """`build` run once per language, in that language, and kept: for the texts a view puts
+    on every answer that do not change from one answer to the next (labels, templates). The
+    catalogs are read once per process (`translations`), so what is kept is what `_` gives.
+    Two threads building at once both build the same value; one is kept."""
+    built: dict[str, T] = {}
+
+    def get() -> T:
+        lang = _lang.get()
+        value = built.get(lang)
+        if value is None:
+            value = built[lang] = build()
+        return value
+
+    return get
+
+
 def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(_lang.get()).ngettext(singular, plural, n)
 
@@ -128,16 +148,22 @@ def from_accept_language(header: str | None) -> str:
     return DEFAULT
 
 
+@cache
+def _babel_locale(lang: str) -> Locale:
+    """Babel parses a locale given by name again on every call (~4 µs a date)."""
+    return Locale.parse(BABEL_LOCALES[lang])
+
+
 def format_when(at: datetime, with_time: bool = True, length: str = "medium") -> str:
     """A date (and time, to the minute) as the reader writes it, in `at`'s own zone:
     `1 Dec 2026, 09:00` / `2026年12月1日 09:00` (length "long": `1 December 2026, 09:00`)."""
-    locale = BABEL_LOCALES[_lang.get()]
+    locale = _babel_locale(_lang.get())
     date = babel_date(at, length, locale=locale)
     if not with_time:
         return date
-    pattern = Locale.parse(locale).datetime_formats[length]
+    pattern = locale.datetime_formats[length]
     return pattern.format(babel_time(at, "short", tzinfo=at.tzinfo, locale=locale), date)
 
 
 def format_number(value: float) -> str:
-    return format_decimal(value, locale=BABEL_LOCALES[_lang.get()])
+    return format_decimal(value, locale=_babel_locale(_lang.get()))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, union_all, update
+from sqlalchemy import Row, bindparam, func, literal_column, or_, select, union_all, update
 from sqlalchemy.orm import Session, joinedload
 
 from store.models import LIVE_STATUSES, AuditEvent, Partner, Preregistration
@@ -79,35 +79,40 @@ def info_due_between(
     return list(session.scalars(stmt))
 
 
+_COUNTS_BY_PARTNER = (
+    select(Preregistration.partner_id, Preregistration.status, func.count())
+    .where(Preregistration.partner_id.in_(bindparam("ids", expanding=True)))
+    .group_by(Preregistration.partner_id, Preregistration.status)
+)
+
+
 def counts_by_partner(session: Session, partner_ids: Sequence[int]) -> dict[int, dict[str, int]]:
     """partner id -> status -> rows, for the given partners (ix_preregistrations_partner_status
     covers it)."""
-    stmt = (
-        select(Preregistration.partner_id, Preregistration.status, func.count())
-        .where(Preregistration.partner_id.in_(list(partner_ids)))
-        .group_by(Preregistration.partner_id, Preregistration.status)
-    )
     found: dict[int, dict[str, int]] = {}
-    for partner_id, status, n in session.execute(stmt):
+    for partner_id, status, n in session.execute(_COUNTS_BY_PARTNER, {"ids": list(partner_ids)}):
         found.setdefault(partner_id, {})[status] = int(n)
     return found
 
 
-def program_page(
-    session: Session, now: datetime, by_quota: bool, offset: int, limit: int
-) -> tuple[list[Row[tuple[int, str, str, int]]], int]:
-    """One page of (id, name, country, quota used) of the partners, by quota use (most first,
-    then name) or by name, and how many partners there are. Quota use: the partner's
-    `quota_held` (rows in QUOTA_STATUSES, kept by triggers) less its claims whose validity has
-    ended but that the sweep has not expired yet ("lapsed", a few at most: read from
-    ix_preregistrations_expiring). Both orders are read from an index and stop at the page:
-    by quota, the partners without lapsed claims in ix_partners_quota order (quota_held DESC,
-    name) up to the page's end, merged with the few that have lapsed claims, their use
-    corrected; by name, the unique index on the name."""
+def _program_statement(by_quota: bool) -> Any:
+    """The program page's select, built once (bound `now`, `end` = offset + limit, `offset`,
+    `limit`): building it took more CPU than SQLite running it (docs/performance.md, ninth
+    session). The lapsed claims' status is written into the SQL, not bound, so that the
+    condition of the partial index ix_preregistrations_expiring (`status = 'preregistered'`)
+    is seen by any plan (PostgreSQL's generic plan of a prepared statement cannot match a
+    bound value against it). They are grouped by `partner_id + 0`, not by the column: SQLite
+    otherwise read the whole table in ix_preregistrations_partner_status order (to group
+    without a sort) instead of the few lapsed claims from the partial index, 20x slower at
+    3,000 rows and growing with the table (PostgreSQL reads the partial index either way)."""
+    partner = Preregistration.partner_id + literal_column("0")
     lapsed = (
-        select(Preregistration.partner_id, func.count().label("n"))
-        .where(Preregistration.status == "preregistered", Preregistration.expires_at <= now)
-        .group_by(Preregistration.partner_id)
+        select(partner.label("partner_id"), func.count().label("n"))
+        .where(
+            Preregistration.status == literal_column("'preregistered'"),
+            Preregistration.expires_at <= bindparam("now"),
+        )
+        .group_by(partner)
         .subquery()
     )
     if by_quota:
@@ -116,7 +121,7 @@ def program_page(
             select(Partner.id, Partner.name, Partner.country, held)
             .where(Partner.id.not_in(select(lapsed.c.partner_id)))
             .order_by(Partner.quota_held.desc(), Partner.name)
-            .limit(offset + limit)
+            .limit(bindparam("end"))
             .subquery()
         )
 
@@ -140,18 +145,39 @@ def program_page(
             .outerjoin(lapsed, lapsed.c.partner_id == Partner.id)
             .order_by(Partner.name)
         )
-    total = session.scalar(select(func.count()).select_from(Partner)) or 0
-    return list(session.execute(stmt.offset(offset).limit(limit))), int(total)
+    return stmt.offset(bindparam("offset")).limit(bindparam("limit"))
+
+
+_PROGRAM_PAGE = {True: _program_statement(True), False: _program_statement(False)}
+_PARTNER_COUNT = select(func.count()).select_from(Partner)
+
+
+def program_page(
+    session: Session, now: datetime, by_quota: bool, offset: int, limit: int
+) -> tuple[list[Row[tuple[int, str, str, int]]], int]:
+    """One page of (id, name, country, quota used) of the partners, by quota use (most first,
+    then name) or by name, and how many partners there are. Quota use: the partner's
+    `quota_held` (rows in QUOTA_STATUSES, kept by triggers) less its claims whose validity has
+    ended but that the sweep has not expired yet ("lapsed", a few at most: read from
+    ix_preregistrations_expiring). Both orders are read from an index and stop at the page:
+    by quota, the partners without lapsed claims in ix_partners_quota order (quota_held DESC,
+    name) up to the page's end, merged with the few that have lapsed claims, their use
+    corrected; by name, the unique index on the name."""
+    params = {"now": now, "end": offset + limit, "offset": offset, "limit": limit}
+    total = session.scalar(_PARTNER_COUNT) or 0
+    return list(session.execute(_PROGRAM_PAGE[by_quota], params)), int(total)
+
+
+_LAST_ACTIVITY = (
+    select(AuditEvent.partner_id, func.max(AuditEvent.at))
+    .where(AuditEvent.partner_id.in_(bindparam("ids", expanding=True)))
+    .group_by(AuditEvent.partner_id)
+)
 
 
 def last_activity_by_partner(session: Session, partner_ids: Sequence[int]) -> dict[int, datetime]:
     """The latest audit event of each of the given partners."""
-    stmt = (
-        select(AuditEvent.partner_id, func.max(AuditEvent.at))
-        .where(AuditEvent.partner_id.in_(list(partner_ids)))
-        .group_by(AuditEvent.partner_id)
-    )
-    return {pid: at for pid, at in session.execute(stmt)}
+    return {pid: at for pid, at in session.execute(_LAST_ACTIVITY, {"ids": list(partner_ids)})}
 
 
 def report_rows(session: Session, since: datetime) -> list[tuple]:

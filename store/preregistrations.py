@@ -358,13 +358,18 @@ def count_in_quota(session: Session, partner_id: int, valid_at: datetime) -> int
     )
 
 
+_COUNTS_BY_STATUS = (
+    select(Preregistration.status, func.count())
+    .where(Preregistration.partner_id == bindparam("partner_id"))
+    .group_by(Preregistration.status)
+)
+
+
 def counts_by_status(session: Session, partner_id: int) -> dict[str, int]:
-    stmt = (
-        select(Preregistration.status, func.count())
-        .where(Preregistration.partner_id == partner_id)
-        .group_by(Preregistration.status)
-    )
-    return {status: int(n) for status, n in session.execute(stmt)}
+    return {
+        status: int(n)
+        for status, n in session.execute(_COUNTS_BY_STATUS, {"partner_id": partner_id})
+    }
 
 
 def for_partner(
@@ -413,20 +418,26 @@ _EVERYONE_PARTNER_ID = (
 
 
 def _member_page(with_statuses: bool) -> Any:
+    """The member's partner id is a one-row CTE, so the page and its total both use it; the
+    total is a count of its own (an index-only scan of partner and status), not a window over
+    the page's rows: `count(*) OVER ()` made the database read and sort every matching row
+    with all its columns, where the page alone needs only the first `offset + limit`."""
     table = Preregistration.__table__
+    me = select(func.coalesce(_MEMBER_PARTNER_ID, _EVERYONE_PARTNER_ID).label("id")).cte("me")
+    rows = table.alias("counted")
+    counted = select(func.count()).where(rows.c.partner_id == me.c.id).correlate(None)
     stmt = (
-        select(
-            *table.c,
-            *(c.label(_PAGE_PARTNER_PREFIX + c.key) for c in PARTNER_COLUMNS),
-            func.count().over().label(PAGE_TOTAL),
-        )
+        select(*table.c, *(c.label(_PAGE_PARTNER_PREFIX + c.key) for c in PARTNER_COLUMNS))
         .join(Partner, Partner.id == table.c.partner_id)
-        .where(table.c.partner_id == func.coalesce(_MEMBER_PARTNER_ID, _EVERYONE_PARTNER_ID))
+        .where(table.c.partner_id == me.c.id)
     )
     if with_statuses:
         stmt = stmt.where(table.c.status.in_(bindparam("statuses", expanding=True)))
+        counted = counted.where(rows.c.status.in_(bindparam("statuses", expanding=True)))
+    total = counted.scalar_subquery().label(PAGE_TOTAL)
     return (
-        stmt.order_by(table.c.submitted_at.desc(), table.c.id.desc())
+        stmt.add_columns(total)
+        .order_by(table.c.submitted_at.desc(), table.c.id.desc())
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
@@ -547,6 +558,22 @@ def all_rows(session: Session, partner_id: int | None = None) -> list[Preregistr
     return list(session.scalars(stmt))
 
 
+def _expiring(of_partner: bool, limited: bool) -> Any:
+    stmt = select(Preregistration).where(
+        Preregistration.status == "preregistered",
+        Preregistration.expires_at >= bindparam("start"),
+        Preregistration.expires_at < bindparam("end"),
+    )
+    if of_partner:
+        stmt = stmt.where(Preregistration.partner_id == bindparam("partner_id"))
+    stmt = stmt.order_by(Preregistration.expires_at)
+    return stmt.limit(bindparam("limit")) if limited else stmt
+
+
+# Built once (App Home reads it on every opening): (for one partner, limited) -> select.
+_EXPIRING = {(p, n): _expiring(p, n) for p in (False, True) for n in (False, True)}
+
+
 def expiring_between(
     session: Session,
     start: datetime,
@@ -557,17 +584,9 @@ def expiring_between(
     """Preregistered rows whose validity ends in [start, end).
 
     Served by the partial index ix_preregistrations_expiring."""
-    stmt = select(Preregistration).where(
-        Preregistration.status == "preregistered",
-        Preregistration.expires_at >= start,
-        Preregistration.expires_at < end,
-    )
-    if partner_id is not None:
-        stmt = stmt.where(Preregistration.partner_id == partner_id)
-    stmt = stmt.order_by(Preregistration.expires_at)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return list(session.scalars(stmt))
+    stmt = _EXPIRING[partner_id is not None, limit is not None]
+    params = {"start": start, "end": end, "partner_id": partner_id, "limit": limit}
+    return list(session.scalars(stmt, params))
 
 
 def due_to_expire_ids(session: Session, now: datetime, limit: int = 500) -> list[int]:
@@ -594,19 +613,28 @@ def reviews_due_before(
     return list(session.scalars(stmt))
 
 
+# The review queue's reads, built once. The status is written into the SQL, not bound, so
+# that the condition of the partial index ix_preregistrations_review_queue (`status =
+# 'under_review'`) is seen by any plan (PostgreSQL's generic plan of a prepared statement
+# cannot match a bound value against it).
+_UNDER_REVIEW = Preregistration.status == literal_column("'under_review'")
+_REVIEW_QUEUE = (
+    select(Preregistration)
+    .options(joinedload(Preregistration.partner))
+    .where(_UNDER_REVIEW)
+    .order_by(Preregistration.submitted_at, Preregistration.id)
+    .limit(bindparam("limit"))
+)
+_COUNT_UNDER_REVIEW = select(func.count()).where(_UNDER_REVIEW)
+
+
 def review_queue(session: Session, limit: int = 50) -> list[Preregistration]:
-    stmt = (
-        select(Preregistration)
-        .where(Preregistration.status == "under_review")
-        .order_by(Preregistration.submitted_at, Preregistration.id)
-        .limit(limit)
-    )
-    return list(session.scalars(stmt))
+    """The oldest requests under review, each with its partner (one query, not one a row)."""
+    return list(session.scalars(_REVIEW_QUEUE, {"limit": limit}))
 
 
 def count_under_review(session: Session) -> int:
-    stmt = select(func.count()).where(Preregistration.status == "under_review")
-    return int(session.scalar(stmt) or 0)
+    return int(session.scalar(_COUNT_UNDER_REVIEW) or 0)
 
 
 def transition(

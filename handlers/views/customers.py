@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
-from bot.i18n import _
+from bot.i18n import _, per_language
 from bot.models import DeleteResult, Eligibility, Page, PreregView
 from bot.rules import DELETABLE_STATUSES
 from handlers.mrkdwn import escape, truncate
@@ -83,54 +83,91 @@ def list_state(offset: int, filter_key: str, shown: bool) -> dict[str, Any]:
     return {"o": offset, "f": filter_key, "c": int(shown)}
 
 
-def _customer_row(p: PreregView, shown: bool, state: dict[str, Any]) -> list[dict[str, Any]]:
+class _RowTexts(NamedTuple):
+    """What a list row says that does not change from row to row, in one language."""
+
+    status: dict[str, str]
+    valid_until: str
+    review_due: str
+    question: str
+    delete: str
+    delete_title: dict[str, Any]
+    delete_text: str
+    delete_yes: dict[str, Any]
+    cancel: dict[str, Any]
+    delete_label: str
+    send_invitation: str
+    email_invitation: str
+
+
+@per_language
+def _row_texts() -> _RowTexts:
+    """Built once per language (bot/i18n.py `per_language`): a page of 10 rows asked the
+    catalogs ~90 times and truncated the same labels over and over (docs/performance.md,
+    ninth session). The dicts are never changed, only serialised."""
+    return _RowTexts(
+        status={s: f"{STATUS_EMOJI.get(s, '')} {status_label(s)}" for s in STATUS_LABELS},
+        valid_until=_("Valid until {day}"),
+        review_due=_("Review due by {when}"),
+        question=_("Question: {question} · answer by {when}"),
+        delete=_("Delete"),
+        delete_title=plain(_("Delete this customer?"), 100),
+        delete_text=_(
+            "Delete {name}? The preregistration ends at once and the customer is "
+            "free for other partners."
+        ),
+        delete_yes=plain(_("Delete"), 30),
+        cancel=plain(_("Cancel"), 30),
+        delete_label=_("Delete {name}"),
+        send_invitation=_("Send invitation email"),
+        email_invitation=_("Email the invitation to {name}"),
+    )
+
+
+def _customer_row(
+    p: PreregView, shown: bool, state: dict[str, Any], texts: _RowTexts
+) -> list[dict[str, Any]]:
     email = escape(p.email) if shown else mask_email(escape(p.email))
     mobile = escape(p.mobile) if shown else mask_mobile(p.mobile)
-    lines = [
-        f"*{escape(truncate(p.full_name, 100))}* · {STATUS_EMOJI.get(p.status, '')} "
-        f"{status_label(p.status)}",
-        f"{email} · {mobile}",
-    ]
+    full_name = p.full_name
+    status = texts.status.get(p.status) or (
+        f"{STATUS_EMOJI.get(p.status, '')} {status_label(p.status)}"
+    )
+    lines = [f"*{escape(truncate(full_name, 100))}* · {status}", f"{email} · {mobile}"]
     if p.status == "preregistered" and p.expires_at is not None:
-        lines.append(_("Valid until {day}").format(day=day(p.expires_at)))
+        lines.append(texts.valid_until.format(day=day(p.expires_at)))
     elif p.status == "under_review" and p.review_due_at is not None:
-        lines.append(_("Review due by {when}").format(when=when(p.review_due_at)))
+        lines.append(texts.review_due.format(when=when(p.review_due_at)))
     elif p.status == "action_required" and p.info_due_at is not None:
         lines.append(
-            _("Question: {question} · answer by {when}").format(
+            texts.question.format(
                 question=escape(truncate(p.info_question or "", 200)), when=when(p.info_due_at)
             )
         )
     row: dict[str, Any] = section("\n".join(lines), block_id=f"row_{p.id}")
-    name = truncate(p.full_name, 60)
+    name = truncate(full_name, 60)
     if p.status in DELETABLE:
         row["accessory"] = button(
-            _("Delete"),
+            texts.delete,
             LIST_DELETE_ACTION,
             json.dumps({"id": p.id, **state}),
             style="danger",
             confirm={
-                "title": plain(_("Delete this customer?"), 100),
-                "text": plain(
-                    _(
-                        "Delete {name}? The preregistration ends at once and the customer is "
-                        "free for other partners."
-                    ).format(name=truncate(p.full_name, 80)),
-                    300,
-                ),
-                "confirm": plain(_("Delete"), 30),
-                "deny": plain(_("Cancel"), 30),
+                "title": texts.delete_title,
+                "text": plain(texts.delete_text.format(name=truncate(full_name, 80)), 300),
+                "confirm": texts.delete_yes,
+                "deny": texts.cancel,
                 "style": "danger",
             },
-            label=_("Delete {name}").format(name=name),
+            label=texts.delete_label.format(name=name),
         )
     blocks = [row]
     if p.status == "preregistered" and p.invited_at is None:
         email_it = button(
-            _("Send invitation email"),
+            texts.send_invitation,
             SEND_INVITATION_ACTION,
             str(p.id),
-            label=_("Email the invitation to {name}").format(name=name),
+            label=texts.email_invitation.format(name=name),
         )
         blocks.append({"type": "actions", "block_id": f"invite_{p.id}", "elements": [email_it]})
     return blocks
@@ -173,9 +210,11 @@ def customer_list(
     details = _("contact details shown") if shown else _("contact details hidden")
     blocks.append(context(f"{counts} · {details}"))
     blocks.append(divider())
+    texts = _row_texts()
     for p in page.items:
-        blocks.extend(_customer_row(p, shown, state))
+        blocks.extend(_customer_row(p, shown, state, texts))
     selectable = [p for p in page.items if p.status != "deleted"]
+    labels = {p.status: status_label(p.status) for p in selectable}
     if selectable:
         blocks.append(divider())
         blocks.append(
@@ -190,7 +229,7 @@ def customer_list(
                         "options": [
                             {
                                 "text": plain(
-                                    f"{truncate(p.full_name, 50)} ({status_label(p.status)})", 75
+                                    f"{truncate(p.full_name, 50)} ({labels[p.status]})", 75
                                 ),
                                 "value": str(p.id),
                             }
