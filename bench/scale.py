@@ -192,14 +192,15 @@ class Size:
 
 
 class Capture:
-    """The distinct SELECT statements run, with their parameters, while it is on."""
+    """The distinct reads (SELECT, or WITH ... SELECT) run, with their parameters, while it is
+    on. EXPLAIN ANALYZE runs them in a transaction it rolls back."""
 
     def __init__(self) -> None:
         self.on = False
         self.statements: dict[str, Any] = {}
 
     def __call__(self, conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if self.on and statement.lstrip().upper().startswith("SELECT"):
+        if self.on and statement.lstrip().upper().startswith(("SELECT", "WITH")):
             self.statements.setdefault(statement, parameters)
 
 
