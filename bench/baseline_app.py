@@ -9,6 +9,10 @@ With BASELINE_ANSWER_IN_ACK set, `/preregister <text>` is answered in the ack in
 `ack(text)` idiom for a quick reply), as `serve` answers its subcommands; that variant runs
 with `process_before_response=True` (as `serve` does), because Bolt's default runner polls for
 the ack every 10 ms, which would put ~10 ms on every answer and flatter `serve`.
+For bench/floor.py (BASELINE_READ_URL set, with BASELINE_ANSWER_IN_ACK) `/preregister list
+[status]` is answered in the ack with `serve`'s own answer made the least costly way: the page
+read by serve's one statement (`page_for_member`) and drawn by serve's Block Kit builder
+(`customer_list`), without serve's middleware, language look-up, replay record, logs or metrics.
 For bench/throughput.py (BASELINE_DATABASE_URL set) it stores the submitted preregistration
 form with one INSERT into `preregistrations` (partner BASELINE_PARTNER_ID), then acks with a
 constant view: no rule, no audit, no outbox.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,6 +66,32 @@ def _value(values: dict[str, Any], block: str) -> str:
 HOME = {"type": "home", "blocks": MODAL["blocks"]}
 
 
+def page_reader(url: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The first page of `/preregister list [status]` for the command's user, as serve shows it
+    (English; the user must be a partner's member with rows in that status). Imported here:
+    the other benchmarks' bare app (bench/footprint.py measures its memory) loads none of it."""
+    from bot.models import Page, PartnerView, PreregView
+    from handlers.commands import parse_filter
+    from handlers.views.customers import FILTERS, PAGE_SIZE, customer_list
+    from store.preregistrations import page_for_member
+
+    engine = make_engine(url, pool_size=16, max_overflow=4)
+
+    def read(body: dict[str, Any]) -> dict[str, Any]:
+        key = parse_filter(body["text"].split()[1:]) or "current"
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            rows, partner_row, total = page_for_member(
+                conn, body["user_id"], None, statuses=FILTERS[key], offset=0, limit=PAGE_SIZE
+            )
+        if partner_row is None:
+            raise RuntimeError("bench/floor.py: the command's user has no rows in that status")
+        partner = PartnerView.from_row(partner_row)
+        page = Page([PreregView.of(row, partner) for row in rows], total, 0, PAGE_SIZE)
+        return customer_list(page, key)
+
+    return read
+
+
 def build() -> Flask:
     client = WebClient(
         token=os.environ.get("SLACK_BOT_TOKEN", "xoxb-baseline"),
@@ -75,10 +106,13 @@ def build() -> Flask:
         process_before_response=in_ack,
     )
 
+    read_url = os.environ.get("BASELINE_READ_URL")
+    answer = page_reader(read_url) if read_url else (lambda _body: ANSWER)
+
     @bolt.command("/preregister")
     def command(ack, body, client, respond):  # type: ignore[no-untyped-def]
         if body.get("text") and in_ack:
-            ack(ANSWER)
+            ack(answer(body))
             return
         ack()
         if body.get("text"):  # bench/visible.py: a constant answer where serve has one to show

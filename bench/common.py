@@ -250,10 +250,11 @@ def start_prereg(
 
 
 def start_baseline(
-    slack_url: str, workdir: Path, answer_in_ack: bool = False
+    slack_url: str, workdir: Path, answer_in_ack: bool = False, read_url: str = ""
 ) -> tuple[Process, str]:
     """bench/baseline_app.py; `answer_in_ack`: its `/preregister <text>` answer goes in the ack
-    (BASELINE_ANSWER_IN_ACK) instead of to response_url."""
+    (BASELINE_ANSWER_IN_ACK) instead of to response_url; `read_url`: that answer is serve's list
+    page read from this database (BASELINE_READ_URL, bench/floor.py)."""
     port = free_port()
     env = {
         **os.environ,
@@ -261,8 +262,11 @@ def start_baseline(
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "PORT": str(port),
         "BASELINE_ANSWER_IN_ACK": "1" if answer_in_ack else "",
+        "BASELINE_READ_URL": read_url,
     }
-    name = "baseline-ack.log" if answer_in_ack else "baseline.log"
+    name = (
+        "baseline-read.log" if read_url else "baseline-ack.log" if answer_in_ack else "baseline.log"
+    )
     proc = Process([sys.executable, "-m", "bench.baseline_app"], env, workdir / name)
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/healthz", proc)
