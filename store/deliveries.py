@@ -7,7 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Insert, case, exists, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Insert,
+    Row,
+    Update,
+    bindparam,
+    case,
+    exists,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -107,7 +119,7 @@ def _free(now: datetime) -> tuple[ColumnElement[bool], ...]:
 
 def claim_due(
     session: Session, *, now: datetime, lease_until: datetime, token: str, limit: int
-) -> list[Delivery]:
+) -> list[Row[Any]]:
     """Claims up to `limit` pending notices that are due and not leased by a live claim.
 
     PostgreSQL: `FOR UPDATE SKIP LOCKED` lets several processes claim disjoint rows at once.
@@ -125,7 +137,7 @@ class Candidate:
     preregistration_id: int | None
 
 
-def leased_first(session: Session, now: datetime) -> list[tuple[int, int]]:
+def leased_first(session: Session | Connection, now: datetime) -> list[tuple[int, int]]:
     """(preregistration, its first notice leased at `now`) for each preregistration that has a
     notice being sent: a later notice of it waits for that one."""
     stmt = (
@@ -141,7 +153,7 @@ def leased_first(session: Session, now: datetime) -> list[tuple[int, int]]:
 
 
 def due_candidates(
-    session: Session,
+    session: Session | Connection,
     *,
     now: datetime,
     limit: int,
@@ -175,36 +187,68 @@ def due_candidates(
     return [Candidate(*row) for row in session.execute(stmt)]
 
 
+_T = Delivery.__table__
+CLAIMED = (
+    _T.c.id,
+    _T.c.kind,
+    _T.c.dedupe_key,
+    _T.c.payload,
+    _T.c.attempts,
+    _T.c.preregistration_id,
+    _T.c.claim_token,
+)
+"""The columns a claim returns (a sender's `Job`, and the claim's token)."""
+
+
+def _claim_statement(dialect: str) -> Update:
+    """UPDATE ... RETURNING of the notices among `:ids` still free at `:now`, built once.
+    PostgreSQL: the rows are locked in a subquery with `FOR UPDATE SKIP LOCKED`, so several
+    processes claim disjoint rows at once; SQLite has one writer, and the UPDATE re-checks
+    the lease, so two claimers never take one row."""
+    now = bindparam("now", type_=_T.c.next_attempt_at.type)
+    free = (
+        _T.c.id.in_(bindparam("ids", expanding=True)),
+        _T.c.status == "pending",
+        _T.c.next_attempt_at <= now,
+        (_T.c.claimed_until.is_(None)) | (_T.c.claimed_until < now),
+    )
+    stmt = update(_T)
+    if dialect == "postgresql":
+        locked = select(_T.c.id).where(*free).with_for_update(skip_locked=True)
+        stmt = stmt.where(_T.c.id.in_(locked.scalar_subquery()))
+    else:
+        stmt = stmt.where(*free)
+    return stmt.values(
+        claimed_until=bindparam("lease_until"),
+        claim_token=bindparam("token"),
+        attempts=_T.c.attempts + 1,
+    ).returning(*CLAIMED)
+
+
+_CLAIM = {dialect: _claim_statement(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+def _dialect(session: Session | Connection) -> str:
+    return session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
+
+
 def claim(
-    session: Session, ids: list[int], *, now: datetime, lease_until: datetime, token: str
-) -> list[Delivery]:
+    session: Session | Connection,
+    ids: list[int],
+    *,
+    now: datetime,
+    lease_until: datetime,
+    token: str,
+) -> list[Row[Any]]:
     """Claims those of `ids` still free, under `token` until `lease_until`; each claim counts
-    as an attempt. `token` must be new for every call (it finds the rows this call took)."""
+    as an attempt. Returns the claimed rows (`CLAIMED`), by id. One statement, built once
+    (it was a SELECT and an UPDATE per row on PostgreSQL, an UPDATE and a SELECT on SQLite,
+    through the ORM: once per notice the outbox sends)."""
     if not ids:
         return []
-    free = (Delivery.id.in_(ids), *_free(now))
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = select(Delivery).where(*free).order_by(Delivery.id)
-        rows = list(session.scalars(stmt.with_for_update(skip_locked=True)))
-        for row in rows:
-            row.claimed_until = lease_until
-            row.claim_token = token
-            row.attempts = row.attempts + 1
-        session.flush()
-        return rows
-    session.execute(
-        update(Delivery)
-        .where(*free)
-        .values(claimed_until=lease_until, claim_token=token, attempts=Delivery.attempts + 1)
-        .execution_options(synchronize_session=False)
-    )
-    # By id first: claim_token has no index, and the outbox keeps every sent notice.
-    claimed = (
-        select(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.claim_token == token)
-        .order_by(Delivery.id)
-    )
-    return list(session.scalars(claimed.execution_options(populate_existing=True)))
+    params = {"ids": list(ids), "now": now, "lease_until": lease_until, "token": token}
+    rows = session.execute(_CLAIM[_dialect(session)], params).all()
+    return sorted(rows, key=lambda row: row.id)
 
 
 def hold(
@@ -326,16 +370,28 @@ def fail(
     return True
 
 
-def release(session: Session, delivery_id: int, token: str) -> bool:
-    """Gives back a claimed notice that was not tried (the process is stopping): due at once
-    for the next claimer, and the claim does not count as an attempt."""
-    row = session.get(Delivery, delivery_id, with_for_update=True)
-    if row is None or row.claim_token != token or row.status != "pending":
-        return False
-    row.claimed_until = None
-    row.claim_token = None
-    row.attempts = max(0, row.attempts - 1)
-    return True
+_RELEASE = (
+    update(_T)
+    .where(
+        _T.c.id == bindparam("delivery_id"),
+        _T.c.claim_token == bindparam("token"),
+        _T.c.status == "pending",
+    )
+    .values(
+        claimed_until=None,
+        claim_token=None,
+        attempts=case((_T.c.attempts > 0, _T.c.attempts - 1), else_=0),
+    )
+    .returning(_T.c.id)
+)
+
+
+def release(session: Session | Connection, delivery_id: int, token: str) -> bool:
+    """Gives back a claimed notice that was not tried (paced, or the process is stopping):
+    due at once for the next claimer, and the claim does not count as an attempt. One
+    conditional UPDATE, built once."""
+    params = {"delivery_id": delivery_id, "token": token}
+    return session.execute(_RELEASE, params).first() is not None
 
 
 def pending_for_preregistration(session: Session, preregistration_id: int) -> list[Delivery]:
