@@ -8,16 +8,17 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Insert,
     Row,
+    Select,
     Update,
     bindparam,
     case,
     exists,
     func,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -108,15 +109,6 @@ def for_preregistration(session: Session, preregistration_id: int) -> list[Deliv
     return list(session.scalars(stmt))
 
 
-def _free(now: datetime) -> tuple[ColumnElement[bool], ...]:
-    """Pending, due, and not leased by a live claim."""
-    return (
-        Delivery.status == "pending",
-        Delivery.next_attempt_at <= now,
-        (Delivery.claimed_until.is_(None)) | (Delivery.claimed_until < now),
-    )
-
-
 def claim_due(
     session: Session, *, now: datetime, lease_until: datetime, token: str, limit: int
 ) -> list[Row[Any]]:
@@ -137,19 +129,52 @@ class Candidate:
     preregistration_id: int | None
 
 
+_T = Delivery.__table__
+_NOW = bindparam("now", type_=_T.c.next_attempt_at.type)
+
+# Built once: the outbox reads these at every claim, and a claim follows every notice sent.
+_LEASED_FIRST = (
+    select(_T.c.preregistration_id, func.min(_T.c.id))
+    .where(
+        _T.c.status == "pending",
+        _T.c.claimed_until >= _NOW,
+        _T.c.preregistration_id.is_not(None),
+    )
+    .group_by(_T.c.preregistration_id)
+)
+
+
 def leased_first(session: Session | Connection, now: datetime) -> list[tuple[int, int]]:
     """(preregistration, its first notice leased at `now`) for each preregistration that has a
     notice being sent: a later notice of it waits for that one."""
-    stmt = (
-        select(Delivery.preregistration_id, func.min(Delivery.id))
-        .where(
-            Delivery.status == "pending",
-            Delivery.claimed_until >= now,
-            Delivery.preregistration_id.is_not(None),
-        )
-        .group_by(Delivery.preregistration_id)
+    return [(int(p), int(first)) for p, first in session.execute(_LEASED_FIRST, {"now": now})]
+
+
+def _candidates_statement(of_kinds: bool, after: bool) -> Select[Any]:
+    """Free notices, oldest due first, `:limit` of them; `of_kinds`: of the kinds `:kinds`;
+    `after`: after (`:after_at`, `:after_id`) in that order (the next page)."""
+    stmt = select(_T.c.id, _T.c.kind, _T.c.preregistration_id, _T.c.next_attempt_at).where(
+        _T.c.status == "pending",
+        _T.c.next_attempt_at <= _NOW,
+        (_T.c.claimed_until.is_(None)) | (_T.c.claimed_until < _NOW),
+        _T.c.kind.not_in(bindparam("exclude_kinds", expanding=True)),
+        _T.c.id.not_in(bindparam("exclude_ids", expanding=True)),
     )
-    return [(int(p), int(first)) for p, first in session.execute(stmt)]
+    if of_kinds:
+        stmt = stmt.where(_T.c.kind.in_(bindparam("kinds", expanding=True)))
+    if after:
+        stmt = stmt.where(
+            tuple_(_T.c.next_attempt_at, _T.c.id)
+            > tuple_(bindparam("after_at", type_=_T.c.next_attempt_at.type), bindparam("after_id"))
+        )
+    return stmt.order_by(_T.c.next_attempt_at, _T.c.id).limit(bindparam("limit"))
+
+
+_CANDIDATES = {
+    (of_kinds, after): _candidates_statement(of_kinds, after)
+    for of_kinds in (False, True)
+    for after in (False, True)
+}
 
 
 def due_candidates(
@@ -166,28 +191,38 @@ def due_candidates(
     re-checks). With `ordered`, a notice whose preregistration has an earlier notice leased
     right now (being sent, here or by another process) waits for it. `exclude_ids`: notices
     this process is pacing (bot/outbox/delivery.py), so the ones behind them are seen."""
-    stmt = select(Delivery.id, Delivery.kind, Delivery.preregistration_id).where(*_free(now))
-    if ordered:
-        # The leased notices first (a few: those being sent right now, ix_deliveries_leased),
-        # then a plain ordered scan of ix_deliveries_due that stops at `limit`. One statement
-        # with NOT EXISTS let PostgreSQL, its estimate of pending rows stale after a burst
-        # (10,000 digests), probe every pending row for every candidate.
-        for preregistration_id, first in leased_first(session, now):
-            stmt = stmt.where(  # (a notice of no preregistration never waits)
-                Delivery.preregistration_id.is_distinct_from(preregistration_id)
-                | (Delivery.id <= first)
-            )
+    # The leased notices first (a few: those being sent right now, ix_deliveries_leased),
+    # then a plain ordered scan of ix_deliveries_due that stops at `limit`, the notices
+    # that wait left out here. One statement with NOT EXISTS let PostgreSQL, its estimate of
+    # pending rows stale after a burst (10,000 digests), probe every pending row for every
+    # candidate; a clause per leased preregistration made a new statement, compiled again,
+    # at nearly every claim.
+    waits = dict(leased_first(session, now)) if ordered else {}
+    params: dict[str, Any] = {
+        "now": now,
+        "limit": limit,
+        "exclude_kinds": sorted(exclude_kinds),
+        "exclude_ids": sorted(exclude_ids),
+    }
     if kinds is not None:
-        stmt = stmt.where(Delivery.kind.in_(list(kinds)))
-    if exclude_kinds:
-        stmt = stmt.where(Delivery.kind.not_in(list(exclude_kinds)))
-    if exclude_ids:
-        stmt = stmt.where(Delivery.id.not_in(sorted(exclude_ids)))
-    stmt = stmt.order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
-    return [Candidate(*row) for row in session.execute(stmt)]
+        params["kinds"] = sorted(kinds)
+    found: list[Candidate] = []
+    after = False
+    while True:
+        rows = session.execute(_CANDIDATES[kinds is not None, after], params).all()
+        for row in rows:
+            # (a notice of no preregistration never waits)
+            first = waits.get(row.preregistration_id)
+            if first is None or row.id <= first:
+                found.append(Candidate(row.id, row.kind, row.preregistration_id))
+                if len(found) == limit:
+                    return found
+        if len(rows) < limit or not waits:
+            return found
+        # a page of waiting notices: read on past them
+        after, params["after_at"], params["after_id"] = True, rows[-1].next_attempt_at, rows[-1].id
 
 
-_T = Delivery.__table__
 CLAIMED = (
     _T.c.id,
     _T.c.kind,
@@ -205,12 +240,11 @@ def _claim_statement(dialect: str) -> Update:
     PostgreSQL: the rows are locked in a subquery with `FOR UPDATE SKIP LOCKED`, so several
     processes claim disjoint rows at once; SQLite has one writer, and the UPDATE re-checks
     the lease, so two claimers never take one row."""
-    now = bindparam("now", type_=_T.c.next_attempt_at.type)
     free = (
         _T.c.id.in_(bindparam("ids", expanding=True)),
         _T.c.status == "pending",
-        _T.c.next_attempt_at <= now,
-        (_T.c.claimed_until.is_(None)) | (_T.c.claimed_until < now),
+        _T.c.next_attempt_at <= _NOW,
+        (_T.c.claimed_until.is_(None)) | (_T.c.claimed_until < _NOW),
     )
     stmt = update(_T)
     if dialect == "postgresql":
