@@ -107,6 +107,23 @@ class Pacer:
         limit = TIERS.get(method)
         return [((workspace, method), limit)] if limit else []
 
+    def ready(self, workspace: str, method: str, channel: str | None) -> Wait | None:
+        """None if `take` would give this call a token now; else how long until it would.
+        Takes nothing: a sender asks before work that is wasted if the call is paced."""
+        limits = self._limits(workspace, method, channel)
+        if not limits:
+            return None
+        with self._lock:
+            now = self._clock()
+            waits = [
+                Wait(self._buckets.setdefault(key, _Bucket(limit, now)).wait(now), key, 0.0)
+                for key, limit in limits
+            ]
+            longest = max(waits, key=lambda w: w.seconds)
+            if longest.seconds <= 0:
+                return None
+            return Wait(longest.seconds, longest.key, self._buckets[longest.key].interval)
+
     def take(self, workspace: str, method: str, channel: str | None) -> Wait | None:
         """None and a token taken from each bucket of this call; or how long until all of
         them have one (nothing taken)."""

@@ -149,9 +149,9 @@ def email_request_reply(view: PreregView) -> str:
 # --- senders ---------------------------------------------------------------------------------
 
 
-def _view(services: Any, job: Job, *, preregistered: bool) -> PreregView:
+def _view(services: Any, job: Job, view: PreregView | None, *, preregistered: bool) -> PreregView:
+    """`view`, the notice's preregistration as read for this send, if there is one to send."""
     pid = int(job.payload["preregistration_id"])
-    view = services.service.view(pid)
     if view is None:
         raise PermanentFailure(f"preregistration {pid} does not exist")
     if preregistered and view.status != "preregistered":
@@ -190,27 +190,32 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
     service = services.service
     dm_channels: dict[str, str] = {}
 
-    def in_readers_language(sender: Callable[[Job], Any]) -> Callable[[Job], Any]:
-        """Texts of a notice to the member who submitted: in that member's language."""
+    def in_readers_language(
+        sender: Callable[[Job, PreregView | None], Any],
+    ) -> Callable[[Job], Any]:
+        """Texts of a notice to the member who submitted: in that member's language. The
+        preregistration is read once per send, here, and handed to the sender."""
 
         def send(job: Job) -> Any:
-            pid = int(job.payload["preregistration_id"])
-            view = service.view(pid)
+            view = service.view(int(job.payload["preregistration_id"]))
             if view is None:
-                return sender(job)
+                return sender(job, view)
             with in_reader_language(services, view.submitted_by, view.partner_language):
-                return sender(job)
+                return sender(job, view)
 
         return send
 
     @in_readers_language
-    def share(job: Job) -> dict[str, Any]:
-        view = _view(services, job, preregistered=True)
+    def share(job: Job, read: PreregView | None) -> dict[str, Any]:
+        view = _view(services, job, read, preregistered=True)
         url = invitations.link_for(view)
 
         def in_slack() -> dict[str, Any]:
             with services.slack.reaching(view.submitted_by) as (client, user):
                 channel = _dm(client, user, view.submitted_by, dm_channels)
+                # Before the QR code is drawn: a paced upload is tried again later, and the
+                # code drawn for it was thrown away (once per notice in a burst).
+                client.defer_unless_ready("files.getUploadURLExternal")
                 client.files_upload_v2(
                     channel=channel,
                     content=qr_png(url),
@@ -232,8 +237,8 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
         return or_email(services, view.partner_id, subject, share_comment(view, url), in_slack)
 
     @in_readers_language
-    def share_button(job: Job) -> dict[str, Any]:
-        view = _view(services, job, preregistered=True)
+    def share_button(job: Job, read: PreregView | None) -> dict[str, Any]:
+        view = _view(services, job, read, preregistered=True)
         try:
             with services.slack.reaching(view.submitted_by) as (client, user):
                 channel = _dm(client, user, view.submitted_by, dm_channels)
@@ -243,35 +248,35 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
         return {"channel": channel, "ts": response.get("ts")}
 
     @in_readers_language
-    def associated(job: Job) -> dict[str, Any]:
-        view = _view(services, job, preregistered=False)
+    def associated(job: Job, read: PreregView | None) -> dict[str, Any]:
+        view = _view(services, job, read, preregistered=False)
         return _post_dm(services, dm_channels, view, associated_text(view))
 
     @in_readers_language
-    def pending(job: Job) -> dict[str, Any]:
-        view = _view(services, job, preregistered=True)
+    def pending(job: Job, read: PreregView | None) -> dict[str, Any]:
+        view = _view(services, job, read, preregistered=True)
         return _post_dm(services, dm_channels, view, email_pending_text(view))
 
     @in_readers_language
-    def failing(job: Job) -> dict[str, Any]:
-        view = _view(services, job, preregistered=True)
+    def failing(job: Job, read: PreregView | None) -> dict[str, Any]:
+        view = _view(services, job, read, preregistered=True)
         text = email_failing_text(view, invitations.link_for(view))
         return _post_dm(services, dm_channels, view, text)
 
     @in_readers_language
-    def guessing(job: Job) -> dict[str, Any]:
-        view = _view(services, job, preregistered=True)
+    def guessing(job: Job, read: PreregView | None) -> dict[str, Any]:
+        view = _view(services, job, read, preregistered=True)
         text = guessing_text(view, int(job.payload.get("wrong") or 0))
         return _post_dm(services, dm_channels, view, text)
 
     @in_readers_language
-    def declined(job: Job) -> dict[str, Any]:
-        view = _view(services, job, preregistered=False)
+    def declined(job: Job, read: PreregView | None) -> dict[str, Any]:
+        view = _view(services, job, read, preregistered=False)
         return _post_dm(services, dm_channels, view, declined_text(view))
 
     @in_readers_language
-    def sent_late(job: Job) -> dict[str, Any]:
-        view = _view(services, job, preregistered=False)
+    def sent_late(job: Job, read: PreregView | None) -> dict[str, Any]:
+        view = _view(services, job, read, preregistered=False)
         return _post_dm(services, dm_channels, view, email_sent_late_text(view))
 
     return {

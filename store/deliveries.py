@@ -7,7 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Insert, case, exists, func, select, update
+from sqlalchemy import (
+    Connection,
+    Insert,
+    Row,
+    Select,
+    Update,
+    bindparam,
+    case,
+    exists,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -96,18 +109,9 @@ def for_preregistration(session: Session, preregistration_id: int) -> list[Deliv
     return list(session.scalars(stmt))
 
 
-def _free(now: datetime) -> tuple[ColumnElement[bool], ...]:
-    """Pending, due, and not leased by a live claim."""
-    return (
-        Delivery.status == "pending",
-        Delivery.next_attempt_at <= now,
-        (Delivery.claimed_until.is_(None)) | (Delivery.claimed_until < now),
-    )
-
-
 def claim_due(
     session: Session, *, now: datetime, lease_until: datetime, token: str, limit: int
-) -> list[Delivery]:
+) -> list[Row[Any]]:
     """Claims up to `limit` pending notices that are due and not leased by a live claim.
 
     PostgreSQL: `FOR UPDATE SKIP LOCKED` lets several processes claim disjoint rows at once.
@@ -125,23 +129,56 @@ class Candidate:
     preregistration_id: int | None
 
 
-def leased_first(session: Session, now: datetime) -> list[tuple[int, int]]:
+_T = Delivery.__table__
+_NOW = bindparam("now", type_=_T.c.next_attempt_at.type)
+
+# Built once: the outbox reads these at every claim, and a claim follows every notice sent.
+_LEASED_FIRST = (
+    select(_T.c.preregistration_id, func.min(_T.c.id))
+    .where(
+        _T.c.status == "pending",
+        _T.c.claimed_until >= _NOW,
+        _T.c.preregistration_id.is_not(None),
+    )
+    .group_by(_T.c.preregistration_id)
+)
+
+
+def leased_first(session: Session | Connection, now: datetime) -> list[tuple[int, int]]:
     """(preregistration, its first notice leased at `now`) for each preregistration that has a
     notice being sent: a later notice of it waits for that one."""
-    stmt = (
-        select(Delivery.preregistration_id, func.min(Delivery.id))
-        .where(
-            Delivery.status == "pending",
-            Delivery.claimed_until >= now,
-            Delivery.preregistration_id.is_not(None),
-        )
-        .group_by(Delivery.preregistration_id)
+    return [(int(p), int(first)) for p, first in session.execute(_LEASED_FIRST, {"now": now})]
+
+
+def _candidates_statement(of_kinds: bool, after: bool) -> Select[Any]:
+    """Free notices, oldest due first, `:limit` of them; `of_kinds`: of the kinds `:kinds`;
+    `after`: after (`:after_at`, `:after_id`) in that order (the next page)."""
+    stmt = select(_T.c.id, _T.c.kind, _T.c.preregistration_id, _T.c.next_attempt_at).where(
+        _T.c.status == "pending",
+        _T.c.next_attempt_at <= _NOW,
+        (_T.c.claimed_until.is_(None)) | (_T.c.claimed_until < _NOW),
+        _T.c.kind.not_in(bindparam("exclude_kinds", expanding=True)),
+        _T.c.id.not_in(bindparam("exclude_ids", expanding=True)),
     )
-    return [(int(p), int(first)) for p, first in session.execute(stmt)]
+    if of_kinds:
+        stmt = stmt.where(_T.c.kind.in_(bindparam("kinds", expanding=True)))
+    if after:
+        stmt = stmt.where(
+            tuple_(_T.c.next_attempt_at, _T.c.id)
+            > tuple_(bindparam("after_at", type_=_T.c.next_attempt_at.type), bindparam("after_id"))
+        )
+    return stmt.order_by(_T.c.next_attempt_at, _T.c.id).limit(bindparam("limit"))
+
+
+_CANDIDATES = {
+    (of_kinds, after): _candidates_statement(of_kinds, after)
+    for of_kinds in (False, True)
+    for after in (False, True)
+}
 
 
 def due_candidates(
-    session: Session,
+    session: Session | Connection,
     *,
     now: datetime,
     limit: int,
@@ -154,57 +191,98 @@ def due_candidates(
     re-checks). With `ordered`, a notice whose preregistration has an earlier notice leased
     right now (being sent, here or by another process) waits for it. `exclude_ids`: notices
     this process is pacing (bot/outbox/delivery.py), so the ones behind them are seen."""
-    stmt = select(Delivery.id, Delivery.kind, Delivery.preregistration_id).where(*_free(now))
-    if ordered:
-        # The leased notices first (a few: those being sent right now, ix_deliveries_leased),
-        # then a plain ordered scan of ix_deliveries_due that stops at `limit`. One statement
-        # with NOT EXISTS let PostgreSQL, its estimate of pending rows stale after a burst
-        # (10,000 digests), probe every pending row for every candidate.
-        for preregistration_id, first in leased_first(session, now):
-            stmt = stmt.where(  # (a notice of no preregistration never waits)
-                Delivery.preregistration_id.is_distinct_from(preregistration_id)
-                | (Delivery.id <= first)
-            )
+    # The leased notices first (a few: those being sent right now, ix_deliveries_leased),
+    # then a plain ordered scan of ix_deliveries_due that stops at `limit`, the notices
+    # that wait left out here. One statement with NOT EXISTS let PostgreSQL, its estimate of
+    # pending rows stale after a burst (10,000 digests), probe every pending row for every
+    # candidate; a clause per leased preregistration made a new statement, compiled again,
+    # at nearly every claim.
+    waits = dict(leased_first(session, now)) if ordered else {}
+    params: dict[str, Any] = {
+        "now": now,
+        "limit": limit,
+        "exclude_kinds": sorted(exclude_kinds),
+        "exclude_ids": sorted(exclude_ids),
+    }
     if kinds is not None:
-        stmt = stmt.where(Delivery.kind.in_(list(kinds)))
-    if exclude_kinds:
-        stmt = stmt.where(Delivery.kind.not_in(list(exclude_kinds)))
-    if exclude_ids:
-        stmt = stmt.where(Delivery.id.not_in(sorted(exclude_ids)))
-    stmt = stmt.order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
-    return [Candidate(*row) for row in session.execute(stmt)]
+        params["kinds"] = sorted(kinds)
+    found: list[Candidate] = []
+    after = False
+    while True:
+        rows = session.execute(_CANDIDATES[kinds is not None, after], params).all()
+        for row in rows:
+            # (a notice of no preregistration never waits)
+            first = waits.get(row.preregistration_id)
+            if first is None or row.id <= first:
+                found.append(Candidate(row.id, row.kind, row.preregistration_id))
+                if len(found) == limit:
+                    return found
+        if len(rows) < limit or not waits:
+            return found
+        # a page of waiting notices: read on past them
+        after, params["after_at"], params["after_id"] = True, rows[-1].next_attempt_at, rows[-1].id
+
+
+CLAIMED = (
+    _T.c.id,
+    _T.c.kind,
+    _T.c.dedupe_key,
+    _T.c.payload,
+    _T.c.attempts,
+    _T.c.preregistration_id,
+    _T.c.claim_token,
+)
+"""The columns a claim returns (a sender's `Job`, and the claim's token)."""
+
+
+def _claim_statement(dialect: str) -> Update:
+    """UPDATE ... RETURNING of the notices among `:ids` still free at `:now`, built once.
+    PostgreSQL: the rows are locked in a subquery with `FOR UPDATE SKIP LOCKED`, so several
+    processes claim disjoint rows at once; SQLite has one writer, and the UPDATE re-checks
+    the lease, so two claimers never take one row."""
+    free = (
+        _T.c.id.in_(bindparam("ids", expanding=True)),
+        _T.c.status == "pending",
+        _T.c.next_attempt_at <= _NOW,
+        (_T.c.claimed_until.is_(None)) | (_T.c.claimed_until < _NOW),
+    )
+    stmt = update(_T)
+    if dialect == "postgresql":
+        locked = select(_T.c.id).where(*free).with_for_update(skip_locked=True)
+        stmt = stmt.where(_T.c.id.in_(locked.scalar_subquery()))
+    else:
+        stmt = stmt.where(*free)
+    return stmt.values(
+        claimed_until=bindparam("lease_until"),
+        claim_token=bindparam("token"),
+        attempts=_T.c.attempts + 1,
+    ).returning(*CLAIMED)
+
+
+_CLAIM = {dialect: _claim_statement(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+def _dialect(session: Session | Connection) -> str:
+    return session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
 
 
 def claim(
-    session: Session, ids: list[int], *, now: datetime, lease_until: datetime, token: str
-) -> list[Delivery]:
+    session: Session | Connection,
+    ids: list[int],
+    *,
+    now: datetime,
+    lease_until: datetime,
+    token: str,
+) -> list[Row[Any]]:
     """Claims those of `ids` still free, under `token` until `lease_until`; each claim counts
-    as an attempt. `token` must be new for every call (it finds the rows this call took)."""
+    as an attempt. Returns the claimed rows (`CLAIMED`), by id. One statement, built once
+    (it was a SELECT and an UPDATE per row on PostgreSQL, an UPDATE and a SELECT on SQLite,
+    through the ORM: once per notice the outbox sends)."""
     if not ids:
         return []
-    free = (Delivery.id.in_(ids), *_free(now))
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = select(Delivery).where(*free).order_by(Delivery.id)
-        rows = list(session.scalars(stmt.with_for_update(skip_locked=True)))
-        for row in rows:
-            row.claimed_until = lease_until
-            row.claim_token = token
-            row.attempts = row.attempts + 1
-        session.flush()
-        return rows
-    session.execute(
-        update(Delivery)
-        .where(*free)
-        .values(claimed_until=lease_until, claim_token=token, attempts=Delivery.attempts + 1)
-        .execution_options(synchronize_session=False)
-    )
-    # By id first: claim_token has no index, and the outbox keeps every sent notice.
-    claimed = (
-        select(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.claim_token == token)
-        .order_by(Delivery.id)
-    )
-    return list(session.scalars(claimed.execution_options(populate_existing=True)))
+    params = {"ids": list(ids), "now": now, "lease_until": lease_until, "token": token}
+    rows = session.execute(_CLAIM[_dialect(session)], params).all()
+    return sorted(rows, key=lambda row: row.id)
 
 
 def hold(
@@ -326,16 +404,28 @@ def fail(
     return True
 
 
-def release(session: Session, delivery_id: int, token: str) -> bool:
-    """Gives back a claimed notice that was not tried (the process is stopping): due at once
-    for the next claimer, and the claim does not count as an attempt."""
-    row = session.get(Delivery, delivery_id, with_for_update=True)
-    if row is None or row.claim_token != token or row.status != "pending":
-        return False
-    row.claimed_until = None
-    row.claim_token = None
-    row.attempts = max(0, row.attempts - 1)
-    return True
+_RELEASE = (
+    update(_T)
+    .where(
+        _T.c.id == bindparam("delivery_id"),
+        _T.c.claim_token == bindparam("token"),
+        _T.c.status == "pending",
+    )
+    .values(
+        claimed_until=None,
+        claim_token=None,
+        attempts=case((_T.c.attempts > 0, _T.c.attempts - 1), else_=0),
+    )
+    .returning(_T.c.id)
+)
+
+
+def release(session: Session | Connection, delivery_id: int, token: str) -> bool:
+    """Gives back a claimed notice that was not tried (paced, or the process is stopping):
+    due at once for the next claimer, and the claim does not count as an attempt. One
+    conditional UPDATE, built once."""
+    params = {"delivery_id": delivery_id, "token": token}
+    return session.execute(_RELEASE, params).first() is not None
 
 
 def pending_for_preregistration(session: Session, preregistration_id: int) -> list[Delivery]:

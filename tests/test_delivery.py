@@ -275,3 +275,27 @@ def test_a_later_notice_waits_while_an_earlier_one_of_its_subject_is_leased(
     # a2 waits for a1; b1 comes before the leased b2; a notice of no preregistration never waits
     assert free == {ids["b1"], ids["none"]}
     assert later == set(ids.values())
+
+
+def test_candidates_read_past_a_page_of_notices_that_wait(db, clock, service, admin):
+    """The notices that wait behind a leased one are left out after the read: when a whole
+    page of candidates waits, the next page is read, so the free notice behind them is found."""
+    admin.add_partner("Acme", "DE", ["UACME1"], contact_email="desk@acme.example")
+    a, b = (
+        service.preregister("UACME1", form(email=f"p{i}@customer.de")).preregistration.id
+        for i in range(2)
+    )
+    with db.session() as s:
+        s.query(delivery_store.Delivery).delete()
+        for i in range(7):
+            delivery_store.enqueue(
+                s, kind="note", dedupe_key=f"a{i}", payload={}, now=T0, preregistration_id=a
+            )
+        delivery_store.enqueue(
+            s, kind="note", dedupe_key="b0", payload={}, now=T0, preregistration_id=b
+        )
+        ids = {d.dedupe_key: d.id for d in s.query(delivery_store.Delivery)}
+        delivery_store.claim(s, [ids["a0"]], now=T0, lease_until=T0 + LEASE, token="t1")
+    with db.session() as s:
+        found = [c.id for c in delivery_store.due_candidates(s, now=T0, limit=3)]
+    assert found == [ids["b0"]]

@@ -258,7 +258,8 @@ class Deliverer:
             token = uuid.uuid4().hex
             taken: set[int] = set()  # preregistrations given a notice by this claim
             claimed: list[tuple[Job, str]] = []
-            with self.db.session() as s:
+            # Autocommit: each statement stands alone (the claim re-checks what the read saw).
+            with self.db.autocommit() as s:
                 for lane in self.lanes:
                     if not free[lane.name]:
                         continue
@@ -365,8 +366,8 @@ class Deliverer:
             queue = self._paced.setdefault(wait.key, _Queue(0.0, wait.interval))
             queue.turn = time.monotonic() + wait.seconds
             queue.ids.add(job.id)
-        with self.db.session() as s:
-            delivery_store.release(s, job.id, token)
+        with self.db.autocommit() as conn:
+            delivery_store.release(conn, job.id, token)
         return "paced"
 
     def _send(self, job: Job, token: str) -> str:

@@ -137,6 +137,17 @@ class KeepAliveWebClient(WebClient):
             _LOOKUPS.put(key, response)
         return response
 
+    def defer_unless_ready(self, method: str, channel: str | None = None) -> None:
+        """Raises `Paced` if a call of `method` (to `channel`) now would be paced and the
+        notice may still be tried later; takes no token. A sender asks before work that a
+        paced call would throw away (the QR code drawn for an upload)."""
+        if self._pacer is None or not pacing.may_defer():
+            return
+        wait = self._pacer.ready(self.token or "", method, channel)
+        if wait is not None:
+            metrics.SLACK_PACED.labels(method).inc()
+            raise pacing.Paced(method, wait)
+
     def _pace(self, method: str, kwargs: dict[str, Any]) -> None:
         """Waits for the call's turn, or raises `Paced` if the notice may be tried later."""
         assert self._pacer is not None
