@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from bot.outbox.delivery import (
     BACKOFF,
@@ -299,3 +300,38 @@ def test_candidates_read_past_a_page_of_notices_that_wait(db, clock, service, ad
     with db.session() as s:
         found = [c.id for c in delivery_store.due_candidates(s, now=T0, limit=3)]
     assert found == [ids["b0"]]
+
+
+def test_candidates_keep_one_statement_text_however_many_notices_are_paced(db, clock):
+    """On PostgreSQL the paced ids go as one array parameter: psycopg keeps a count per
+    statement text on each connection, and an expanding NOT IN made a new text for nearly
+    every claim under a burst (the worker's peak memory, docs/performance.md). SQLite keeps
+    NOT IN; both leave the paced notices out."""
+    with db.session() as s:
+        s.query(delivery_store.Delivery).delete()
+        for i in range(5):
+            delivery_store.enqueue(s, kind="note", dedupe_key=f"n{i}", payload={}, now=T0)
+        ids = sorted(d.id for d in s.query(delivery_store.Delivery))
+    texts: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "FROM deliveries" in statement and "ORDER BY deliveries.next_attempt_at" in statement:
+            texts.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        with db.session() as s:
+            found = {
+                len(paced): [
+                    c.id
+                    for c in delivery_store.due_candidates(
+                        s, now=T0, limit=10, ordered=False, exclude_ids=paced
+                    )
+                ]
+                for paced in (ids[:1], ids[:3], [*ids[:3], *range(10_000, 10_300)])
+            }
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    assert found == {1: ids[1:], 3: ids[3:], 303: ids[3:]}
+    if db.is_postgres:
+        assert len(texts) == 3 and len(set(texts)) == 1, texts
