@@ -9,7 +9,9 @@ over the tree) and of the summed RSS (shared pages counted in every process), an
 process's share at the PSS peak. `--before DIR` runs a second `serve` from another source
 tree (`git archive REV | tar -x -C DIR`) side by side, under the same load. Also reported:
 each app's first `/preregister` ack, timed as soon as the app answers /healthz (what it has
-left to import then is paid by that request; Slack gives up after 3 s).
+left to import then is paid by that request; Slack gives up after 3 s), and each app's ack
+round trips (p50/p99) in each cell of the load, so that a change that makes `serve` smaller
+shows what it costs the acks in the same run.
 
     .venv/bin/python -m bench.footprint [--rows 100000] [--requests 600] [--before DIR]
 """
@@ -32,6 +34,7 @@ from bench.ack_latency import MEMBER, approve_body, command_body, prepare_databa
 from bench.common import (
     Process,
     alternate,
+    percentile,
     scratch_postgres,
     sign,
     start_baseline,
@@ -122,6 +125,20 @@ def name_of(pid: int) -> str:
     return "worker (forked)" if "cli" in text else text[:40]
 
 
+def print_acks(labels: list[str], acks: list[tuple[str, int, list[list[float]]]]) -> None:
+    """The ack round trips under the same load, p50/p99 ms per app: what a smaller `serve`
+    may cost the acks shows in the same run."""
+    print()
+    print("| request | clients | " + " | ".join(f"{label} p50/p99" for label in labels) + " |")
+    print("|---|---|" + "---|" * len(labels))
+    for request, level, per_app in acks:
+        cells = " | ".join(
+            f"{percentile(lat, 50) * 1000:.1f} / {percentile(lat, 99) * 1000:.1f} ms"
+            for lat in per_app
+        )
+        print(f"| {request} | {level} | {cells} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -167,22 +184,28 @@ def main() -> int:
                     peak.sample()
 
         thread = threading.Thread(target=sampler, daemon=True)
+        acks: list[tuple[str, int, list[list[float]]]] = []  # (request, clients, per app)
         try:
             print(f"start-up sweep settled: {settle(url)} notices sent before measuring")
             thread.start()
             fake_ids = itertools.count(1)
             for level in LEVELS:
-                for ours_body, base_body in (
-                    (lambda: command_body(MEMBER), lambda: command_body(MEMBER)),
-                    (lambda: approve_body(next(review_ids)), lambda: approve_body(next(fake_ids))),
+                for request, ours_body, base_body in (
+                    ("/preregister", lambda: command_body(MEMBER), lambda: command_body(MEMBER)),
+                    (
+                        "Approve",
+                        lambda: approve_body(next(review_ids)),
+                        lambda: approve_body(next(fake_ids)),
+                    ),
                 ):
                     bodies = [ours_body] * (apps) + [base_body]
-                    alternate(
+                    measured = alternate(
                         [(p, u, b) for (_, p, u), b in zip(contenders, bodies, strict=True)],
                         args.requests,
                         args.rounds,
                         level,
                     )
+                    acks.append((request, level, [latencies for latencies, _ in measured]))
                     settle(url)  # the worker delivers what the clicks queued, and is measured
             done.set()
             thread.join()
@@ -201,6 +224,7 @@ def main() -> int:
                     f"| {peak.rss_peak / 1024:.0f} MiB | {split} (PSS/RSS MiB) "
                     f"| {first * 1000:.0f} ms |"
                 )
+            print_acks([label for label, _, _ in contenders], acks)
         finally:
             done.set()
             for _, proc, _ in contenders:
