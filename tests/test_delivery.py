@@ -241,6 +241,16 @@ def test_notices_of_different_subjects_go_out_concurrently_one_subject_in_order(
         assert [step for p, step in order if p == pid] == ["first", "second"]
 
 
+def two_preregistrations(service: Any, admin: Any) -> tuple[int, int]:
+    """The ids of two preregistrations of one partner (notices need a subject to wait on)."""
+    admin.add_partner("Acme", "DE", ["UACME1"], contact_email="desk@acme.example")
+    a, b = (
+        service.preregister("UACME1", form(email=f"w{i}@customer.de")).preregistration.id
+        for i in range(2)
+    )
+    return a, b
+
+
 def test_a_later_notice_waits_while_an_earlier_one_of_its_subject_is_leased(
     db, clock, service, admin
 ):
@@ -249,11 +259,7 @@ def test_a_later_notice_waits_while_an_earlier_one_of_its_subject_is_leased(
     one's lease; once the lease has run out the order no longer holds anything back. (First
     written as NOT (subject = x AND id > y), which SQL's NULL logic made true for no notice
     without a subject: the Approve click's, held back by any lease.)"""
-    admin.add_partner("Acme", "DE", ["UACME1"], contact_email="desk@acme.example")
-    a, b = (
-        service.preregister("UACME1", form(email=f"w{i}@customer.de")).preregistration.id
-        for i in range(2)
-    )
+    a, b = two_preregistrations(service, admin)
     with db.session() as s:
         s.query(delivery_store.Delivery).delete()
         for key, pid in (("a1", a), ("a2", a), ("b1", b), ("b2", b), ("none", None)):
@@ -281,11 +287,7 @@ def test_a_later_notice_waits_while_an_earlier_one_of_its_subject_is_leased(
 def test_candidates_read_past_a_page_of_notices_that_wait(db, clock, service, admin):
     """The notices that wait behind a leased one are left out after the read: when a whole
     page of candidates waits, the next page is read, so the free notice behind them is found."""
-    admin.add_partner("Acme", "DE", ["UACME1"], contact_email="desk@acme.example")
-    a, b = (
-        service.preregister("UACME1", form(email=f"p{i}@customer.de")).preregistration.id
-        for i in range(2)
-    )
+    a, b = two_preregistrations(service, admin)
     with db.session() as s:
         s.query(delivery_store.Delivery).delete()
         for i in range(7):
