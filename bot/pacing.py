@@ -114,15 +114,7 @@ class Pacer:
         if not limits:
             return None
         with self._lock:
-            now = self._clock()
-            waits = [
-                Wait(self._buckets.setdefault(key, _Bucket(limit, now)).wait(now), key, 0.0)
-                for key, limit in limits
-            ]
-            longest = max(waits, key=lambda w: w.seconds)
-            if longest.seconds <= 0:
-                return None
-            return Wait(longest.seconds, longest.key, self._buckets[longest.key].interval)
+            return self._longest_wait(limits)
 
     def take(self, workspace: str, method: str, channel: str | None) -> Wait | None:
         """None and a token taken from each bucket of this call; or how long until all of
@@ -131,17 +123,23 @@ class Pacer:
         if not limits:
             return None
         with self._lock:
-            now = self._clock()
-            waits = []
-            for key, limit in limits:
-                bucket = self._buckets.setdefault(key, _Bucket(limit, now))
-                waits.append(Wait(bucket.wait(now), key, bucket.interval))
-            longest = max(waits, key=lambda w: w.seconds)
-            if longest.seconds > 0:
+            longest = self._longest_wait(limits)
+            if longest is not None:
                 return longest
             for key, _ in limits:
                 self._buckets[key].tokens -= 1
             return None
+
+    def _longest_wait(self, limits: list[tuple[Key, Limit]]) -> Wait | None:
+        """The longest wait for a token among the buckets of `limits` (None: each has one
+        now). Called under the lock."""
+        now = self._clock()
+        waits = []
+        for key, limit in limits:
+            bucket = self._buckets.setdefault(key, _Bucket(limit, now))
+            waits.append(Wait(bucket.wait(now), key, bucket.interval))
+        longest = max(waits, key=lambda w: w.seconds)
+        return longest if longest.seconds > 0 else None
 
 
 # --- may this call be deferred? ----------------------------------------------------------------
