@@ -19,7 +19,6 @@ import http.client
 import json
 import sys
 import tempfile
-import time
 import urllib.parse
 from pathlib import Path
 
@@ -115,7 +114,6 @@ def report_row(
         + f"| {per[0]:.2f} / {per[1]:.2f} / {per[2]:.2f} ms |",
         flush=True,
     )
-    time.sleep(0.2)
 
 
 if __name__ == "__main__":

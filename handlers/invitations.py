@@ -191,23 +191,24 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
     dm_channels: dict[str, str] = {}
 
     def in_readers_language(
-        sender: Callable[[Job, PreregView | None], Any],
-    ) -> Callable[[Job], Any]:
-        """Texts of a notice to the member who submitted: in that member's language. The
-        preregistration is read once per send, here, and handed to the sender."""
+        *, preregistered: bool
+    ) -> Callable[[Callable[[Job, PreregView], Any]], Callable[[Job], Any]]:
+        """A notice to the member who submitted: its preregistration read once per send and
+        checked (`_view`), handed to the sender, whose texts are in that member's language."""
 
-        def send(job: Job) -> Any:
-            view = service.view(int(job.payload["preregistration_id"]))
-            if view is None:
-                return sender(job, view)
-            with in_reader_language(services, view.submitted_by, view.partner_language):
-                return sender(job, view)
+        def wrap(sender: Callable[[Job, PreregView], Any]) -> Callable[[Job], Any]:
+            def send(job: Job) -> Any:
+                read = service.view(int(job.payload["preregistration_id"]))
+                view = _view(services, job, read, preregistered=preregistered)
+                with in_reader_language(services, view.submitted_by, view.partner_language):
+                    return sender(job, view)
 
-        return send
+            return send
 
-    @in_readers_language
-    def share(job: Job, read: PreregView | None) -> dict[str, Any]:
-        view = _view(services, job, read, preregistered=True)
+        return wrap
+
+    @in_readers_language(preregistered=True)
+    def share(job: Job, view: PreregView) -> dict[str, Any]:
         url = invitations.link_for(view)
 
         def in_slack() -> dict[str, Any]:
@@ -236,9 +237,8 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
         subject = _("prereg-bot: the invitation link for {name}").format(name=view.full_name)
         return or_email(services, view.partner_id, subject, share_comment(view, url), in_slack)
 
-    @in_readers_language
-    def share_button(job: Job, read: PreregView | None) -> dict[str, Any]:
-        view = _view(services, job, read, preregistered=True)
+    @in_readers_language(preregistered=True)
+    def share_button(job: Job, view: PreregView) -> dict[str, Any]:
         try:
             with services.slack.reaching(view.submitted_by) as (client, user):
                 channel = _dm(client, user, view.submitted_by, dm_channels)
@@ -247,36 +247,30 @@ def _senders(services: Any, invitations: Invitations) -> dict[str, Callable[[Job
             return {"skipped": "workspace unavailable"}
         return {"channel": channel, "ts": response.get("ts")}
 
-    @in_readers_language
-    def associated(job: Job, read: PreregView | None) -> dict[str, Any]:
-        view = _view(services, job, read, preregistered=False)
+    @in_readers_language(preregistered=False)
+    def associated(job: Job, view: PreregView) -> dict[str, Any]:
         return _post_dm(services, dm_channels, view, associated_text(view))
 
-    @in_readers_language
-    def pending(job: Job, read: PreregView | None) -> dict[str, Any]:
-        view = _view(services, job, read, preregistered=True)
+    @in_readers_language(preregistered=True)
+    def pending(job: Job, view: PreregView) -> dict[str, Any]:
         return _post_dm(services, dm_channels, view, email_pending_text(view))
 
-    @in_readers_language
-    def failing(job: Job, read: PreregView | None) -> dict[str, Any]:
-        view = _view(services, job, read, preregistered=True)
+    @in_readers_language(preregistered=True)
+    def failing(job: Job, view: PreregView) -> dict[str, Any]:
         text = email_failing_text(view, invitations.link_for(view))
         return _post_dm(services, dm_channels, view, text)
 
-    @in_readers_language
-    def guessing(job: Job, read: PreregView | None) -> dict[str, Any]:
-        view = _view(services, job, read, preregistered=True)
+    @in_readers_language(preregistered=True)
+    def guessing(job: Job, view: PreregView) -> dict[str, Any]:
         text = guessing_text(view, int(job.payload.get("wrong") or 0))
         return _post_dm(services, dm_channels, view, text)
 
-    @in_readers_language
-    def declined(job: Job, read: PreregView | None) -> dict[str, Any]:
-        view = _view(services, job, read, preregistered=False)
+    @in_readers_language(preregistered=False)
+    def declined(job: Job, view: PreregView) -> dict[str, Any]:
         return _post_dm(services, dm_channels, view, declined_text(view))
 
-    @in_readers_language
-    def sent_late(job: Job, read: PreregView | None) -> dict[str, Any]:
-        view = _view(services, job, read, preregistered=False)
+    @in_readers_language(preregistered=False)
+    def sent_late(job: Job, view: PreregView) -> dict[str, Any]:
         return _post_dm(services, dm_channels, view, email_sent_late_text(view))
 
     return {

@@ -44,6 +44,10 @@ def _insert_if_new(dialect: str) -> Insert:
 _INSERT_IF_NEW = {dialect: _insert_if_new(dialect) for dialect in ("postgresql", "sqlite")}
 
 
+def _dialect(session: Session | Connection) -> str:
+    return session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
+
+
 def enqueue(
     session: Session | Connection,
     *,
@@ -65,9 +69,7 @@ def enqueue(
         "preregistration_id": preregistration_id,
         "created_at": now,
     }
-    stmt = _INSERT_IF_NEW[
-        session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
-    ]
+    stmt = _INSERT_IF_NEW[_dialect(session)]
     # RETURNING, not rowcount: with an implicit RETURNING psycopg reports rowcount -1.
     return session.execute(stmt, row).first() is not None
 
@@ -93,9 +95,7 @@ def record_done(
         "sent_at": now,
         "created_at": now,
     }
-    stmt = _INSERT_IF_NEW[
-        session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
-    ]
+    stmt = _INSERT_IF_NEW[_dialect(session)]
     return session.execute(stmt, row).first() is not None
 
 
@@ -134,6 +134,12 @@ class Candidate:
 
 _T = Delivery.__table__
 _NOW = bindparam("now", type_=_T.c.next_attempt_at.type)
+_FREE = (
+    _T.c.status == "pending",
+    _T.c.next_attempt_at <= _NOW,
+    (_T.c.claimed_until.is_(None)) | (_T.c.claimed_until < _NOW),
+)
+"""Pending, due at `:now`, and not leased by a live claim."""
 
 # Built once: the outbox reads these at every claim, and a claim follows every notice sent.
 _LEASED_FIRST = (
@@ -166,9 +172,7 @@ def _candidates_statement(dialect: str, of_kinds: bool, after: bool) -> Select[A
     else:
         not_paced = _T.c.id.not_in(bindparam("exclude_ids", expanding=True))
     stmt = select(_T.c.id, _T.c.kind, _T.c.preregistration_id, _T.c.next_attempt_at).where(
-        _T.c.status == "pending",
-        _T.c.next_attempt_at <= _NOW,
-        (_T.c.claimed_until.is_(None)) | (_T.c.claimed_until < _NOW),
+        *_FREE,
         _T.c.kind.not_in(bindparam("exclude_kinds", expanding=True)),
         not_paced,
     )
@@ -254,12 +258,7 @@ def _claim_statement(dialect: str) -> Update:
     PostgreSQL: the rows are locked in a subquery with `FOR UPDATE SKIP LOCKED`, so several
     processes claim disjoint rows at once; SQLite has one writer, and the UPDATE re-checks
     the lease, so two claimers never take one row."""
-    free = (
-        _T.c.id.in_(bindparam("ids", expanding=True)),
-        _T.c.status == "pending",
-        _T.c.next_attempt_at <= _NOW,
-        (_T.c.claimed_until.is_(None)) | (_T.c.claimed_until < _NOW),
-    )
+    free = (_T.c.id.in_(bindparam("ids", expanding=True)), *_FREE)
     stmt = update(_T)
     if dialect == "postgresql":
         locked = select(_T.c.id).where(*free).with_for_update(skip_locked=True)
@@ -274,10 +273,6 @@ def _claim_statement(dialect: str) -> Update:
 
 
 _CLAIM = {dialect: _claim_statement(dialect) for dialect in ("postgresql", "sqlite")}
-
-
-def _dialect(session: Session | Connection) -> str:
-    return session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
 
 
 def claim(

@@ -129,11 +129,10 @@ def _customer_row(
 ) -> list[dict[str, Any]]:
     email = escape(p.email) if shown else mask_email(escape(p.email))
     mobile = escape(p.mobile) if shown else mask_mobile(p.mobile)
-    full_name = p.full_name
     status = texts.status.get(p.status) or (
         f"{STATUS_EMOJI.get(p.status, '')} {status_label(p.status)}"
     )
-    lines = [f"*{escape(truncate(full_name, 100))}* · {status}", f"{email} · {mobile}"]
+    lines = [f"*{escape(truncate(p.full_name, 100))}* · {status}", f"{email} · {mobile}"]
     if p.status == "preregistered" and p.expires_at is not None:
         lines.append(texts.valid_until.format(day=day(p.expires_at)))
     elif p.status == "under_review" and p.review_due_at is not None:
@@ -145,7 +144,7 @@ def _customer_row(
             )
         )
     row: dict[str, Any] = section("\n".join(lines), block_id=f"row_{p.id}")
-    name = truncate(full_name, 60)
+    name = truncate(p.full_name, 60)
     if p.status in DELETABLE:
         row["accessory"] = button(
             texts.delete,
@@ -154,7 +153,7 @@ def _customer_row(
             style="danger",
             confirm={
                 "title": texts.delete_title,
-                "text": plain(texts.delete_text.format(name=truncate(full_name, 80)), 300),
+                "text": plain(texts.delete_text.format(name=truncate(p.full_name, 80)), 300),
                 "confirm": texts.delete_yes,
                 "deny": texts.cancel,
                 "style": "danger",
